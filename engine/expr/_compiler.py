@@ -450,10 +450,20 @@ class _Compiler:
         raise AssertionError("a parse tree always holds a token")  # pragma: no cover
 
     def check_depth(self, tree: Tree[Token]) -> None:
-        """Reject nesting deeper than MAX_DEPTH, walking iteratively (no recursion limit)."""
+        """Reject nesting deeper than MAX_DEPTH, walking iteratively (no recursion limit).
+
+        The base of a member or index chain stays at its chain's level: ``a[0][1][2]`` is a
+        long path, not three levels of nesting; only what sits inside the brackets nests.
+        """
         stack: list[tuple[Tree[Token], int]] = [(tree, 0)]
         while stack:
             node, depth = stack.pop()
+            children = node.children
+            if node.data in ("member", "index"):
+                base = children[0]
+                assert isinstance(base, Tree)
+                stack.append((base, depth))
+                children = children[1:]
             if node.data in _NESTING:
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -461,7 +471,7 @@ class _Compiler:
                         f"expression nests more than {MAX_DEPTH} levels deep",
                         self.column(self.first_token(node)),
                     )
-            stack.extend((c, depth) for c in node.children if isinstance(c, Tree))
+            stack.extend((c, depth) for c in children if isinstance(c, Tree))
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -525,7 +535,9 @@ class _Compiler:
                 out.append(chr(int(raw[i + 2 : i + 6], 16)))
                 i += 6
             else:
-                self.fail(f"unknown escape '\\{code}' in string", self.column(token) + 1 + i)
+                raise ExpressionSyntaxError(
+                    f"unknown escape '\\{code}' in string", self.origin, self.column(token) + 1 + i
+                )
         return "".join(out)
 
     def _rule_true(self, tree: Tree[Token]) -> _Compiled:
@@ -1202,9 +1214,10 @@ def _contained(needle: Any, haystack: Any) -> bool:
                 f"only a string can be looked up in {where}, got {kind(needle)}"
             )
         return needle in haystack
-    if haystack is None:
-        return False
-    raise EvaluationFailure(f"'in' needs a list, map or string on its right, got {kind(haystack)}")
+    hint = "; default it with ??, for example x in (y ?? [])" if haystack is None else ""
+    raise EvaluationFailure(
+        f"'in' needs a list, map or string on its right, got {kind(haystack)}{hint}"
+    )
 
 
 _ORDERING: Final[dict[str, Callable[[Any, Any], bool]]] = {

@@ -384,6 +384,10 @@ def _reject_constant(name: str) -> Any:
     raise EvaluationFailure(f"fromJSON() does not accept {name}")
 
 
+def _parse_int(text: str) -> int:
+    return check_int(int(text))
+
+
 def _parse_float(text: str) -> float:
     return check_float(float(text))
 
@@ -393,7 +397,9 @@ def from_json(text: Any) -> Any:
     """Parse JSON text. Example: ``fromJSON('{"a": 1}').a == 1``."""
     _need("fromJSON", 1, text, str)
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+        return json.loads(
+            text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
+        )
     except json.JSONDecodeError as error:
         raise EvaluationFailure(
             f"fromJSON() got invalid JSON: {error.msg} at position {error.pos}"
