@@ -174,6 +174,14 @@ class Expression:
             1,
         )
 
+    # Two compilations of one text behave identically (roots only decide what compiles), so
+    # expressions compare and hash by their text, which keeps models holding them comparable.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Expression) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash((Expression, self.source))
+
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
 
@@ -236,6 +244,12 @@ class Template:
                 1,
             )
         return text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Template) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash((Template, self.text))
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"

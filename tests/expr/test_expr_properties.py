@@ -11,7 +11,7 @@ import math
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from engine.expr import (
@@ -568,7 +568,14 @@ def arithmetic_source(draw, depth=0):
 @given(arithmetic_source(), st.sampled_from(["", "<", "==", ">="]), arithmetic_source())
 def test_precedence_matches_python_for_arithmetic_and_comparison(left, cmp, right):
     src = f"{left} {cmp} {right}" if cmp else left
-    assert compile_expression(src).evaluate({}) == eval(src, {"__builtins__": {}})
+    expected = eval(src, {"__builtins__": {}})
+    try:
+        actual = compile_expression(src).evaluate({})
+    except ExpressionEvaluationError as err:
+        # Python's integers are unbounded; ours overflow at 64 bits (tested on their own).
+        assert "overflow" in err.message
+        assume(False)
+    assert actual == expected
 
 
 @MEDIUM

@@ -1,0 +1,65 @@
+"""The YAML workflow language: models, a loader with line:column problems, validation.
+
+Load a definition with :func:`load_definition` (text) or :func:`load_definition_file`. Every
+problem is reported at once, each located in the source; a definition that loads carries its
+expressions and templates compiled, so the interpreter never parses at run time:
+
+    definition = load_definition(text, "deploy.yaml")
+    step = definition.step("build")
+    if step.evaluate_when(context):
+        params = step.render_params(context)   # {"command": ..., "workdir": ..., "env": {...}}
+
+``context`` maps root names (``inputs``, ``state``, ``steps``, ``workflow``, ``org``, and the
+variables of enclosing foreach steps) to their values.
+"""
+
+from __future__ import annotations
+
+from engine.definition._compiled import render_value
+from engine.definition._durations import format_duration, parse_duration
+from engine.definition._loader import load_definition, load_definition_file
+from engine.definition._models import (
+    ConditionStep,
+    Defaults,
+    DelegateStep,
+    ForeachStep,
+    InputSpec,
+    McpCallStep,
+    PromptStep,
+    RetryPolicy,
+    ReturnStep,
+    SetStateStep,
+    ShellStep,
+    Step,
+    StepBase,
+    WaitStep,
+    WorkflowDefinition,
+)
+from engine.definition._problems import DefinitionError, InputError, Problem, Severity
+
+__all__ = [
+    "ConditionStep",
+    "Defaults",
+    "DefinitionError",
+    "DelegateStep",
+    "ForeachStep",
+    "InputError",
+    "InputSpec",
+    "McpCallStep",
+    "Problem",
+    "PromptStep",
+    "RetryPolicy",
+    "ReturnStep",
+    "SetStateStep",
+    "Severity",
+    "ShellStep",
+    "Step",
+    "StepBase",
+    "WaitStep",
+    "WorkflowDefinition",
+    "format_duration",
+    "load_definition",
+    "load_definition_file",
+    "parse_duration",
+    "render_value",
+]
