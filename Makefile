@@ -1,0 +1,64 @@
+# Every target does its own set-up, so any of them works first on a fresh clone that has
+# nothing but python3: the virtualenv is (re)built on demand from pyproject.toml.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# What `make test` runs, and extra pytest arguments:
+#   make test TESTS=tests/cli PYTEST_ARGS="-x -k usage"
+TESTS       ?= tests
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help setup test lint fmt bench proto run clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+
+# The stamp is older than pyproject.toml exactly when the dependencies may have changed, so
+# the (slow) install reruns only then. `make setup` forces it.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: ## Create .venv (if missing) and install the project with its dev tools
+	@rm -f $(STAMP)
+	@$(MAKE) --no-print-directory $(STAMP)
+
+test: $(STAMP) ## Run the test suite (benchmarks run once each, untimed)
+	@# pytest exits 5 when it collects nothing; say so instead of failing obscurely.
+	@$(BIN)/pytest $(TESTS) --benchmark-disable $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit $$rc
+
+lint: $(STAMP) ## ruff (lint + format check), mypy --strict on engine/, import-linter
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(STAMP) ## Format the code and apply ruff's safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Benchmarks calibrate for as long as they need, so the per-test timeout is lifted here.
+bench: $(STAMP) ## Run the benchmarks; JSON results go to .benchmarks/
+	@mkdir -p .benchmarks
+	$(BIN)/pytest tests/benchmarks --benchmark-only --timeout=0 \
+		--benchmark-json=.benchmarks/bench-$$(date +%Y%m%d-%H%M%S).json $(PYTEST_ARGS)
+
+proto: $(STAMP) ## Generate engine/api/v1 from proto/ (placeholder)
+	@echo "make proto: nothing to generate yet; the gRPC contracts (proto/engine/api/v1) arrive with the control-plane issue."
+
+run: $(STAMP) ## Validate the examples (until `engined dev` lands)
+	@echo "make run: \`engined dev\` (Temporal dev server + control plane + workers) arrives with the control-plane issue."
+	@echo "make run: what works today is offline validation: enginectl validate examples/*.yaml"
+	$(BIN)/enginectl validate examples/*.yaml
+
+clean: ## Remove caches and build artefacts (keeps .venv and .benchmarks)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist *.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
