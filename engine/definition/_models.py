@@ -410,6 +410,11 @@ class StepBase(_Model):
         """Every root (and first key) read by this step's own fields (not nested steps')."""
         return self._references
 
+    @property
+    def step_type(self) -> str:
+        """The step's ``type`` (each step model fixes it to one literal)."""
+        return str(self.__dict__["type"])
+
     def evaluate_when(self, context: Mapping[str, Any]) -> bool:
         """Whether the step runs: its ``when`` (true when there is none).
 

@@ -1,0 +1,56 @@
+"""The interpreter that runs workflow definitions as durable Temporal workflows.
+
+One dynamic workflow (:class:`EngineWorkflow`) serves every definition: a run's input carries
+the definition's canonical JSON, so a run of type ``"{name}:{version}"`` never changes behaviour
+when a new version is registered, and new definitions need no worker restart.
+
+Other layers use :class:`WorkflowFactory` (or :func:`start_workflow`) to start runs,
+:func:`get_workflow_status` to read them, and :func:`build_worker` to serve them. A run is
+driven from outside through the update ``submit_result`` and the signals ``submit_result``,
+``cancel_workflow`` and ``update_timeout``; the query ``get_status`` reads it.
+"""
+
+from __future__ import annotations
+
+from engine.workflow._actions import ResultRejectedError
+from engine.workflow._factory import RunStart, WorkflowFactory, get_workflow_status, start_workflow
+from engine.workflow._interpreter import EngineWorkflow
+from engine.workflow._search import (
+    ENGINE_DEFINITION,
+    ENGINE_ORG,
+    ENGINE_STATUS,
+    ENGINE_STEP,
+    SEARCH_ATTRIBUTES,
+    ensure_search_attributes,
+)
+from engine.workflow._types import (
+    ACTION_STEP_TYPES,
+    PAYLOAD_LIMIT,
+    RUN_STATUSES,
+    STEP_OUTCOMES,
+    RunInput,
+)
+from engine.workflow._worker import PASSTHROUGH_MODULES, build_worker, sandbox_runner
+
+__all__ = [
+    "ACTION_STEP_TYPES",
+    "ENGINE_DEFINITION",
+    "ENGINE_ORG",
+    "ENGINE_STATUS",
+    "ENGINE_STEP",
+    "PASSTHROUGH_MODULES",
+    "PAYLOAD_LIMIT",
+    "RUN_STATUSES",
+    "SEARCH_ATTRIBUTES",
+    "STEP_OUTCOMES",
+    "EngineWorkflow",
+    "ResultRejectedError",
+    "RunInput",
+    "RunStart",
+    "WorkflowFactory",
+    "build_worker",
+    "ensure_search_attributes",
+    "get_workflow_status",
+    "sandbox_runner",
+    "start_workflow",
+]

@@ -1,0 +1,123 @@
+"""Turning a definition, inputs and an organization into a Temporal run, and reading it back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+
+from engine.context import OrgContext
+from engine.definition import WorkflowDefinition
+from engine.workflow._search import ENGINE_DEFINITION, ENGINE_ORG, ENGINE_STATUS
+from engine.workflow._types import RunInput
+
+__all__ = ["RunStart", "WorkflowFactory", "get_workflow_status", "start_workflow"]
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Everything Temporal needs to start one run (for start, update-with-start, schedules).
+
+    Attributes:
+        workflow_type: ``"{name}:{version}"``.
+        input: The interpreter's input (definition snapshot, validated inputs, org).
+        workflow_id: The id the run gets.
+        task_queue: The interpreter's task queue.
+        search_attributes: The engine's search attributes at start.
+        memo: Definition hash and org id, readable without running a query.
+    """
+
+    workflow_type: str
+    input: RunInput
+    workflow_id: str
+    task_queue: str
+    search_attributes: TypedSearchAttributes
+    memo: dict[str, Any]
+
+
+class WorkflowFactory:
+    """Prepares runs of definitions on one task queue.
+
+    One interpreter serves every definition: a run's input carries the definition's
+    canonical JSON and hash, so new definitions and versions need no worker restart.
+    """
+
+    def __init__(self, task_queue: str = "engine") -> None:
+        self.task_queue = task_queue
+
+    def prepare(
+        self,
+        definition: WorkflowDefinition,
+        inputs: Mapping[str, Any] | None,
+        org: OrgContext,
+        workflow_id: str,
+    ) -> RunStart:
+        """Validate the inputs (filling defaults) and build the start of a run.
+
+        Raises:
+            engine.definition.InputError: The inputs do not match the definition's schema.
+        """
+        validated = definition.validate_inputs(inputs)
+        run_input = RunInput(
+            definition=definition.canonical_json(),
+            definition_hash=definition.content_hash,
+            inputs=validated,
+            org=org.to_json(),
+        )
+        return RunStart(
+            workflow_type=definition.workflow_type,
+            input=run_input,
+            workflow_id=workflow_id,
+            task_queue=self.task_queue,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(ENGINE_ORG, org.org_id),
+                    SearchAttributePair(ENGINE_DEFINITION, definition.name),
+                    SearchAttributePair(ENGINE_STATUS, "running"),
+                ]
+            ),
+            memo={"definition_hash": definition.content_hash, "org_id": org.org_id},
+        )
+
+
+async def start_workflow(
+    client: Client,
+    definition: WorkflowDefinition,
+    inputs: Mapping[str, Any] | None,
+    *,
+    org: OrgContext,
+    workflow_id: str,
+    task_queue: str = "engine",
+) -> WorkflowHandle[Any, Any]:
+    """Start a run of ``definition`` and return its handle.
+
+    Raises:
+        engine.definition.InputError: The inputs do not match the definition's schema.
+        temporalio.exceptions.WorkflowAlreadyStartedError: The id is taken by a running run.
+    """
+    start = WorkflowFactory(task_queue).prepare(definition, inputs, org, workflow_id)
+    return await client.start_workflow(
+        start.workflow_type,
+        start.input,
+        id=start.workflow_id,
+        task_queue=start.task_queue,
+        search_attributes=start.search_attributes,
+        memo=start.memo,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+
+
+async def get_workflow_status(
+    client: Client, workflow_id: str, run_id: str | None = None
+) -> dict[str, Any]:
+    """The ``get_status`` query of a run: status, step, pending actions, history, state."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    status: dict[str, Any] = await handle.query("get_status")
+    return status

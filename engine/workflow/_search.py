@@ -1,0 +1,54 @@
+"""The engine's search attributes: how runs are listed and filtered in visibility."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+
+__all__ = [
+    "ENGINE_DEFINITION",
+    "ENGINE_ORG",
+    "ENGINE_STATUS",
+    "ENGINE_STEP",
+    "SEARCH_ATTRIBUTES",
+    "ensure_search_attributes",
+]
+
+ENGINE_STATUS: Final = SearchAttributeKey.for_keyword("EngineStatus")
+"""running, waiting, completed, failed or cancelled."""
+ENGINE_STEP: Final = SearchAttributeKey.for_keyword("EngineStep")
+"""The step the run is blocked on (an action, a timer or a fan-out)."""
+ENGINE_ORG: Final = SearchAttributeKey.for_keyword("EngineOrg")
+"""The organization the run serves."""
+ENGINE_DEFINITION: Final = SearchAttributeKey.for_keyword("EngineDefinition")
+"""The definition's name (the workflow type adds the version)."""
+
+SEARCH_ATTRIBUTES: Final = (ENGINE_STATUS, ENGINE_STEP, ENGINE_ORG, ENGINE_DEFINITION)
+
+
+async def ensure_search_attributes(client: Client, namespace: str | None = None) -> None:
+    """Register the engine's search attributes in a namespace (idempotent).
+
+    The dev server's ``--search-attribute`` flag covers only namespaces that exist at launch,
+    so every namespace the engine uses gets them through the operator service.
+    """
+    target = namespace or client.namespace
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=target)
+    )
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for key in SEARCH_ATTRIBUTES
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=target, search_attributes=missing)
+        )

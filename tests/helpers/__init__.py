@@ -1,0 +1,1 @@
+"""Shared test helpers: the Temporal dev server and ways to drive runs."""
