@@ -1,0 +1,41 @@
+"""The dispatcher: the control plane's one door to Temporal, scoped by organization.
+
+:class:`TemporalDispatcher` resolves the caller's :class:`~engine.context.OrgContext` to its
+namespace and client and starts, reads, lists and drives runs there; signals and updates
+(the signal router) reach a run only through the caller's namespace, so another org's run ids
+are simply not found.
+"""
+
+from __future__ import annotations
+
+from engine.dispatcher._dispatcher import (
+    DefinitionRef,
+    DefinitionSource,
+    RunPage,
+    RunSummary,
+    StartedRun,
+    TemporalDispatcher,
+)
+from engine.dispatcher._errors import (
+    DefinitionNotFoundError,
+    InvalidRequestError,
+    SubmissionRejectedError,
+    WorkflowAlreadyFinishedError,
+    WorkflowAlreadyStartedError,
+    WorkflowNotFoundError,
+)
+
+__all__ = [
+    "DefinitionNotFoundError",
+    "DefinitionRef",
+    "DefinitionSource",
+    "InvalidRequestError",
+    "RunPage",
+    "RunSummary",
+    "StartedRun",
+    "SubmissionRejectedError",
+    "TemporalDispatcher",
+    "WorkflowAlreadyFinishedError",
+    "WorkflowAlreadyStartedError",
+    "WorkflowNotFoundError",
+]

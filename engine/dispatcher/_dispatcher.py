@@ -1,0 +1,479 @@
+"""The one door to Temporal for the control plane.
+
+Every call takes an :class:`~engine.context.OrgContext` and reaches Temporal only through the
+client of that org's namespace: a workflow id that exists in another org's namespace is simply
+not found for this org. Nothing in a request can point a call at another namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlreadyStarted
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine.context import OrgContext
+from engine.definition import WorkflowDefinition
+from engine.dispatcher._errors import (
+    DefinitionNotFoundError,
+    InvalidRequestError,
+    SubmissionRejectedError,
+    WorkflowAlreadyFinishedError,
+    WorkflowAlreadyStartedError,
+    WorkflowNotFoundError,
+)
+from engine.tenancy import (
+    ClientPool,
+    NamespaceResolver,
+    NamespaceTarget,
+    OrgNotFoundError,
+    RateLimitedError,
+    TemporalUnavailableError,
+)
+from engine.workflow import (
+    ENGINE_DEFINITION,
+    ENGINE_ORG,
+    ENGINE_STATUS,
+    ENGINE_STEP,
+    RUN_STATUSES,
+    WorkflowFactory,
+)
+
+__all__ = [
+    "DefinitionRef",
+    "DefinitionSource",
+    "RunPage",
+    "RunSummary",
+    "StartedRun",
+    "TemporalDispatcher",
+]
+
+SIGNALS: Final = frozenset({"submit_result", "cancel_workflow", "update_timeout"})
+_TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class DefinitionRef:
+    """A registered definition by name, and version (None: the latest)."""
+
+    name: str
+    version: int | None = None
+
+
+class DefinitionSource(Protocol):
+    """Where registered definitions come from (the definition registry)."""
+
+    async def get(self, org: OrgContext, name: str, version: int | None) -> WorkflowDefinition:
+        """The definition, or raise DefinitionNotFoundError."""
+        ...
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A run the dispatcher started (or, for a repeated request id, the one it started before)."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as visibility lists it."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: str
+    temporal_status: str
+    current_step: str | None
+    definition: str | None
+    org_id: str | None
+    start_time: datetime | None
+    close_time: datetime | None
+    parent_workflow_id: str | None
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """A page of runs and the token of the next page (None at the end)."""
+
+    runs: list[RunSummary]
+    next_page_token: bytes | None
+
+
+class TemporalDispatcher:
+    """Starts, reads, lists and drives runs, always in the caller's org namespace.
+
+    Args:
+        resolver: Maps org ids to namespace targets.
+        clients: The shared client pool.
+        task_queue: The interpreter's task queue.
+        definitions: Resolves :class:`DefinitionRef` to definitions (the registry).
+        rpc_timeout: Bound on each Temporal call, so a dead server is UNAVAILABLE quickly.
+    """
+
+    def __init__(
+        self,
+        resolver: NamespaceResolver,
+        clients: ClientPool,
+        *,
+        task_queue: str = "engine",
+        definitions: DefinitionSource | None = None,
+        rpc_timeout: timedelta = timedelta(seconds=10),
+    ) -> None:
+        self.resolver = resolver
+        self.clients = clients
+        self.factory = WorkflowFactory(task_queue)
+        self.definitions = definitions
+        self.rpc_timeout = rpc_timeout
+
+    # -- routing --------------------------------------------------------------------------
+
+    def target(self, org: OrgContext) -> NamespaceTarget:
+        """The namespace of the caller's org (the only one a call can reach)."""
+        target = self.resolver.resolve(org.org_id)
+        if org.namespace and org.namespace != target.namespace:
+            raise OrgNotFoundError(
+                f"org '{org.org_id}' is served by namespace '{target.namespace}', "
+                f"not '{org.namespace}'"
+            )
+        return target
+
+    async def client(self, org: OrgContext) -> Client:
+        """The client of the caller's org namespace."""
+        return await self.clients.client(self.target(org))
+
+    async def handle(
+        self, org: OrgContext, workflow_id: str, run_id: str | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        return (await self.client(org)).get_workflow_handle(workflow_id, run_id=run_id)
+
+    # -- starting -------------------------------------------------------------------------
+
+    async def start(
+        self,
+        org: OrgContext,
+        definition: WorkflowDefinition | DefinitionRef,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        workflow_id: str | None = None,
+        request_id: str | None = None,
+    ) -> StartedRun:
+        """Start a run (idempotent for a repeated ``request_id``).
+
+        Without a workflow id one is made from the definition's name and the request id (or
+        a random suffix). With a request id, starting again returns the run the first request
+        started, running or finished, instead of an error.
+
+        Raises:
+            engine.definition.InputError: The inputs do not match the definition.
+            WorkflowAlreadyStartedError: The workflow id is taken (no request id).
+        """
+        loaded = await self._definition(org, definition)
+        if workflow_id is None:
+            suffix = (
+                hashlib.sha256(request_id.encode()).hexdigest()[:20]
+                if request_id
+                else uuid.uuid4().hex[:20]
+            )
+            workflow_id = f"{loaded.name}-{suffix}"
+        start = self.factory.prepare(loaded, inputs, org, workflow_id)
+        client = await self.client(org)
+        with self._translate(org, workflow_id):
+            try:
+                handle = await client.start_workflow(
+                    start.workflow_type,
+                    start.input,
+                    id=start.workflow_id,
+                    task_queue=start.task_queue,
+                    search_attributes=start.search_attributes,
+                    memo=start.memo,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
+                    if request_id
+                    else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
+                    if request_id
+                    else WorkflowIDConflictPolicy.FAIL,
+                    rpc_timeout=self.rpc_timeout,
+                )
+            except TemporalAlreadyStarted:
+                if not request_id:
+                    raise
+                described = await client.get_workflow_handle(workflow_id).describe(
+                    rpc_timeout=self.rpc_timeout
+                )
+                return StartedRun(workflow_id, described.run_id, described.workflow_type)
+        run_id = handle.first_execution_run_id or handle.result_run_id or ""
+        return StartedRun(workflow_id, run_id, start.workflow_type)
+
+    async def _definition(
+        self, org: OrgContext, definition: WorkflowDefinition | DefinitionRef
+    ) -> WorkflowDefinition:
+        if isinstance(definition, WorkflowDefinition):
+            return definition
+        if self.definitions is None:
+            raise DefinitionNotFoundError(
+                f"definition '{definition.name}' cannot be looked up: no registry configured"
+            )
+        return await self.definitions.get(org, definition.name, definition.version)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def status(
+        self, org: OrgContext, workflow_id: str, run_id: str | None = None
+    ) -> dict[str, Any]:
+        """The run's ``get_status``: status, step, pending actions, history, state."""
+        handle = await self.handle(org, workflow_id, run_id)
+        with self._translate(org, workflow_id):
+            status: dict[str, Any] = await handle.query("get_status", rpc_timeout=self.rpc_timeout)
+        return status
+
+    async def result(self, org: OrgContext, workflow_id: str, run_id: str | None = None) -> Any:
+        """Wait for the run to end and return its result.
+
+        Raises:
+            temporalio.client.WorkflowFailureError: The run failed or was cancelled (its cause
+                carries the message).
+        """
+        handle = await self.handle(org, workflow_id, run_id)
+        with self._translate(org, workflow_id):
+            return await handle.result()
+
+    async def list(
+        self,
+        org: OrgContext,
+        *,
+        status: str | None = None,
+        definition: str | None = None,
+        query: str | None = None,
+        include_children: bool = False,
+        page_size: int = 100,
+        page_token: bytes | None = None,
+    ) -> RunPage:
+        """Runs of the org, newest first, filtered by status, definition and a visibility query."""
+        clauses = [f"{ENGINE_ORG.name} = {_quote(org.org_id)}"]
+        if status is not None:
+            if status not in RUN_STATUSES:
+                raise InvalidRequestError(
+                    f"unknown status {status!r}: use one of {', '.join(RUN_STATUSES)}"
+                )
+            clauses.append(f"{ENGINE_STATUS.name} = {_quote(status)}")
+        if definition is not None:
+            clauses.append(f"{ENGINE_DEFINITION.name} = {_quote(definition)}")
+        if not include_children:
+            clauses.append("ParentWorkflowId IS NULL")
+        if query:
+            clauses.append(f"({query})")
+        if not 1 <= page_size <= 1000:
+            raise InvalidRequestError(f"page_size must be between 1 and 1000, got {page_size}")
+        client = await self.client(org)
+        with self._translate(org, None):
+            iterator = client.list_workflows(
+                " AND ".join(clauses),
+                page_size=page_size,
+                next_page_token=page_token or None,
+                rpc_timeout=self.rpc_timeout,
+            )
+            await iterator.fetch_next_page()
+        runs = [_summary(execution) for execution in iterator.current_page or []]
+        return RunPage(runs, iterator.next_page_token or None)
+
+    async def pending_actions(
+        self, org: OrgContext, *, limit: int = 1000
+    ) -> builtins.list[dict[str, Any]]:
+        """Every waiting action in the org (runs and foreach children): the executor's inbox."""
+        page = await self.list(
+            org, status="waiting", include_children=True, page_size=min(limit, 1000)
+        )
+        gate = asyncio.Semaphore(16)
+
+        async def own_actions(run: RunSummary) -> builtins.list[dict[str, Any]]:
+            async with gate:
+                try:
+                    status = await self.status(org, run.workflow_id)
+                except (WorkflowNotFoundError, WorkflowAlreadyFinishedError):
+                    return []
+            return [a for a in status["pending_actions"] if a["workflow_id"] == run.workflow_id]
+
+        found = await asyncio.gather(*(own_actions(run) for run in page.runs))
+        actions = [action for group in found for action in group]
+        actions.sort(key=lambda a: (a["created_at"], a["action_id"]))
+        return actions[:limit]
+
+    async def watch(
+        self, org: OrgContext, workflow_id: str, *, interval: float = 0.2
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the run's status each time it changes, until the run ends."""
+        last: tuple[Any, ...] | None = None
+        while True:
+            status = await self.status(org, workflow_id)
+            fingerprint = (
+                status["status"],
+                status["current_step"],
+                tuple(a["action_id"] for a in status["pending_actions"]),
+                len(status["history"]),
+                status["history"][-1]["outcome"] if status["history"] else None,
+                (status["waiting"] or {}).get("until"),
+            )
+            if fingerprint != last:
+                last = fingerprint
+                yield status
+            if status["status"] in _TERMINAL:
+                return
+            await asyncio.sleep(interval)
+
+    # -- driving --------------------------------------------------------------------------
+
+    async def submit_result(
+        self,
+        org: OrgContext,
+        workflow_id: str,
+        *,
+        action_id: str | None = None,
+        step_id: str | None = None,
+        result: Any = None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """Resume a waiting step; returns the next pending actions or the final result.
+
+        Raises:
+            SubmissionRejectedError: No such waiting step or action, a duplicate, or a result
+                of the wrong shape (nothing is written to the run's history).
+            WorkflowAlreadyFinishedError: The run has ended.
+        """
+        if not action_id and not step_id:
+            raise InvalidRequestError("name the action: give action_id or step_id")
+        submission: dict[str, Any] = {"result": result}
+        if action_id:
+            submission["action_id"] = action_id
+        else:
+            submission["step_id"] = step_id
+        if error is not None:
+            submission["error"] = error
+        handle = await self.handle(org, workflow_id)
+        with self._translate(org, workflow_id):
+            advance: dict[str, Any] = await handle.execute_update(
+                "submit_result", submission, rpc_timeout=self.rpc_timeout
+            )
+        return advance
+
+    async def signal(self, org: OrgContext, workflow_id: str, name: str, *args: Any) -> None:
+        """Send one of the run's signals (submit_result, cancel_workflow, update_timeout)."""
+        if name not in SIGNALS:
+            raise InvalidRequestError(
+                f"unknown signal {name!r}: use one of {', '.join(sorted(SIGNALS))}"
+            )
+        handle = await self.handle(org, workflow_id)
+        with self._translate(org, workflow_id):
+            await handle.signal(name, args=list(args), rpc_timeout=self.rpc_timeout)
+
+    async def cancel(self, org: OrgContext, workflow_id: str, reason: str = "") -> None:
+        """Cancel the run (Temporal cancellation: it ends CANCELED; its children too)."""
+        handle = await self.handle(org, workflow_id)
+        with self._translate(org, workflow_id):
+            description = await handle.describe(rpc_timeout=self.rpc_timeout)
+            if description.close_time is not None:
+                raise WorkflowAlreadyFinishedError(
+                    f"run '{workflow_id}' in org '{org.org_id}' has already ended"
+                )
+            await handle.cancel(reason=reason, rpc_timeout=self.rpc_timeout)
+
+    async def update_timeout(
+        self, org: OrgContext, workflow_id: str, step_id: str, seconds: float
+    ) -> None:
+        """Move a waiting step's deadline (or a wait's end) to now + ``seconds``."""
+        if seconds < 0:
+            raise InvalidRequestError(f"seconds must not be negative, got {seconds}")
+        await self.signal(org, workflow_id, "update_timeout", step_id, seconds)
+
+    # -- errors ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translate(self, org: OrgContext, workflow_id: str | None) -> Iterator[None]:
+        """Turn Temporal's errors into the engine's, naming the org and namespace."""
+        where = f"org '{org.org_id}' (namespace '{self.target(org).namespace}')"
+        run = f"run '{workflow_id}'" if workflow_id else "runs"
+        try:
+            yield
+        except TemporalAlreadyStarted:
+            raise WorkflowAlreadyStartedError(f"{run} is already running in {where}") from None
+        except WorkflowUpdateFailedError as error:
+            raise SubmissionRejectedError(_message(error.cause) or str(error)) from None
+        except WorkflowQueryFailedError as error:
+            raise InvalidRequestError(f"{run} in {where}: {error}") from None
+        except RPCError as error:
+            raise _from_rpc(error, run, where) from None
+        except WorkflowFailureError:
+            raise
+
+
+def _from_rpc(error: RPCError, run: str, where: str) -> Exception:
+    message = error.message or ""
+    lowered = message.lower()
+    if error.status == RPCStatusCode.NOT_FOUND:
+        if "namespace" in lowered:
+            return OrgNotFoundError(f"{where} is not provisioned: {message}")
+        if "already completed" in lowered or "already finished" in lowered:
+            return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
+        return WorkflowNotFoundError(f"{run} not found in {where}")
+    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return TemporalUnavailableError(f"Temporal did not answer for {where}: {message}")
+    if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        return RateLimitedError(f"Temporal is rate limiting {where}: {message}")
+    if error.status == RPCStatusCode.INVALID_ARGUMENT:
+        return InvalidRequestError(f"{where}: {message}")
+    if error.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in lowered:
+        return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
+    return error
+
+
+def _message(cause: BaseException | None) -> str:
+    if cause is None:
+        return ""
+    message = getattr(cause, "message", None)
+    return str(message) if message else str(cause)
+
+
+def _quote(value: str) -> str:
+    # Visibility queries take single-quoted strings; ids are validated, but quote safely anyway.
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _summary(execution: WorkflowExecution) -> RunSummary:
+    attributes = execution.typed_search_attributes
+    return RunSummary(
+        workflow_id=execution.id,
+        run_id=execution.run_id,
+        workflow_type=execution.workflow_type,
+        status=attributes.get(ENGINE_STATUS) or _temporal_status(execution),
+        temporal_status=execution.status.name if execution.status else "UNKNOWN",
+        current_step=attributes.get(ENGINE_STEP),
+        definition=attributes.get(ENGINE_DEFINITION),
+        org_id=attributes.get(ENGINE_ORG),
+        start_time=execution.start_time,
+        close_time=execution.close_time,
+        parent_workflow_id=execution.parent_id,
+    )
+
+
+def _temporal_status(execution: WorkflowExecution) -> str:
+    name = execution.status.name.lower() if execution.status else "running"
+    return {"canceled": "cancelled", "terminated": "failed", "timed_out": "failed"}.get(name, name)

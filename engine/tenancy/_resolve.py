@@ -1,0 +1,251 @@
+"""Resolving an organization to its Temporal namespace and endpoint.
+
+Two resolvers: :class:`PrefixResolver` (namespace = prefix + org id, on one endpoint) and
+:class:`MapResolver` (an explicit file where each org may name its namespace and its own
+endpoint, TLS settings and API key: the shape of Temporal Cloud, where every namespace has its
+own endpoint and credentials and an account holds about 100 namespaces, so a large installation
+spans several endpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import yaml
+
+from engine.tenancy._errors import InvalidOrgIdError, OrgNotFoundError
+
+__all__ = [
+    "ORG_ID_PATTERN",
+    "Endpoint",
+    "MapResolver",
+    "NamespaceResolver",
+    "NamespaceTarget",
+    "PrefixResolver",
+    "TlsSettings",
+    "validate_org_id",
+]
+
+ORG_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def validate_org_id(org_id: object) -> str:
+    """Return ``org_id`` if it is a valid org id.
+
+    Raises:
+        InvalidOrgIdError: Naming the id and the rule, before Temporal is ever asked.
+    """
+    if not isinstance(org_id, str) or ORG_ID_PATTERN.fullmatch(org_id) is None:
+        raise InvalidOrgIdError(
+            f"invalid org id {org_id!r}: use 1 to 63 lowercase letters, digits and '-', "
+            "starting with a letter or digit"
+        )
+    return org_id
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS to a Temporal endpoint (paths to PEM files; all optional: system roots by default)."""
+
+    server_root_ca_cert: str | None = None
+    client_cert: str | None = None
+    client_private_key: str | None = None
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A Temporal frontend and the credentials to reach it: one connection each.
+
+    The API key never shows in ``repr`` (so it never reaches a log).
+    """
+
+    address: str
+    tls: TlsSettings | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class NamespaceTarget:
+    """Where an organization's runs live."""
+
+    org_id: str
+    namespace: str
+    endpoint: Endpoint
+
+
+class NamespaceResolver(Protocol):
+    """Maps an org id to its namespace target."""
+
+    def resolve(self, org_id: str) -> NamespaceTarget:
+        """The target of ``org_id``.
+
+        Raises:
+            InvalidOrgIdError: The id is malformed.
+            OrgNotFoundError: The resolver knows no such org.
+        """
+        ...
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """Every endpoint the resolver can send an org to (for discovery)."""
+        ...
+
+    def org_of(self, namespace: str, endpoint: Endpoint) -> str | None:
+        """The org whose namespace this is, if the resolver would send it there."""
+        ...
+
+
+class PrefixResolver:
+    """Namespace = ``prefix + org_id`` on one endpoint (``ENGINE_NAMESPACE_PREFIX``)."""
+
+    def __init__(self, endpoint: Endpoint, prefix: str = "") -> None:
+        self.endpoint = endpoint
+        self.prefix = prefix
+        self._cache: dict[str, NamespaceTarget] = {}
+
+    def resolve(self, org_id: str) -> NamespaceTarget:
+        target = self._cache.get(org_id)
+        if target is None:
+            validate_org_id(org_id)
+            target = NamespaceTarget(org_id, self.prefix + org_id, self.endpoint)
+            self._cache[org_id] = target
+        return target
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return (self.endpoint,)
+
+    def org_of(self, namespace: str, endpoint: Endpoint) -> str | None:
+        if endpoint != self.endpoint or not namespace.startswith(self.prefix):
+            return None
+        org_id = namespace[len(self.prefix) :]
+        return org_id if ORG_ID_PATTERN.fullmatch(org_id) else None
+
+
+class MapResolver:
+    """An explicit map of orgs to namespaces and endpoints, usually loaded from a file.
+
+    File format (YAML or JSON)::
+
+        default:                      # optional: orgs not listed use prefix + id here
+          address: temporal.internal:7233
+          prefix: engine-
+        orgs:
+          acme:
+            namespace: acme.a1b2c    # Temporal Cloud: name.account
+            address: acme.a1b2c.tmprl.cloud:7233
+            api_key_env: ACME_TEMPORAL_API_KEY   # or api_key: ...
+            tls: {}                  # TLS with system roots; or paths to PEM files
+    """
+
+    def __init__(
+        self, targets: Mapping[str, NamespaceTarget], fallback: PrefixResolver | None = None
+    ) -> None:
+        for org_id in targets:
+            validate_org_id(org_id)
+        self.targets = dict(targets)
+        self.fallback = fallback
+
+    def resolve(self, org_id: str) -> NamespaceTarget:
+        target = self.targets.get(org_id)
+        if target is not None:
+            return target
+        validate_org_id(org_id)
+        if self.fallback is None:
+            raise OrgNotFoundError(f"org '{org_id}' is not in the namespace map")
+        return self.fallback.resolve(org_id)
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        listed = [t.endpoint for t in self.targets.values()]
+        return _unique([*listed, self.fallback.endpoint] if self.fallback else listed)
+
+    def org_of(self, namespace: str, endpoint: Endpoint) -> str | None:
+        for target in self.targets.values():
+            if target.namespace == namespace and target.endpoint == endpoint:
+                return target.org_id
+        if self.fallback is not None:
+            org_id = self.fallback.org_of(namespace, endpoint)
+            if org_id is not None and org_id not in self.targets:
+                return org_id
+        return None
+
+    @classmethod
+    def from_file(cls, path: str | Path, environ: Mapping[str, str] | None = None) -> MapResolver:
+        """Load a map from a YAML or JSON file (API keys may come from environment variables).
+
+        Raises:
+            ValueError: The file is malformed; the message names the file and the entry.
+        """
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        return cls.from_mapping(data, source=str(path), environ=environ)
+
+    @classmethod
+    def from_mapping(
+        cls, data: Any, *, source: str = "<map>", environ: Mapping[str, str] | None = None
+    ) -> MapResolver:
+        """Build a map from parsed data (see the class docstring for the format)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a mapping with 'orgs' (and 'default')")
+        env = environ or {}
+        fallback = None
+        if data.get("default") is not None:
+            default = _mapping(data["default"], f"{source}: default")
+            fallback = PrefixResolver(
+                _endpoint(default, f"{source}: default", env), str(default.get("prefix", ""))
+            )
+        targets: dict[str, NamespaceTarget] = {}
+        for org_id, entry in _mapping(data.get("orgs", {}), f"{source}: orgs").items():
+            where = f"{source}: orgs.{org_id}"
+            entry = _mapping(entry, where)
+            try:
+                validate_org_id(org_id)
+            except InvalidOrgIdError as error:
+                raise ValueError(f"{where}: {error}") from None
+            namespace = entry.get("namespace") or (fallback.prefix if fallback else "") + org_id
+            endpoint = (
+                _endpoint(entry, where, env)
+                if "address" in entry
+                else (fallback.endpoint if fallback else None)
+            )
+            if endpoint is None:
+                raise ValueError(f"{where}: needs an address (or a 'default' section)")
+            targets[org_id] = NamespaceTarget(org_id, str(namespace), endpoint)
+        return cls(targets, fallback)
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _endpoint(entry: Mapping[str, Any], where: str, env: Mapping[str, str]) -> Endpoint:
+    address = entry.get("address")
+    if not isinstance(address, str) or ":" not in address:
+        raise ValueError(f"{where}: 'address' must be host:port, got {address!r}")
+    api_key = entry.get("api_key")
+    if entry.get("api_key_env"):
+        name = str(entry["api_key_env"])
+        if name not in env:
+            raise ValueError(f"{where}: environment variable {name} (api_key_env) is not set")
+        api_key = env[name]
+    tls = None
+    if entry.get("tls") is not None:
+        settings = _mapping(entry["tls"], f"{where}.tls")
+        known = {"server_root_ca_cert", "client_cert", "client_private_key", "server_name"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"{where}.tls: unknown field(s) {', '.join(unknown)}")
+        tls = TlsSettings(**{k: str(v) for k, v in settings.items()})
+    elif api_key:
+        tls = TlsSettings()  # API keys travel only over TLS
+    return Endpoint(address, tls, api_key)
+
+
+def _unique(values: Iterable[Endpoint]) -> tuple[Endpoint, ...]:
+    return tuple(dict.fromkeys(values))
