@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["TemporalSettings"]
+__all__ = ["TemporalSettings", "TenancySettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,4 +36,33 @@ class TemporalSettings:
             address=env.get("TEMPORAL_ADDRESS", defaults.address),
             namespace=env.get("TEMPORAL_NAMESPACE", defaults.namespace),
             task_queue=env.get("TEMPORAL_TASK_QUEUE", defaults.task_queue),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TenancySettings:
+    """How organizations map to namespaces.
+
+    Attributes:
+        namespace_prefix: Namespace = prefix + org id (``ENGINE_NAMESPACE_PREFIX``).
+        namespace_map: A YAML/JSON file mapping orgs to namespaces and endpoints
+            (``ENGINE_NAMESPACE_MAP``); when set, it takes precedence over the prefix.
+        retention_days: Retention of closed runs in new namespaces (``ENGINE_RETENTION_DAYS``).
+    """
+
+    namespace_prefix: str = ""
+    namespace_map: str | None = None
+    retention_days: int = 3
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TenancySettings:
+        """Read ``ENGINE_NAMESPACE_PREFIX``, ``ENGINE_NAMESPACE_MAP``, ``ENGINE_RETENTION_DAYS``."""
+        env = os.environ if environ is None else environ
+        days = env.get("ENGINE_RETENTION_DAYS", "3")
+        if not days.isdigit() or int(days) < 1:
+            raise ValueError(f"ENGINE_RETENTION_DAYS must be a positive integer, got {days!r}")
+        return cls(
+            namespace_prefix=env.get("ENGINE_NAMESPACE_PREFIX", ""),
+            namespace_map=env.get("ENGINE_NAMESPACE_MAP") or None,
+            retention_days=int(days),
         )

@@ -26,6 +26,7 @@ from engine.tenancy._resolve import (
     NamespaceTarget,
     PrefixResolver,
     TlsSettings,
+    resolver_from_settings,
     validate_org_id,
 )
 
@@ -46,5 +47,6 @@ __all__ = [
     "RateLimitedError",
     "TemporalUnavailableError",
     "TlsSettings",
+    "resolver_from_settings",
     "validate_org_id",
 ]

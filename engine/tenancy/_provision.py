@@ -36,7 +36,7 @@ from engine.tenancy._errors import (
     TemporalUnavailableError,
 )
 from engine.tenancy._resolve import Endpoint, NamespaceResolver, NamespaceTarget
-from engine.worker import ServedNamespace
+from engine.worker import ServedNamespace, WorkerPool
 from engine.workflow import ensure_search_attributes
 
 __all__ = ["ENGINE_TAG", "Organization", "Provisioner"]
@@ -92,7 +92,7 @@ class Provisioner:
         clients: The shared client pool.
         retention: Default retention of closed runs in new namespaces.
         register_rate: Most RegisterNamespace calls a second, per endpoint.
-        on_ready: Called with every org that is ready (e.g. to start its worker).
+        workers: The worker pool that serves a new org at once (no restart needed).
     """
 
     def __init__(
@@ -102,13 +102,13 @@ class Provisioner:
         *,
         retention: timedelta = timedelta(days=3),
         register_rate: float = 10.0,
-        on_ready: Callable[[NamespaceTarget], Awaitable[None]] | None = None,
+        workers: WorkerPool | None = None,
     ) -> None:
         self.resolver = resolver
         self.clients = clients
         self.retention = retention
         self.register_rate = register_rate
-        self.on_ready = on_ready
+        self.workers = workers
         self._throttles: dict[Endpoint, _Throttle] = {}
 
     async def provision(self, org_id: str, retention: timedelta | None = None) -> Organization:
@@ -133,8 +133,8 @@ class Provisioner:
             target,
             also=frozenset({RPCStatusCode.NOT_FOUND}),
         )
-        if self.on_ready is not None:
-            await self.on_ready(target)
+        if self.workers is not None:
+            await self.workers.serve(await self.served(target))
         return _organization(target, existing, created)
 
     async def get(self, org_id: str) -> Organization:

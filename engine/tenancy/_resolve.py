@@ -28,6 +28,7 @@ __all__ = [
     "NamespaceTarget",
     "PrefixResolver",
     "TlsSettings",
+    "resolver_from_settings",
     "validate_org_id",
 ]
 
@@ -249,3 +250,12 @@ def _endpoint(entry: Mapping[str, Any], where: str, env: Mapping[str, str]) -> E
 
 def _unique(values: Iterable[Endpoint]) -> tuple[Endpoint, ...]:
     return tuple(dict.fromkeys(values))
+
+
+def resolver_from_settings(
+    address: str, prefix: str, namespace_map: str | None, environ: Mapping[str, str] | None = None
+) -> NamespaceResolver:
+    """The resolver the settings describe: the map file if there is one, else the prefix."""
+    if namespace_map:
+        return MapResolver.from_file(namespace_map, environ)
+    return PrefixResolver(Endpoint(address), prefix)

@@ -51,6 +51,8 @@ __all__ = ["EngineWorkflow"]
 
 _HISTORY_KEPT: Final = 500
 """Step history entries kept in the status (the oldest are dropped beyond this)."""
+_ANSWERED_KEPT: Final = 500
+"""Answered action ids remembered, to tell a duplicate from an unknown id."""
 
 
 class StepFailedError(Exception):
@@ -117,6 +119,7 @@ class EngineWorkflow:
         self.branches: dict[str, str] = progress.get("branches", {})
         self.fanouts: dict[str, Any] = progress.get("fanouts", {})
         self.compensations: list[dict[str, Any]] = progress.get("compensations", [])
+        self.answered: dict[str, str] = progress.get("answered", {})
         self.continued = int(progress.get("continued", 0))
         self.started_at: str = progress.get("started_at") or workflow.now().isoformat()
         self.status = "running"
@@ -206,6 +209,7 @@ class EngineWorkflow:
                     and not self.cancel_reason
                 ):
                     entry.setdefault("errors", []).append(failure.message)
+                    self.upsert_search()  # visibility shows "running" during the backoff
                     await self.sleep(_backoff(policy, attempt))
                     attempt += 1
                     continue
@@ -283,19 +287,25 @@ class EngineWorkflow:
             while not action.resolved:
                 remaining = _seconds_until(action.deadline)
                 if remaining is not None and remaining <= 0:
-                    raise StepFailedError(f"timed out after {_span(timeout)}", retryable=True)
+                    break
                 action.deadline_changed = False
                 await self.wait_for(lambda: action.resolved or action.deadline_changed, remaining)
         finally:
             del self.actions[action.action_id]
+        # A timed-out action leaves the status too: during a retry's backoff nothing waits.
         await self.publish_actions()
         await self.resume(step.id)
+        if not action.resolved:
+            raise StepFailedError(f"timed out after {_span(timeout)}", retryable=True)
         if action.error is not None:
             raise StepFailedError(action.error, retryable=True)
         result = action.result
         if step.step_type == "shell" and result["exit_code"] != 0:
+            stderr = result["stderr"][-500:].strip()
             raise StepFailedError(
-                f"exit code {result['exit_code']}: {result['stderr'][-500:]}".rstrip(": "),
+                f"exit code {result['exit_code']}: {stderr}"
+                if stderr
+                else f"exit code {result['exit_code']}",
                 retryable=True,
                 output=result,
             )
@@ -480,6 +490,7 @@ class EngineWorkflow:
             "branches": self.branches,
             "fanouts": self.fanouts,
             "compensations": self.compensations,
+            "answered": self.answered,
             "continued": self.continued + 1,
             "started_at": self.started_at,
         }
@@ -669,7 +680,7 @@ class EngineWorkflow:
         }
 
     @workflow.update(name="submit_result")
-    async def submit_result(self, submission: dict[str, Any]) -> dict[str, Any]:
+    async def submit_result(self, submission: Any) -> dict[str, Any]:
         """Resume the step an action belongs to; answer with where the run went next."""
         action = self.find_action(submission)
         epoch = self.epoch
@@ -678,14 +689,14 @@ class EngineWorkflow:
         return self.advance()
 
     @submit_result.validator
-    def validate_submit_result(self, submission: dict[str, Any]) -> None:
+    def validate_submit_result(self, submission: Any) -> None:
         """Reject, without touching history, a result for no waiting step or of the wrong shape."""
         action = self.find_action(submission)
         if "error" not in submission or submission.get("error") is None:
             check_result(action, submission.get("result"))
 
     @workflow.signal(name="submit_result")
-    def submit_result_signal(self, submission: dict[str, Any]) -> None:
+    def submit_result_signal(self, submission: Any) -> None:
         """Fire-and-forget form of :meth:`submit_result` (a bad result is logged and dropped)."""
         try:
             self.accept(self.find_action(submission), submission)
@@ -708,6 +719,10 @@ class EngineWorkflow:
                         f"a result for step '{action.step_id}' was already submitted"
                     )
                 return action
+        if isinstance(action_id, str) and action_id in self.answered:
+            raise ResultRejectedError(
+                f"a result for step '{self.answered[action_id]}' was already submitted"
+            )
         if step_id and not action_id:
             raise ResultRejectedError(f"step '{step_id}' is not waiting for a result")
         raise ResultRejectedError(f"no pending action '{action_id}' in this run")
@@ -719,6 +734,9 @@ class EngineWorkflow:
         else:
             action.result = check_result(action, submission.get("result"))
         action.resolved = True
+        self.answered[action.action_id] = action.step_id
+        if len(self.answered) > _ANSWERED_KEPT:
+            del self.answered[next(iter(self.answered))]
 
     def advance(self) -> dict[str, Any]:
         return {
