@@ -1,0 +1,1 @@
+"""Generated from proto/api/v1 by scripts/generate_proto.py: do not edit."""
