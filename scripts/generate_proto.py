@@ -11,7 +11,10 @@ Generating with ``-Iproto`` writes straight into ``engine/api/v1/`` and the gene
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import filecmp
+import os
 import shutil
 import sys
 import tempfile
@@ -28,6 +31,8 @@ INIT_TEXT = '"""Generated from proto/{package} by scripts/generate_proto.py: do 
 
 def generate(out: Path) -> None:
     """Run protoc on every .proto of the package, writing under ``out``."""
+    # mypy-protobuf's plugins (protoc-gen-mypy, protoc-gen-mypy_grpc) live beside this Python.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE).glob("*.proto"))
     include = Path(grpc_tools.__file__).parent / "_proto"
     arguments = [
@@ -35,11 +40,15 @@ def generate(out: Path) -> None:
         f"-I{PROTO_ROOT}",
         f"-I{include}",
         f"--python_out={out}",
-        f"--pyi_out={out}",
+        f"--mypy_out=quiet:{out}",
         f"--grpc_python_out={out}",
+        f"--mypy_grpc_out=quiet:{out}",
         *protos,
     ]
-    if protoc.main(arguments) != 0:
+    with contextlib.redirect_stderr(io.StringIO()) as chatter:
+        failed = protoc.main(arguments) != 0
+    if failed:
+        print(chatter.getvalue(), file=sys.stderr)
         raise SystemExit("protoc failed")
     for package in (Path("engine") / "api", PACKAGE):
         (out / package / "__init__.py").write_text(
