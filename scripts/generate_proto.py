@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import filecmp
+import io
 import os
 import shutil
 import sys
