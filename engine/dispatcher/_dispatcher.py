@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -67,6 +68,21 @@ __all__ = [
 
 SIGNALS: Final = frozenset({"submit_result", "cancel_workflow", "update_timeout"})
 _TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+_REQUEST_ID: Final = "request_id"
+"""The memo key holding the request id that started a run (idempotent starts)."""
+
+# A run's EngineStatus is what the interpreter last wrote; once Temporal has closed the run
+# (terminated, timed out, continued as new) it may still say "running" or "waiting". These
+# clauses read both, so a filter never finds a closed run among the live ones.
+_STATUS_CLAUSES: Final = {
+    "running": "EngineStatus = 'running' AND ExecutionStatus = 'Running'",
+    "waiting": "EngineStatus = 'waiting' AND ExecutionStatus = 'Running'",
+    "completed": "ExecutionStatus = 'Completed'",
+    "failed": (
+        "ExecutionStatus IN ('Failed', 'Terminated', 'TimedOut') AND EngineStatus != 'cancelled'"
+    ),
+    "cancelled": "(EngineStatus = 'cancelled' OR ExecutionStatus = 'Canceled')",
+}
 
 
 @dataclass(frozen=True)
@@ -196,8 +212,11 @@ class TemporalDispatcher:
             )
             workflow_id = f"{loaded.name}-{suffix}"
         start = self.factory.prepare(loaded, inputs, org, workflow_id)
+        memo = dict(start.memo)
+        if request_id:
+            memo[_REQUEST_ID] = request_id
         client = await self.client(org)
-        with self._translate(org, workflow_id):
+        with self.translate(org, workflow_id):
             try:
                 handle = await client.start_workflow(
                     start.workflow_type,
@@ -205,24 +224,36 @@ class TemporalDispatcher:
                     id=start.workflow_id,
                     task_queue=start.task_queue,
                     search_attributes=start.search_attributes,
-                    memo=start.memo,
+                    memo=memo,
+                    # With a request id, a finished run keeps its id: a retry of the request
+                    # must find it, not start it again.
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
                     if request_id
                     else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
-                    if request_id
-                    else WorkflowIDConflictPolicy.FAIL,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     rpc_timeout=self.rpc_timeout,
                 )
-            except TemporalAlreadyStarted:
+            except TemporalAlreadyStarted as taken:
                 if not request_id:
                     raise
-                described = await client.get_workflow_handle(workflow_id).describe(
-                    rpc_timeout=self.rpc_timeout
-                )
-                return StartedRun(workflow_id, described.run_id, described.workflow_type)
+                existing = await self._started_by(client, workflow_id, taken, request_id)
+                if existing is None:
+                    raise  # the id is taken by another request: not this request's run
+                return existing
         run_id = handle.first_execution_run_id or handle.result_run_id or ""
         return StartedRun(workflow_id, run_id, start.workflow_type)
+
+    async def _started_by(
+        self, client: Client, workflow_id: str, taken: TemporalAlreadyStarted, request_id: str
+    ) -> StartedRun | None:
+        """The run holding ``workflow_id`` if the request ``request_id`` started it."""
+        first_run_id = taken.first_run_id or taken.run_id
+        described = await client.get_workflow_handle(workflow_id, run_id=first_run_id).describe(
+            rpc_timeout=self.rpc_timeout
+        )
+        if (await described.memo()).get(_REQUEST_ID) != request_id:
+            return None
+        return StartedRun(workflow_id, described.run_id, described.workflow_type)
 
     async def _definition(
         self, org: OrgContext, definition: WorkflowDefinition | DefinitionRef
@@ -242,7 +273,7 @@ class TemporalDispatcher:
     ) -> dict[str, Any]:
         """The run's ``get_status``: status, step, pending actions, history, state."""
         handle = await self.handle(org, workflow_id, run_id)
-        with self._translate(org, workflow_id):
+        with self.translate(org, workflow_id):
             status: dict[str, Any] = await handle.query("get_status", rpc_timeout=self.rpc_timeout)
         return status
 
@@ -254,7 +285,7 @@ class TemporalDispatcher:
                 carries the message).
         """
         handle = await self.handle(org, workflow_id, run_id)
-        with self._translate(org, workflow_id):
+        with self.translate(org, workflow_id):
             return await handle.result()
 
     async def list(
@@ -268,14 +299,20 @@ class TemporalDispatcher:
         page_size: int = 100,
         page_token: bytes | None = None,
     ) -> RunPage:
-        """Runs of the org, newest first, filtered by status, definition and a visibility query."""
+        """Runs of the org, filtered by status, definition and a visibility query.
+
+        Visibility's own order: open runs first, then closed runs, most recently closed first.
+        """
         clauses = [f"{ENGINE_ORG.name} = {_quote(org.org_id)}"]
         if status is not None:
             if status not in RUN_STATUSES:
                 raise InvalidRequestError(
                     f"unknown status {status!r}: use one of {', '.join(RUN_STATUSES)}"
                 )
-            clauses.append(f"{ENGINE_STATUS.name} = {_quote(status)}")
+            clauses.append(f"({_STATUS_CLAUSES[status]})")
+        else:
+            # A run that continued as new lives on in its next run: list it once.
+            clauses.append("ExecutionStatus != 'ContinuedAsNew'")
         if definition is not None:
             clauses.append(f"{ENGINE_DEFINITION.name} = {_quote(definition)}")
         if not include_children:
@@ -285,7 +322,7 @@ class TemporalDispatcher:
         if not 1 <= page_size <= 1000:
             raise InvalidRequestError(f"page_size must be between 1 and 1000, got {page_size}")
         client = await self.client(org)
-        with self._translate(org, None):
+        with self.translate(org, None):
             iterator = client.list_workflows(
                 " AND ".join(clauses),
                 page_size=page_size,
@@ -369,7 +406,7 @@ class TemporalDispatcher:
         if error is not None:
             submission["error"] = error
         handle = await self.handle(org, workflow_id)
-        with self._translate(org, workflow_id):
+        with self.translate(org, workflow_id):
             advance: dict[str, Any] = await handle.execute_update(
                 "submit_result", submission, rpc_timeout=self.rpc_timeout
             )
@@ -382,17 +419,17 @@ class TemporalDispatcher:
                 f"unknown signal {name!r}: use one of {', '.join(sorted(SIGNALS))}"
             )
         handle = await self.handle(org, workflow_id)
-        with self._translate(org, workflow_id):
+        with self.translate(org, workflow_id):
             await handle.signal(name, args=list(args), rpc_timeout=self.rpc_timeout)
 
     async def cancel(self, org: OrgContext, workflow_id: str, reason: str = "") -> None:
         """Cancel the run (Temporal cancellation: it ends CANCELED; its children too)."""
         handle = await self.handle(org, workflow_id)
-        with self._translate(org, workflow_id):
+        with self.translate(org, workflow_id):
             description = await handle.describe(rpc_timeout=self.rpc_timeout)
             if description.close_time is not None:
                 raise WorkflowAlreadyFinishedError(
-                    f"run '{workflow_id}' in org '{org.org_id}' has already ended"
+                    f"run '{workflow_id}' in {self._where(org)} has already ended"
                 )
             await handle.cancel(reason=reason, rpc_timeout=self.rpc_timeout)
 
@@ -406,10 +443,13 @@ class TemporalDispatcher:
 
     # -- errors ---------------------------------------------------------------------------
 
+    def _where(self, org: OrgContext) -> str:
+        return f"org '{org.org_id}' (namespace '{self.target(org).namespace}')"
+
     @contextlib.contextmanager
-    def _translate(self, org: OrgContext, workflow_id: str | None) -> Iterator[None]:
+    def translate(self, org: OrgContext, workflow_id: str | None) -> Iterator[None]:
         """Turn Temporal's errors into the engine's, naming the org and namespace."""
-        where = f"org '{org.org_id}' (namespace '{self.target(org).namespace}')"
+        where = self._where(org)
         run = f"run '{workflow_id}'" if workflow_id else "runs"
         try:
             yield
@@ -434,7 +474,11 @@ def _from_rpc(error: RPCError, run: str, where: str) -> Exception:
         if "already completed" in lowered or "already finished" in lowered:
             return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
         return WorkflowNotFoundError(f"{run} not found in {where}")
-    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED) or (
+        # The client's own deadline (rpc_timeout) ends a call as CANCELLED "Timeout expired",
+        # e.g. a query that no worker of the org answers.
+        error.status == RPCStatusCode.CANCELLED and "timeout" in lowered
+    ):
         return TemporalUnavailableError(f"Temporal did not answer for {where}: {message}")
     if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
         return RateLimitedError(f"Temporal is rate limiting {where}: {message}")
@@ -463,7 +507,7 @@ def _summary(execution: WorkflowExecution) -> RunSummary:
         workflow_id=execution.id,
         run_id=execution.run_id,
         workflow_type=execution.workflow_type,
-        status=attributes.get(ENGINE_STATUS) or _temporal_status(execution),
+        status=_run_status(execution.status, attributes.get(ENGINE_STATUS)),
         temporal_status=execution.status.name if execution.status else "UNKNOWN",
         current_step=attributes.get(ENGINE_STEP),
         definition=attributes.get(ENGINE_DEFINITION),
@@ -474,6 +518,19 @@ def _summary(execution: WorkflowExecution) -> RunSummary:
     )
 
 
-def _temporal_status(execution: WorkflowExecution) -> str:
-    name = execution.status.name.lower() if execution.status else "running"
-    return {"canceled": "cancelled", "terminated": "failed", "timed_out": "failed"}.get(name, name)
+def _run_status(temporal: WorkflowExecutionStatus | None, engine: str | None) -> str:
+    """The engine's status of a run: what the interpreter wrote, unless Temporal closed it.
+
+    A run terminated (or timed out) by Temporal keeps the EngineStatus it had ("waiting"), and
+    a run stopped by the ``cancel_workflow`` signal is FAILED to Temporal but "cancelled" here.
+    """
+    if temporal is None or temporal in (
+        WorkflowExecutionStatus.RUNNING,
+        WorkflowExecutionStatus.CONTINUED_AS_NEW,
+    ):
+        return engine or "running"
+    if temporal == WorkflowExecutionStatus.COMPLETED:
+        return "completed"
+    if temporal == WorkflowExecutionStatus.CANCELED or engine == "cancelled":
+        return "cancelled"
+    return "failed"

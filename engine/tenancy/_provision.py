@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import NamespaceState
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
     DescribeNamespaceResponse,
@@ -37,7 +38,7 @@ from engine.tenancy._errors import (
 )
 from engine.tenancy._resolve import Endpoint, NamespaceResolver, NamespaceTarget
 from engine.worker import ServedNamespace, WorkerPool
-from engine.workflow import ensure_search_attributes
+from engine.workflow import SEARCH_ATTRIBUTES, ensure_search_attributes
 
 __all__ = ["ENGINE_TAG", "Organization", "Provisioner"]
 
@@ -110,6 +111,7 @@ class Provisioner:
         self.register_rate = register_rate
         self.workers = workers
         self._throttles: dict[Endpoint, _Throttle] = {}
+        self._ready: set[tuple[Endpoint, str]] = set()
 
     async def provision(self, org_id: str, retention: timedelta | None = None) -> Organization:
         """Make sure the org's namespace exists, is the engine's, is ready, and is served.
@@ -133,6 +135,7 @@ class Provisioner:
             target,
             also=frozenset({RPCStatusCode.NOT_FOUND}),
         )
+        self._ready.add((target.endpoint, target.namespace))
         if self.workers is not None:
             await self.workers.serve(await self.served(target))
         return _organization(target, existing, created)
@@ -162,12 +165,48 @@ class Provisioner:
         return [found[k] for k in sorted(found)]
 
     async def list_served(self) -> list[ServedNamespace]:
-        """Every org with a client of its namespace: the worker pool's discovery."""
-        return [await self.served(self.resolver.resolve(o.org_id)) for o in await self.list_orgs()]
+        """Every org ready to serve, with a client of its namespace: the worker pool's discovery.
+
+        An org shows up once its provisioning has finished (its search attributes are there).
+        A namespace another process has only just registered is listed at once, but the rest
+        of the server does not know it yet for a moment; a worker that polls it then is refused
+        and backs off for many seconds, so the org's first runs would wait that long.
+        """
+        targets = [self.resolver.resolve(o.org_id) for o in await self.list_orgs()]
+        gate = asyncio.Semaphore(16)
+
+        async def ready(target: NamespaceTarget) -> bool:
+            async with gate:
+                return await self._is_ready(target)
+
+        flags = await asyncio.gather(*(ready(target) for target in targets))
+        return [await self.served(t) for t, ok in zip(targets, flags, strict=True) if ok]
 
     async def served(self, target: NamespaceTarget) -> ServedNamespace:
         """The org of ``target`` with a client of its namespace (for ``WorkerPool.serve``)."""
         return ServedNamespace(target.org_id, await self.clients.client(target))
+
+    async def _is_ready(self, target: NamespaceTarget) -> bool:
+        """Whether provisioning of the org finished (checked until it has, then remembered)."""
+        key = (target.endpoint, target.namespace)
+        if key in self._ready:
+            return True
+        connection = await self.clients.connection(target.endpoint)
+        try:
+            listed = await _retry(
+                lambda: connection.operator_service.list_search_attributes(
+                    ListSearchAttributesRequest(namespace=target.namespace)
+                ),
+                target,
+            )
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        if any(a.name not in listed.custom_attributes for a in SEARCH_ATTRIBUTES):
+            return False
+        self._ready.add(key)
+        return True
 
     async def _list_endpoint(self, endpoint: Endpoint) -> list[Organization]:
         connection = await self.clients.connection(endpoint)

@@ -146,10 +146,21 @@ class MapResolver:
     def __init__(
         self, targets: Mapping[str, NamespaceTarget], fallback: PrefixResolver | None = None
     ) -> None:
-        for org_id in targets:
+        owners: dict[tuple[Endpoint, str], str] = {}
+        for org_id, target in targets.items():
             validate_org_id(org_id)
+            if target.org_id != org_id:
+                raise ValueError(f"the target of org '{org_id}' names org '{target.org_id}'")
+            other = owners.setdefault((target.endpoint, target.namespace), org_id)
+            if other != org_id:
+                # Two orgs in one namespace would see (and drive) each other's runs.
+                raise ValueError(
+                    f"orgs '{other}' and '{org_id}' both map to namespace "
+                    f"'{target.namespace}' at {target.endpoint.address}"
+                )
         self.targets = dict(targets)
         self.fallback = fallback
+        self._owners = owners
 
     def resolve(self, org_id: str) -> NamespaceTarget:
         target = self.targets.get(org_id)
@@ -158,7 +169,15 @@ class MapResolver:
         validate_org_id(org_id)
         if self.fallback is None:
             raise OrgNotFoundError(f"org '{org_id}' is not in the namespace map")
-        return self.fallback.resolve(org_id)
+        target = self.fallback.resolve(org_id)
+        owner = self._owners.get((target.endpoint, target.namespace))
+        if owner is not None:
+            # The default naming would land this org in a namespace the map gives another org.
+            raise OrgNotFoundError(
+                f"org '{org_id}' is not in the namespace map, and its default namespace "
+                f"'{target.namespace}' at {target.endpoint.address} belongs to org '{owner}'"
+            )
+        return target
 
     def endpoints(self) -> tuple[Endpoint, ...]:
         listed = [t.endpoint for t in self.targets.values()]
@@ -181,9 +200,24 @@ class MapResolver:
         Raises:
             ValueError: The file is malformed; the message names the file and the entry.
         """
-        text = Path(path).read_text(encoding="utf-8")
-        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
-        return cls.from_mapping(data, source=str(path), environ=environ)
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else str(error)
+            raise ValueError(f"{source}: cannot read the namespace map: {reason}") from None
+        try:
+            data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{source}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"
+            ) from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+            problem = getattr(error, "problem", None) or str(error)
+            raise ValueError(f"{where}: invalid YAML: {problem}") from None
+        return cls.from_mapping(data, source=source, environ=environ)
 
     @classmethod
     def from_mapping(
@@ -192,31 +226,64 @@ class MapResolver:
         """Build a map from parsed data (see the class docstring for the format)."""
         if not isinstance(data, dict):
             raise ValueError(f"{source}: expected a mapping with 'orgs' (and 'default')")
+        _known(data, {"default", "orgs"}, source)
         env = environ or {}
         fallback = None
         if data.get("default") is not None:
-            default = _mapping(data["default"], f"{source}: default")
-            fallback = PrefixResolver(
-                _endpoint(default, f"{source}: default", env), str(default.get("prefix", ""))
-            )
+            where = f"{source}: default"
+            default = _mapping(data["default"], where)
+            _known(default, {"prefix", *_ENDPOINT_FIELDS}, where)
+            prefix = default.get("prefix", "")
+            if not isinstance(prefix, str):
+                raise ValueError(f"{where}: 'prefix' must be a string, got {prefix!r}")
+            fallback = PrefixResolver(_endpoint(default, where, env), prefix)
         targets: dict[str, NamespaceTarget] = {}
-        for org_id, entry in _mapping(data.get("orgs", {}), f"{source}: orgs").items():
+        orgs = data.get("orgs")
+        for org_id, entry in _mapping({} if orgs is None else orgs, f"{source}: orgs").items():
             where = f"{source}: orgs.{org_id}"
-            entry = _mapping(entry, where)
+            entry = _mapping({} if entry is None else entry, where)
+            _known(entry, {"namespace", *_ENDPOINT_FIELDS}, where)
             try:
                 validate_org_id(org_id)
             except InvalidOrgIdError as error:
                 raise ValueError(f"{where}: {error}") from None
-            namespace = entry.get("namespace") or (fallback.prefix if fallback else "") + org_id
-            endpoint = (
-                _endpoint(entry, where, env)
-                if "address" in entry
-                else (fallback.endpoint if fallback else None)
-            )
-            if endpoint is None:
+            namespace = entry.get("namespace")
+            if namespace is None:
+                namespace = (fallback.prefix if fallback else "") + org_id
+            elif not isinstance(namespace, str) or not namespace:
+                raise ValueError(f"{where}: 'namespace' must be a non-empty string")
+            if "address" in entry:
+                endpoint = _endpoint(entry, where, env)
+            elif set(entry) & _ENDPOINT_FIELDS:
+                raise ValueError(
+                    f"{where}: credentials ({', '.join(sorted(set(entry) & _ENDPOINT_FIELDS))}) "
+                    "need the 'address' they are for"
+                )
+            elif fallback is not None:
+                endpoint = fallback.endpoint
+            else:
                 raise ValueError(f"{where}: needs an address (or a 'default' section)")
-            targets[org_id] = NamespaceTarget(org_id, str(namespace), endpoint)
-        return cls(targets, fallback)
+            targets[org_id] = NamespaceTarget(org_id, namespace, endpoint)
+        try:
+            return cls(targets, fallback)
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+
+
+_ENDPOINT_FIELDS: Final = frozenset({"address", "api_key", "api_key_env", "tls"})
+_TLS_FIELDS: Final = frozenset(
+    {"server_root_ca_cert", "client_cert", "client_private_key", "server_name"}
+)
+
+
+def _known(entry: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    """Refuse unknown keys: a misspelt one would otherwise be silently ignored."""
+    unknown = sorted(str(key) for key in set(entry) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown field(s) {', '.join(unknown)} "
+            f"(expected {', '.join(sorted(allowed))})"
+        )
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -230,7 +297,11 @@ def _endpoint(entry: Mapping[str, Any], where: str, env: Mapping[str, str]) -> E
     if not isinstance(address, str) or ":" not in address:
         raise ValueError(f"{where}: 'address' must be host:port, got {address!r}")
     api_key = entry.get("api_key")
+    if api_key is not None and not isinstance(api_key, str):
+        raise ValueError(f"{where}: 'api_key' must be a string")  # never echo a key
     if entry.get("api_key_env"):
+        if api_key is not None:
+            raise ValueError(f"{where}: give 'api_key' or 'api_key_env', not both")
         name = str(entry["api_key_env"])
         if name not in env:
             raise ValueError(f"{where}: environment variable {name} (api_key_env) is not set")
@@ -238,11 +309,11 @@ def _endpoint(entry: Mapping[str, Any], where: str, env: Mapping[str, str]) -> E
     tls = None
     if entry.get("tls") is not None:
         settings = _mapping(entry["tls"], f"{where}.tls")
-        known = {"server_root_ca_cert", "client_cert", "client_private_key", "server_name"}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"{where}.tls: unknown field(s) {', '.join(unknown)}")
-        tls = TlsSettings(**{k: str(v) for k, v in settings.items()})
+        _known(settings, _TLS_FIELDS, f"{where}.tls")
+        for key, value in settings.items():
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{where}.tls: '{key}' must be a string, got {value!r}")
+        tls = TlsSettings(**{k: v for k, v in settings.items() if v is not None})
     elif api_key:
         tls = TlsSettings()  # API keys travel only over TLS
     return Endpoint(address, tls, api_key)

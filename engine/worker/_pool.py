@@ -116,10 +116,12 @@ class WorkerPool:
 
     async def serve(self, target: ServedNamespace) -> None:
         """Start the org's worker now, unless it runs already or is not in this shard."""
-        if self._stopped or (self.orgs is not None and target.org_id not in self.orgs):
+        if self.orgs is not None and target.org_id not in self.orgs:
             return
         key = (target.org_id, target.namespace)
         async with self._lock:
+            if self._stopped:
+                return
             served = self._served.get(key)
             if served is not None and not served.task.done():
                 return
@@ -143,13 +145,15 @@ class WorkerPool:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
-        served = list(self._served.values())
-        self._served.clear()
+        async with self._lock:  # no serve() is half-way through starting a worker
+            served = list(self._served.values())
+            self._served.clear()
         await asyncio.gather(
             *(s.worker.shutdown() for s in served if not s.task.done()), return_exceptions=True
         )
         await asyncio.gather(*(s.task for s in served), return_exceptions=True)
-        self._executor.shutdown(wait=True)
+        # Joining the threads blocks; do it off the event loop.
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def __aenter__(self) -> WorkerPool:
         await self.start()

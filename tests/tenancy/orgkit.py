@@ -1,0 +1,198 @@
+"""A tenancy stack for tests: resolver, shared clients, provisioner, worker pool, dispatcher.
+
+Imported by the tests of tenancy, the worker pool and the dispatcher. Every module provisions
+its orgs under its own namespace prefix (:func:`unique_prefix`), so modules sharing the session
+dev server never see each other's orgs, and a pool's discovery finds only its module's orgs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from temporalio.client import Client
+
+from engine.context import OrgContext
+from engine.definition import WorkflowDefinition, load_definition
+from engine.dispatcher import RunSummary, TemporalDispatcher
+from engine.tenancy import ClientPool, NamespaceResolver, Provisioner
+from engine.worker import WorkerOptions, WorkerPool
+
+T = TypeVar("T")
+
+TASK_QUEUE = "engine"
+"""The interpreter's task queue in every org namespace (the engine's default)."""
+
+ASK = load_definition(
+    """
+name: ask
+version: 1
+inputs:
+  who: {type: string, default: world}
+steps:
+  - {id: ask, type: prompt, prompt_type: confirm, message: "Greet ${{ inputs.who }}?",
+     output_to: ok}
+  - {id: done, type: return, value: "${{ state.ok ? 'hello ' + inputs.who : 'no' }}"}
+"""
+)
+"""One confirm prompt, then a greeting: the smallest run that waits for an executor."""
+
+FANOUT = load_definition(
+    """
+name: fanout
+version: 1
+steps:
+  - id: each
+    type: foreach
+    items: '["x", "y", "z"]'
+    as: item
+    max_parallel: 3
+    steps:
+      - {id: name_item, type: prompt, prompt_type: text, message: "Name ${{ item }}",
+         output_to: name}
+    output_to: names
+  - {id: done, type: return, value: "${{ state.names }}"}
+"""
+)
+"""A foreach of three items, each a child run waiting on a text prompt."""
+
+QUICK = load_definition(
+    """
+name: quick
+version: 1
+inputs:
+  n: {type: integer, default: 1}
+steps:
+  - {id: double, type: set_state, set: {twice: "${{ inputs.n * 2 }}"}}
+  - {id: done, type: return, value: "${{ state.twice }}"}
+"""
+)
+"""No external step: completes as soon as a worker runs it."""
+
+
+def unique_prefix(tag: str) -> str:
+    """A namespace prefix no other module (or earlier session) uses."""
+    return f"t-{tag}-{uuid.uuid4().hex[:6]}-"
+
+
+@dataclass
+class Tenancy:
+    """Everything a control plane and a worker process hold, wired like ``engined`` does."""
+
+    resolver: NamespaceResolver
+    clients: ClientPool
+    provisioner: Provisioner
+    pool: WorkerPool
+    dispatcher: TemporalDispatcher
+
+    def org(self, org_id: str) -> OrgContext:
+        """The org context the server's interceptor would build for ``org_id``."""
+        return OrgContext(org_id, self.resolver.resolve(org_id).namespace)
+
+    async def client(self, org_id: str) -> Client:
+        """The (shared-connection) client of the org's namespace."""
+        return await self.clients.client(self.resolver.resolve(org_id))
+
+    async def close(self) -> None:
+        await self.pool.stop()
+        await self.clients.close()
+
+
+def worker_options() -> WorkerOptions:
+    return WorkerOptions(
+        task_queue=TASK_QUEUE, workflow_task_threads=4, graceful_shutdown_seconds=2
+    )
+
+
+async def open_tenancy(
+    resolver: NamespaceResolver,
+    *,
+    orgs: Iterable[str] = (),
+    refresh_interval: float | None = None,
+    shard: Iterable[str] | None = None,
+) -> Tenancy:
+    """Start a worker pool and provision ``orgs`` (concurrently: each takes a second or two)."""
+    clients = ClientPool()
+    provisioner = Provisioner(resolver, clients)
+    pool = WorkerPool(
+        provisioner.list_served,
+        options=worker_options(),
+        orgs=None if shard is None else frozenset(shard),
+        refresh_interval=refresh_interval,
+    )
+    provisioner.workers = pool
+    await pool.start()
+    tenancy = Tenancy(resolver, clients, provisioner, pool, TemporalDispatcher(resolver, clients))
+    try:
+        await asyncio.gather(*(provisioner.provision(org_id) for org_id in orgs))
+    except BaseException:
+        await tenancy.close()
+        raise
+    return tenancy
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    predicate: Callable[[T], bool],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Call ``probe`` until ``predicate`` holds for its value (errors count as not yet)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = await probe()
+            if predicate(value):
+                return value
+            last = value
+        except Exception as error:  # not started yet, not visible yet: try again
+            last = error
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}")
+        await asyncio.sleep(interval)
+
+
+async def wait_for_action(
+    dispatcher: TemporalDispatcher,
+    org: OrgContext,
+    workflow_id: str,
+    step_id: str,
+    *,
+    timeout: float = 20.0,
+) -> dict[str, Any]:
+    """Wait until the run (or its foreach tree) has a pending action of ``step_id``."""
+    status = await eventually(
+        lambda: dispatcher.status(org, workflow_id),
+        lambda s: any(a["step_id"] == step_id for a in s["pending_actions"]),
+        timeout=timeout,
+        what=f"a pending action of step {step_id!r} in run {workflow_id!r}",
+    )
+    action: dict[str, Any] = next(a for a in status["pending_actions"] if a["step_id"] == step_id)
+    return action
+
+
+async def wait_for_listed(
+    dispatcher: TemporalDispatcher,
+    org: OrgContext,
+    predicate: Callable[[list[RunSummary]], bool],
+    *,
+    timeout: float = 20.0,
+    **filters: Any,
+) -> list[RunSummary]:
+    """Poll ``dispatcher.list`` (visibility is eventually consistent) until ``predicate``."""
+
+    async def runs() -> list[RunSummary]:
+        return (await dispatcher.list(org, **filters)).runs
+
+    return await eventually(runs, predicate, timeout=timeout, what=f"a listing {filters}")
+
+
+def definition(text: str) -> WorkflowDefinition:
+    return load_definition(text)
