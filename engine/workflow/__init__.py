@@ -15,6 +15,12 @@ from __future__ import annotations
 from engine.workflow._actions import ResultRejectedError
 from engine.workflow._factory import RunStart, WorkflowFactory, get_workflow_status, start_workflow
 from engine.workflow._interpreter import EngineWorkflow
+from engine.workflow._registry import (
+    REGISTRY_WORKFLOW_TYPE,
+    DefinitionRegistryWorkflow,
+    RegistryInput,
+    registry_workflow_id,
+)
 from engine.workflow._search import (
     ENGINE_DEFINITION,
     ENGINE_ORG,
@@ -40,10 +46,13 @@ __all__ = [
     "ENGINE_STEP",
     "PASSTHROUGH_MODULES",
     "PAYLOAD_LIMIT",
+    "REGISTRY_WORKFLOW_TYPE",
     "RUN_STATUSES",
     "SEARCH_ATTRIBUTES",
     "STEP_OUTCOMES",
+    "DefinitionRegistryWorkflow",
     "EngineWorkflow",
+    "RegistryInput",
     "ResultRejectedError",
     "RunInput",
     "RunStart",
@@ -51,6 +60,7 @@ __all__ = [
     "build_worker",
     "ensure_search_attributes",
     "get_workflow_status",
+    "registry_workflow_id",
     "sandbox_runner",
     "start_workflow",
 ]

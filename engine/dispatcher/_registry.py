@@ -1,0 +1,243 @@
+"""Registered definitions, stored in each org's own namespace (see engine.workflow._registry).
+
+Versions never change once registered, so this process caches them for ever; any number of
+control-plane replicas see the same registry because it lives in Temporal.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine.context import OrgContext
+from engine.definition import Problem, WorkflowDefinition, load_definition
+from engine.dispatcher._dispatcher import TemporalDispatcher
+from engine.dispatcher._errors import DefinitionNotFoundError, InvalidRequestError
+from engine.errors import EngineError
+from engine.workflow import (
+    ENGINE_DEFINITION,
+    ENGINE_ORG,
+    REGISTRY_WORKFLOW_TYPE,
+    DefinitionRegistryWorkflow,
+    RegistryInput,
+    registry_workflow_id,
+)
+
+__all__ = ["DefinitionRegistry", "DefinitionVersionConflictError", "RegisteredDefinition"]
+
+_NAME_ALPHABET: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+class DefinitionVersionConflictError(EngineError):
+    """Other content is already registered under this name and version."""
+
+    code: ClassVar[str] = "ALREADY_EXISTS"
+    reason: ClassVar[str] = "DEFINITION_VERSION_CONFLICT"
+
+
+@dataclass(frozen=True)
+class RegisteredDefinition:
+    """One registered version of a definition.
+
+    Attributes:
+        name: The definition's name.
+        version: Its version.
+        content_hash: sha256 of its canonical form.
+        description: Its description.
+        yaml: The YAML text as registered ("" in listings).
+        create_time: When it was registered (ISO-8601), if known.
+    """
+
+    name: str
+    version: int
+    content_hash: str
+    description: str
+    yaml: str
+    create_time: str | None
+
+    @property
+    def workflow_type(self) -> str:
+        """The Temporal workflow type of its runs."""
+        return f"{self.name}:{self.version}"
+
+
+class DefinitionRegistry:
+    """Registers and reads definitions of an org; a :class:`DefinitionSource` for starts."""
+
+    def __init__(self, dispatcher: TemporalDispatcher) -> None:
+        self.dispatcher = dispatcher
+        self._cache: dict[tuple[str, str, int], tuple[RegisteredDefinition, WorkflowDefinition]]
+        self._cache = {}
+
+    async def register(
+        self, org: OrgContext, yaml_text: str, source: str = "<request>"
+    ) -> tuple[RegisteredDefinition, bool, tuple[Problem, ...]]:
+        """Register a version; the same content again is a no-op.
+
+        Returns:
+            The registered definition, whether this call created it, and its warnings.
+
+        Raises:
+            engine.definition.DefinitionError: The YAML is invalid (every problem, located).
+            DefinitionVersionConflictError: Other content holds this name and version.
+        """
+        definition = load_definition(yaml_text, source)
+        record = {
+            "name": definition.name,
+            "version": definition.version,
+            "content_hash": definition.content_hash,
+            "description": definition.description or "",
+            "yaml": yaml_text,
+        }
+        client = await self.dispatcher.client(org)
+        start = WithStartWorkflowOperation(
+            DefinitionRegistryWorkflow.run,
+            RegistryInput(definition.name),
+            id=registry_workflow_id(definition.name),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            task_queue=self.dispatcher.factory.task_queue,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(ENGINE_ORG, org.org_id),
+                    SearchAttributePair(ENGINE_DEFINITION, definition.name),
+                ]
+            ),
+        )
+        with self.dispatcher.translate(org, registry_workflow_id(definition.name)):
+            try:
+                outcome: dict[str, Any] = await client.execute_update_with_start_workflow(
+                    DefinitionRegistryWorkflow.add_version,
+                    record,
+                    start_workflow_operation=start,
+                    rpc_timeout=self.dispatcher.rpc_timeout,
+                )
+            except WorkflowUpdateFailedError as error:
+                cause = error.cause
+                if getattr(cause, "type", None) == "VersionConflict":
+                    raise DefinitionVersionConflictError(
+                        str(getattr(cause, "message", cause))
+                    ) from None
+                raise
+        registered = _registered(outcome["version"])
+        self._remember(org, registered, definition)
+        return registered, bool(outcome["created"]), definition.warnings
+
+    async def get(self, org: OrgContext, name: str, version: int | None) -> WorkflowDefinition:
+        """The loaded definition (the latest version when ``version`` is None or 0)."""
+        return (await self.lookup(org, name, version))[1]
+
+    async def get_registered(
+        self, org: OrgContext, name: str, version: int | None
+    ) -> RegisteredDefinition:
+        """The registered record, YAML included."""
+        return (await self.lookup(org, name, version))[0]
+
+    async def lookup(
+        self, org: OrgContext, name: str, version: int | None
+    ) -> tuple[RegisteredDefinition, WorkflowDefinition]:
+        """Both the record and the loaded definition (cached for explicit versions)."""
+        _check_name(name)
+        namespace = self.dispatcher.target(org).namespace
+        if version:
+            cached = self._cache.get((namespace, name, version))
+            if cached is not None:
+                return cached
+        client = await self.dispatcher.client(org)
+        handle = client.get_workflow_handle(registry_workflow_id(name))
+        try:
+            record = await handle.query(
+                DefinitionRegistryWorkflow.get_version,
+                version or 0,
+                rpc_timeout=self.dispatcher.rpc_timeout,
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                with self.dispatcher.translate(org, None):
+                    raise
+            record = None
+        if record is None:
+            which = f"version {version} of definition" if version else "definition"
+            raise DefinitionNotFoundError(
+                f"{which} '{name}' is not registered in org '{org.org_id}'"
+            )
+        registered = _registered(record)
+        definition = load_definition(registered.yaml, f"{name}:{registered.version}")
+        return self._remember(org, registered, definition)
+
+    async def versions(self, org: OrgContext, name: str) -> builtins.list[RegisteredDefinition]:
+        """Every version of one definition, oldest first (without YAML)."""
+        _check_name(name)
+        client = await self.dispatcher.client(org)
+        handle = client.get_workflow_handle(registry_workflow_id(name))
+        try:
+            records = await handle.query(
+                DefinitionRegistryWorkflow.list_versions, rpc_timeout=self.dispatcher.rpc_timeout
+            )
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise DefinitionNotFoundError(
+                    f"definition '{name}' is not registered in org '{org.org_id}'"
+                ) from None
+            with self.dispatcher.translate(org, None):
+                raise
+        return [_registered({**r, "yaml": ""}) for r in records]
+
+    async def latest(self, org: OrgContext) -> builtins.list[RegisteredDefinition]:
+        """The latest version of every definition, sorted by name (one visibility call)."""
+        client = await self.dispatcher.client(org)
+        query = f"WorkflowType = '{REGISTRY_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
+        out: list[RegisteredDefinition] = []
+        with self.dispatcher.translate(org, None):
+            async for execution in client.list_workflows(
+                query, rpc_timeout=self.dispatcher.rpc_timeout
+            ):
+                memo = await execution.memo()
+                if "latest_version" not in memo:
+                    continue  # created, but its first version is still being added
+                out.append(
+                    RegisteredDefinition(
+                        name=execution.id.removeprefix("definition/"),
+                        version=int(memo["latest_version"]),
+                        content_hash=str(memo["latest_hash"]),
+                        description=str(memo.get("description", "")),
+                        yaml="",
+                        create_time=None,
+                    )
+                )
+        out.sort(key=lambda d: d.name)
+        return out
+
+    def _remember(
+        self, org: OrgContext, registered: RegisteredDefinition, definition: WorkflowDefinition
+    ) -> tuple[RegisteredDefinition, WorkflowDefinition]:
+        namespace = self.dispatcher.target(org).namespace
+        entry = (registered, definition)
+        self._cache[(namespace, registered.name, registered.version)] = entry
+        return entry
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name) > 63 or not set(name) <= _NAME_ALPHABET:
+        raise InvalidRequestError(
+            f"invalid definition name {name!r}: use lowercase letters, digits and '-'"
+        )
+
+
+def _registered(record: dict[str, Any]) -> RegisteredDefinition:
+    return RegisteredDefinition(
+        name=str(record["name"]),
+        version=int(record["version"]),
+        content_hash=str(record["content_hash"]),
+        description=str(record.get("description") or ""),
+        yaml=str(record.get("yaml") or ""),
+        create_time=record.get("create_time"),
+    )
