@@ -24,12 +24,20 @@ from engine.dispatcher._errors import (
     WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
 )
+from engine.dispatcher._registry import (
+    DefinitionRegistry,
+    DefinitionVersionConflictError,
+    RegisteredDefinition,
+)
 
 __all__ = [
     "DefinitionNotFoundError",
     "DefinitionRef",
+    "DefinitionRegistry",
     "DefinitionSource",
+    "DefinitionVersionConflictError",
     "InvalidRequestError",
+    "RegisteredDefinition",
     "RunPage",
     "RunSummary",
     "StartedRun",

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
@@ -26,7 +30,12 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlreadyStarted
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -54,6 +63,7 @@ from engine.workflow import (
     ENGINE_STATUS,
     ENGINE_STEP,
     RUN_STATUSES,
+    RunInput,
     WorkflowFactory,
 )
 
@@ -68,6 +78,22 @@ __all__ = [
 
 SIGNALS: Final = frozenset({"submit_result", "cancel_workflow", "update_timeout"})
 _TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
+_ADVANCE_KEYS: Final = (
+    "workflow_id",
+    "status",
+    "current_step",
+    "pending_actions",
+    "result",
+    "error",
+)
+_RETRYABLE: Final = frozenset(
+    {
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.CANCELED,
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.TIMED_OUT,
+    }
+)
 _REQUEST_ID: Final = "request_id"
 """The memo key holding the request id that started a run (idempotent starts)."""
 
@@ -204,13 +230,7 @@ class TemporalDispatcher:
             WorkflowAlreadyStartedError: The workflow id is taken (no request id).
         """
         loaded = await self._definition(org, definition)
-        if workflow_id is None:
-            suffix = (
-                hashlib.sha256(request_id.encode()).hexdigest()[:20]
-                if request_id
-                else uuid.uuid4().hex[:20]
-            )
-            workflow_id = f"{loaded.name}-{suffix}"
+        workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         start = self.factory.prepare(loaded, inputs, org, workflow_id)
         memo = dict(start.memo)
         if request_id:
@@ -242,6 +262,167 @@ class TemporalDispatcher:
                 return existing
         run_id = handle.first_execution_run_id or handle.result_run_id or ""
         return StartedRun(workflow_id, run_id, start.workflow_type)
+
+    async def start_and_wait(
+        self,
+        org: OrgContext,
+        definition: WorkflowDefinition | DefinitionRef,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        workflow_id: str | None = None,
+        request_id: str | None = None,
+    ) -> tuple[StartedRun, dict[str, Any]]:
+        """Start a run and answer once it first suspends or ends, in one round trip.
+
+        Uses update-with-start: Temporal starts the run and delivers the update
+        ``await_suspension`` in the same call, and the update returns once the run waits on
+        its first actions (or a timer, or a fan-out) or has ended.
+
+        Returns:
+            The run, and where it stopped: ``{status, current_step, pending_actions, result,
+            error}``.
+        """
+        loaded = await self._definition(org, definition)
+        workflow_id = workflow_id or _generated_id(loaded.name, request_id)
+        start = self.factory.prepare(loaded, inputs, org, workflow_id)
+        memo = dict(start.memo)
+        if request_id:
+            memo[_REQUEST_ID] = request_id
+        client = await self.client(org)
+        operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            start.workflow_type,
+            start.input,
+            id=start.workflow_id,
+            task_queue=start.task_queue,
+            search_attributes=start.search_attributes,
+            memo=memo,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
+            if request_id
+            else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
+            if request_id
+            else WorkflowIDConflictPolicy.FAIL,
+        )
+        with self.translate(org, workflow_id):
+            try:
+                advance: dict[str, Any] = await client.execute_update_with_start_workflow(
+                    "await_suspension",
+                    start_workflow_operation=operation,
+                    rpc_timeout=self.rpc_timeout,
+                )
+            except TemporalAlreadyStarted as taken:
+                if not request_id:
+                    raise
+                existing = await self._started_by(client, workflow_id, taken, request_id)
+                if existing is None:
+                    raise
+                status = await self.status(org, workflow_id)
+                return existing, {key: status.get(key) for key in _ADVANCE_KEYS}
+            handle = await operation.workflow_handle()
+        run_id = handle.first_execution_run_id or handle.result_run_id or ""
+        return StartedRun(workflow_id, run_id, start.workflow_type), advance
+
+    async def retry(
+        self,
+        org: OrgContext,
+        workflow_id: str,
+        *,
+        run_id: str | None = None,
+        from_start: bool = False,
+    ) -> StartedRun:
+        """Re-run a failed run: from its failed step, or from the start.
+
+        From the failed step, the run is reset (a Temporal reset) to the end of the workflow
+        task before the one in which the failed step began: completed steps keep their
+        results and the failed step runs again. From the start, a new run of the same
+        workflow id gets the same definition snapshot and inputs.
+
+        Raises:
+            WorkflowNotFoundError: No such run in the org.
+            InvalidRequestError: The run did not fail, or failed before any task completed.
+        """
+        handle = await self.handle(org, workflow_id, run_id)
+        with self.translate(org, workflow_id):
+            described = await handle.describe(rpc_timeout=self.rpc_timeout)
+            if described.status not in _RETRYABLE:
+                state = described.status.name.lower() if described.status else "running"
+                raise InvalidRequestError(
+                    f"run '{workflow_id}' in org '{org.org_id}' is {state}: only a failed, "
+                    "cancelled, terminated or timed-out run can be retried"
+                )
+            client = await self.client(org)
+            if from_start:
+                return await self._restart(client, org, workflow_id, described)
+            return await self._reset(client, org, workflow_id, described.run_id)
+
+    async def _restart(
+        self, client: Client, org: OrgContext, workflow_id: str, described: Any
+    ) -> StartedRun:
+        first = client.get_workflow_handle(
+            workflow_id,
+            run_id=described.raw_description.workflow_execution_info.first_run_id
+            or described.run_id,
+        )
+        history = await first.fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        (run_input,) = await client.data_converter.decode(started.input.payloads, [RunInput])
+        run_input.progress = None  # from the very start, with the same snapshot and inputs
+        handle = await client.start_workflow(
+            described.workflow_type,
+            run_input,
+            id=workflow_id,
+            task_queue=started.task_queue.name,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(ENGINE_ORG, org.org_id),
+                    SearchAttributePair(
+                        ENGINE_DEFINITION, described.workflow_type.split(":", 1)[0]
+                    ),
+                    SearchAttributePair(ENGINE_STATUS, "running"),
+                ]
+            ),
+            memo={"retry_of": described.run_id, "org_id": org.org_id},
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            rpc_timeout=self.rpc_timeout,
+        )
+        return StartedRun(workflow_id, handle.result_run_id or "", described.workflow_type)
+
+    async def _reset(
+        self, client: Client, org: OrgContext, workflow_id: str, run_id: str
+    ) -> StartedRun:
+        handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+        status: dict[str, Any] = await handle.query("get_status", rpc_timeout=self.rpc_timeout)
+        failed = [e for e in status.get("history", []) if e.get("outcome") == "failed"]
+        if not failed:
+            raise InvalidRequestError(
+                f"run '{workflow_id}' in org '{org.org_id}' has no failed step to resume from; "
+                "retry it from the start"
+            )
+        began = datetime.fromisoformat(failed[0]["started_at"])
+        history = await handle.fetch_history()
+        completed_before = 0
+        for event in history.events:
+            if event.event_time.ToDatetime(tzinfo=began.tzinfo) >= began:
+                break
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                completed_before = event.event_id
+        if not completed_before:
+            raise InvalidRequestError(
+                f"run '{workflow_id}' in org '{org.org_id}' failed in its first workflow task "
+                "(inline steps fail the same way again): retry it from the start"
+            )
+        response = await client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=ExecutionRef(workflow_id=workflow_id, run_id=run_id),
+                reason=f"retry from failed step '{failed[0]['step_id']}'",
+                workflow_task_finish_event_id=completed_before,
+                request_id=str(uuid.uuid4()),
+            ),
+            retry=True,
+            timeout=self.rpc_timeout,
+        )
+        return StartedRun(workflow_id, response.run_id, status.get("workflow_type", ""))
 
     async def _started_by(
         self, client: Client, workflow_id: str, taken: TemporalAlreadyStarted, request_id: str
@@ -463,6 +644,12 @@ class TemporalDispatcher:
             raise _from_rpc(error, run, where) from None
         except WorkflowFailureError:
             raise
+
+
+def _generated_id(name: str, request_id: str | None) -> str:
+    """A workflow id from the definition's name and the request id (or a random suffix)."""
+    suffix = hashlib.sha256(request_id.encode()).hexdigest()[:20] if request_id else None
+    return f"{name}-{suffix or uuid.uuid4().hex[:20]}"
 
 
 def _from_rpc(error: RPCError, run: str, where: str) -> Exception:

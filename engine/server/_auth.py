@@ -1,0 +1,144 @@
+"""Bearer tokens: JWTs whose claims pin a caller to one organization.
+
+Claims: ``org`` (the org id), ``roles`` (``admin`` may provision organizations), ``exp``
+(required: every token expires). Tokens are signed with HS256 and a shared secret, or with
+RS256/ES256 and verified with a configured public key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+import jwt
+
+from engine.errors import EngineError
+from engine.tenancy import InvalidOrgIdError, validate_org_id
+
+__all__ = [
+    "Claims",
+    "PermissionDeniedError",
+    "TokenVerifier",
+    "UnauthenticatedError",
+    "issue_token",
+]
+
+ADMIN: Final = "admin"
+_ASYMMETRIC: Final = frozenset({"RS256", "ES256"})
+
+
+class UnauthenticatedError(EngineError):
+    """No token, or a token that is malformed, forged or expired."""
+
+    code: ClassVar[str] = "UNAUTHENTICATED"
+    reason: ClassVar[str] = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(EngineError):
+    """A valid caller without the role a call needs."""
+
+    code: ClassVar[str] = "PERMISSION_DENIED"
+    reason: ClassVar[str] = "PERMISSION_DENIED"
+
+
+@dataclass(frozen=True)
+class Claims:
+    """Who a verified token speaks for."""
+
+    org_id: str
+    roles: tuple[str, ...]
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the caller may provision organizations."""
+        return ADMIN in self.roles
+
+
+class TokenVerifier:
+    """Verifies bearer tokens.
+
+    Args:
+        key: The HS256 shared secret, or the PEM public key for RS256/ES256.
+        algorithm: ``HS256``, ``RS256`` or ``ES256``.
+        issuer: When set, the ``iss`` claim must equal it.
+        audience: When set, the ``aud`` claim must contain it.
+    """
+
+    def __init__(
+        self,
+        key: str | bytes,
+        algorithm: str = "HS256",
+        *,
+        issuer: str | None = None,
+        audience: str | None = None,
+    ) -> None:
+        if algorithm not in _ASYMMETRIC | {"HS256"}:
+            raise ValueError(f"unsupported token algorithm {algorithm!r}: use HS256, RS256, ES256")
+        if not key:
+            raise ValueError("a token key is required")
+        self.key = key
+        self.algorithm = algorithm
+        self.issuer = issuer
+        self.audience = audience
+
+    def verify(self, authorization: str | None) -> Claims:
+        """Verify an ``authorization`` metadata value (``Bearer <jwt>``).
+
+        Raises:
+            UnauthenticatedError: Saying what is wrong (missing, malformed, expired, forged).
+        """
+        if not authorization:
+            raise UnauthenticatedError("missing 'authorization: Bearer <token>' metadata")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise UnauthenticatedError("the authorization metadata must be 'Bearer <token>'")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self.key,
+                algorithms=[self.algorithm],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp", "org"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise UnauthenticatedError("the token has expired") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise UnauthenticatedError(f"the token lacks the '{error.claim}' claim") from None
+        except jwt.InvalidTokenError as error:
+            raise UnauthenticatedError(f"invalid token: {error}") from None
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise UnauthenticatedError("the token's 'roles' claim must be a list of strings")
+        try:
+            org_id = validate_org_id(claims["org"])
+        except InvalidOrgIdError as error:
+            raise UnauthenticatedError(f"the token's 'org' claim is invalid: {error}") from None
+        return Claims(org_id, tuple(roles))
+
+
+def issue_token(
+    key: str | bytes,
+    org_id: str,
+    *,
+    roles: Sequence[str] = (),
+    ttl_seconds: int = 3600,
+    algorithm: str = "HS256",
+    issuer: str | None = None,
+) -> str:
+    """Sign a token for ``org_id`` (``key`` is the secret, or the PEM private key)."""
+    validate_org_id(org_id)
+    if ttl_seconds <= 0:
+        raise ValueError(f"ttl must be positive, got {ttl_seconds}")
+    now = int(time.time())
+    payload: dict[str, object] = {
+        "org": org_id,
+        "roles": list(roles),
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    if issuer:
+        payload["iss"] = issuer
+    return jwt.encode(payload, key, algorithm=algorithm)

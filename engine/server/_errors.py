@@ -1,0 +1,109 @@
+"""Mapping the engine's errors to gRPC statuses with google.rpc rich details, in one place.
+
+Every :class:`~engine.errors.EngineError` becomes its declared status code with its message
+and an ``ErrorInfo`` (its ``reason``); definition problems and bad inputs add ``BadRequest``
+field violations (with line:column), NOT_FOUND adds ``ResourceInfo``, UNAVAILABLE adds
+``RetryInfo``. Anything else becomes INTERNAL with an id that is also in the server log, so
+no Python traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Final
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from engine.definition import DefinitionError, InputError
+from engine.errors import EngineError
+
+__all__ = ["DOMAIN", "FieldError", "status_of"]
+
+DOMAIN: Final = "engine"
+log = logging.getLogger("engine.server")
+
+
+class FieldError(EngineError):
+    """A request field that is missing or malformed (the message names the field)."""
+
+    code = "INVALID_ARGUMENT"
+    reason = "INVALID_FIELD"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.description = message
+
+
+def status_of(error: BaseException, method: str) -> status_pb2.Status:
+    """The google.rpc.Status a client receives for ``error`` raised by ``method``."""
+    if not isinstance(error, EngineError):
+        incident = uuid.uuid4().hex[:12]
+        log.error("internal error %s in %s", incident, method, exc_info=error)
+        return _status(
+            grpc.StatusCode.INTERNAL,
+            f"internal error (id {incident}); the server log has the details",
+            "INTERNAL",
+        )
+    code = getattr(grpc.StatusCode, error.code, grpc.StatusCode.UNKNOWN)
+    message = str(error)
+    details: list[object] = []
+    if isinstance(error, DefinitionError):
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=problem.path or "yaml",
+                        description=f"{problem.line}:{problem.column}: {problem.message}",
+                    )
+                    for problem in error.problems
+                    if problem.severity == "error"
+                ]
+            )
+        )
+    elif isinstance(error, InputError):
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field="inputs", description=m)
+                    for m in error.messages
+                ]
+            )
+        )
+    elif isinstance(error, FieldError):
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=error.field, description=error.description
+                    )
+                ]
+            )
+        )
+    if code == grpc.StatusCode.NOT_FOUND:
+        details.append(
+            error_details_pb2.ResourceInfo(resource_type=error.reason, description=message)
+        )
+    if code == grpc.StatusCode.UNAVAILABLE:
+        details.append(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1)))
+    return _status(code, message, error.reason, details)
+
+
+def _status(
+    code: grpc.StatusCode, message: str, reason: str, details: list[object] | None = None
+) -> status_pb2.Status:
+    packed = []
+    for detail in [error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN), *(details or [])]:
+        holder = any_pb2.Any()
+        holder.Pack(detail)
+        packed.append(holder)
+    return status_pb2.Status(code=_numeric(code), message=message, details=packed)
+
+
+def _numeric(code: grpc.StatusCode) -> int:
+    value: int = code.value[0]
+    assert value == getattr(code_pb2, code.name, value)
+    return value

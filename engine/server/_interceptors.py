@@ -1,0 +1,155 @@
+"""The server's interceptors, outermost first: errors, then authentication.
+
+``ErrorInterceptor`` is outermost so that everything raised below it, authentication failures
+included, leaves the server as a proper gRPC status (never a traceback). ``AuthInterceptor``
+turns the bearer token into the caller's :class:`~engine.context.OrgContext`, hands it to the
+servicer as ``context.org``, and enforces the admin role where a method needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from engine.context import OrgContext
+from engine.server._auth import PermissionDeniedError, TokenVerifier
+from engine.server._errors import status_of
+from engine.tenancy import NamespaceResolver
+
+__all__ = ["AuthInterceptor", "ErrorInterceptor", "OrgServicerContext"]
+
+_Handler = grpc.RpcMethodHandler[Any, Any]
+_Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]
+
+
+class OrgServicerContext:
+    """A servicer context that also carries the caller's organization (``context.org``)."""
+
+    def __init__(self, context: grpc.aio.ServicerContext[Any, Any], org: OrgContext) -> None:
+        self._context = context
+        self.org = org
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+def _rewrap(handler: _Handler, wrap: Callable[[Any, bool], Any]) -> _Handler:
+    """The same handler with its behaviour wrapped (unary-unary and unary-stream)."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            wrap(handler.unary_unary, False),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            wrap(handler.unary_stream, True),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler  # the engine's services have no client-streaming rpcs
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps every exception to a gRPC status with rich details (see ``_errors``)."""
+
+    async def intercept_service(
+        self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> _Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        def wrap(behavior: Any, streaming: bool) -> Any:
+            if streaming:
+
+                async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                    try:
+                        async for response in behavior(request, context):
+                            yield response
+                    except grpc.aio.AbortError:
+                        raise
+                    except Exception as error:
+                        await context.abort_with_status(
+                            rpc_status.to_status(status_of(error, method))
+                        )
+
+                return stream
+
+            async def unary(request: Any, context: Any) -> Any:
+                try:
+                    return await behavior(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as error:
+                    await context.abort_with_status(rpc_status.to_status(status_of(error, method)))
+
+            return unary
+
+        return _rewrap(handler, wrap)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates every call except ``public`` methods (health, reflection).
+
+    Args:
+        verifier: Verifies bearer tokens.
+        resolver: Resolves the token's org to its namespace.
+        public: Full method names callable without a token.
+        admin_only: Full method names (or service prefixes ending in "/") that need ``admin``.
+    """
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        resolver: NamespaceResolver,
+        *,
+        public: Collection[str] = (),
+        admin_only: Collection[str] = (),
+    ) -> None:
+        self.verifier = verifier
+        self.resolver = resolver
+        self.public = tuple(public)
+        self.admin_only = tuple(admin_only)
+
+    async def intercept_service(
+        self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> _Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(self.public):
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        needs_admin = method.startswith(self.admin_only)
+
+        def authenticate() -> OrgContext:
+            authorization = metadata.get("authorization")
+            claims = self.verifier.verify(authorization if isinstance(authorization, str) else None)
+            if needs_admin and not claims.is_admin:
+                raise PermissionDeniedError(
+                    f"{method.rsplit('/', 1)[-1]} needs the admin role; "
+                    f"the token of org '{claims.org_id}' has roles {list(claims.roles)}"
+                )
+            target = self.resolver.resolve(claims.org_id)
+            return OrgContext(claims.org_id, target.namespace, claims.roles)
+
+        def wrap(behavior: Any, streaming: bool) -> Any:
+            if streaming:
+
+                async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                    org = authenticate()
+                    async for response in behavior(request, OrgServicerContext(context, org)):
+                        yield response
+
+                return stream
+
+            async def unary(request: Any, context: Any) -> Any:
+                return await behavior(request, OrgServicerContext(context, authenticate()))
+
+            return unary
+
+        return _rewrap(handler, wrap)

@@ -1,0 +1,376 @@
+"""The gRPC servicers: parse the request, call the dispatcher or registry, convert the answer.
+
+Every method reads the caller's organization from ``context.org`` (set by the auth
+interceptor from the token); nothing in a request body selects an organization.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any, Final, TypeVar
+
+from engine.api.v1 import (
+    definition_service_pb2 as definitions_pb,
+)
+from engine.api.v1 import (
+    definition_service_pb2_grpc as definitions_grpc,
+)
+from engine.api.v1 import (
+    organization_service_pb2 as organizations_pb,
+)
+from engine.api.v1 import (
+    organization_service_pb2_grpc as organizations_grpc,
+)
+from engine.api.v1 import resources_pb2
+from engine.api.v1 import (
+    workflow_service_pb2 as workflows_pb,
+)
+from engine.api.v1 import (
+    workflow_service_pb2_grpc as workflows_grpc,
+)
+from engine.context import OrgContext
+from engine.definition import DefinitionError, Problem, load_definition
+from engine.dispatcher import (
+    DefinitionRef,
+    DefinitionRegistry,
+    RegisteredDefinition,
+    TemporalDispatcher,
+)
+from engine.server._convert import (
+    action_to_proto,
+    duration,
+    from_struct,
+    from_value,
+    run_status,
+    status_name,
+    timestamp,
+    to_value,
+    workflow_to_proto,
+)
+from engine.server._errors import FieldError
+from engine.tenancy import Organization, Provisioner
+
+__all__ = ["DefinitionServicer", "OrganizationServicer", "WorkflowServicer"]
+
+_DEFAULT_PAGE: Final = 100
+_T = TypeVar("_T")
+
+
+def _org(context: Any) -> OrgContext:
+    org: OrgContext = context.org
+    return org
+
+
+def _page(items: Sequence[_T], page_size: int, token: str) -> tuple[list[_T], str]:
+    """Offset paging over a sorted list (tokens are opaque to clients)."""
+    size = page_size or _DEFAULT_PAGE
+    if not 1 <= size <= 1000:
+        raise FieldError("page_size", f"must be between 1 and 1000, got {page_size}")
+    try:
+        start = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
+    except ValueError:
+        raise FieldError("page_token", "is not a token this server issued") from None
+    end = start + size
+    following = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else ""
+    return list(items[start:end]), following
+
+
+def _problem(problem: Problem) -> resources_pb2.DefinitionProblem:
+    return resources_pb2.DefinitionProblem(
+        line=problem.line,
+        column=problem.column,
+        path=problem.path,
+        message=problem.message,
+        warning=problem.severity == "warning",
+    )
+
+
+def _definition(record: RegisteredDefinition) -> resources_pb2.Definition:
+    message = resources_pb2.Definition(
+        name=record.name,
+        version=record.version,
+        description=record.description,
+        content_hash=record.content_hash,
+        yaml=record.yaml,
+        workflow_type=record.workflow_type,
+    )
+    if record.create_time:
+        message.create_time.CopyFrom(timestamp(record.create_time))
+    return message
+
+
+def _organization(org: Organization) -> resources_pb2.Organization:
+    return resources_pb2.Organization(
+        org_id=org.org_id,
+        namespace=org.namespace,
+        address=org.address,
+        retention=duration(org.retention),
+    )
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise FieldError(field, "is required")
+    return value
+
+
+class OrganizationServicer(organizations_grpc.OrganizationServiceServicer):
+    """Provisions and lists organizations (admin only, enforced by the auth interceptor)."""
+
+    def __init__(self, provisioner: Provisioner) -> None:
+        self.provisioner = provisioner
+
+    async def CreateOrganization(  # noqa: N802 - gRPC method name
+        self, request: organizations_pb.CreateOrganizationRequest, context: Any
+    ) -> organizations_pb.CreateOrganizationResponse:
+        retention = None
+        if request.HasField("retention"):
+            retention = request.retention.ToTimedelta()
+            if retention < timedelta(days=1):
+                raise FieldError("retention", "must be at least 1 day")
+        org = await self.provisioner.provision(_required(request.org_id, "org_id"), retention)
+        return organizations_pb.CreateOrganizationResponse(
+            organization=_organization(org), created=org.created
+        )
+
+    async def GetOrganization(  # noqa: N802
+        self, request: organizations_pb.GetOrganizationRequest, context: Any
+    ) -> organizations_pb.GetOrganizationResponse:
+        org = await self.provisioner.get(_required(request.org_id, "org_id"))
+        return organizations_pb.GetOrganizationResponse(organization=_organization(org))
+
+    async def ListOrganizations(  # noqa: N802
+        self, request: organizations_pb.ListOrganizationsRequest, context: Any
+    ) -> organizations_pb.ListOrganizationsResponse:
+        orgs, token = _page(
+            await self.provisioner.list_orgs(), request.page_size, request.page_token
+        )
+        return organizations_pb.ListOrganizationsResponse(
+            organizations=[_organization(o) for o in orgs], next_page_token=token
+        )
+
+
+class DefinitionServicer(definitions_grpc.DefinitionServiceServicer):
+    """Validates, registers and reads the definitions of the caller's organization."""
+
+    def __init__(self, registry: DefinitionRegistry) -> None:
+        self.registry = registry
+
+    async def ValidateDefinition(  # noqa: N802
+        self, request: definitions_pb.ValidateDefinitionRequest, context: Any
+    ) -> definitions_pb.ValidateDefinitionResponse:
+        source = request.source or "<request>"
+        try:
+            definition = load_definition(request.yaml, source)
+        except DefinitionError as error:
+            return definitions_pb.ValidateDefinitionResponse(
+                valid=False, problems=[_problem(p) for p in error.problems]
+            )
+        return definitions_pb.ValidateDefinitionResponse(
+            valid=True,
+            problems=[_problem(p) for p in definition.warnings],
+            name=definition.name,
+            version=definition.version,
+            content_hash=definition.content_hash,
+        )
+
+    async def RegisterDefinition(  # noqa: N802
+        self, request: definitions_pb.RegisterDefinitionRequest, context: Any
+    ) -> definitions_pb.RegisterDefinitionResponse:
+        record, created, warnings = await self.registry.register(
+            _org(context), _required(request.yaml, "yaml")
+        )
+        return definitions_pb.RegisterDefinitionResponse(
+            definition=_definition(record),
+            created=created,
+            warnings=[_problem(w) for w in warnings],
+        )
+
+    async def GetDefinition(  # noqa: N802
+        self, request: definitions_pb.GetDefinitionRequest, context: Any
+    ) -> definitions_pb.GetDefinitionResponse:
+        record = await self.registry.get_registered(
+            _org(context), _required(request.name, "name"), request.version or None
+        )
+        return definitions_pb.GetDefinitionResponse(definition=_definition(record))
+
+    async def ListDefinitions(  # noqa: N802
+        self, request: definitions_pb.ListDefinitionsRequest, context: Any
+    ) -> definitions_pb.ListDefinitionsResponse:
+        org = _org(context)
+        records = (
+            await self.registry.versions(org, request.name)
+            if request.name
+            else await self.registry.latest(org)
+        )
+        page, token = _page(records, request.page_size, request.page_token)
+        return definitions_pb.ListDefinitionsResponse(
+            definitions=[_definition(r) for r in page], next_page_token=token
+        )
+
+
+class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
+    """Starts, reads, lists and drives the runs of the caller's organization."""
+
+    def __init__(self, dispatcher: TemporalDispatcher, registry: DefinitionRegistry) -> None:
+        self.dispatcher = dispatcher
+        self.registry = registry
+
+    async def StartWorkflow(  # noqa: N802
+        self, request: workflows_pb.StartWorkflowRequest, context: Any
+    ) -> workflows_pb.StartWorkflowResponse:
+        org = _org(context)
+        which = request.WhichOneof("definition")
+        if which == "definition_yaml":
+            definition: Any = load_definition(request.definition_yaml, "<definition_yaml>")
+        elif which == "definition_name":
+            definition = DefinitionRef(request.definition_name, request.definition_version or None)
+        else:
+            raise FieldError("definition", "give definition_name or definition_yaml")
+        inputs = from_struct(request.inputs)
+        if request.wait_for_suspension:
+            first = await self.dispatcher.start_and_wait(
+                org,
+                definition,
+                inputs,
+                workflow_id=request.workflow_id or None,
+                request_id=request.request_id or None,
+            )
+            run, advance = first
+            return workflows_pb.StartWorkflowResponse(
+                workflow_id=run.workflow_id,
+                run_id=run.run_id,
+                workflow_type=run.workflow_type,
+                status=run_status(advance.get("status")),
+                pending_actions=[action_to_proto(a) for a in advance.get("pending_actions", [])],
+                result=to_value(advance.get("result")),
+                error=advance.get("error") or "",
+            )
+        run = await self.dispatcher.start(
+            org,
+            definition,
+            inputs,
+            workflow_id=request.workflow_id or None,
+            request_id=request.request_id or None,
+        )
+        return workflows_pb.StartWorkflowResponse(
+            workflow_id=run.workflow_id, run_id=run.run_id, workflow_type=run.workflow_type
+        )
+
+    async def GetWorkflow(  # noqa: N802
+        self, request: workflows_pb.GetWorkflowRequest, context: Any
+    ) -> workflows_pb.GetWorkflowResponse:
+        status = await self.dispatcher.status(
+            _org(context), _required(request.workflow_id, "workflow_id"), request.run_id or None
+        )
+        return workflows_pb.GetWorkflowResponse(workflow=workflow_to_proto(status))
+
+    async def ListWorkflows(  # noqa: N802
+        self, request: workflows_pb.ListWorkflowsRequest, context: Any
+    ) -> workflows_pb.ListWorkflowsResponse:
+        try:
+            token = base64.urlsafe_b64decode(request.page_token) if request.page_token else None
+        except ValueError:
+            raise FieldError("page_token", "is not a token this server issued") from None
+        page = await self.dispatcher.list(
+            _org(context),
+            status=status_name(request.status),
+            definition=request.definition_name or None,
+            query=request.query or None,
+            include_children=request.include_children,
+            page_size=request.page_size or _DEFAULT_PAGE,
+            page_token=token,
+        )
+        workflows = []
+        for run in page.runs:
+            summary = resources_pb2.WorkflowSummary(
+                workflow_id=run.workflow_id,
+                run_id=run.run_id,
+                workflow_type=run.workflow_type,
+                definition_name=run.definition or "",
+                status=run_status(run.status),
+                current_step=run.current_step or "",
+                parent_workflow_id=run.parent_workflow_id or "",
+            )
+            if run.start_time:
+                summary.start_time.CopyFrom(timestamp(run.start_time))
+            if run.close_time:
+                summary.close_time.CopyFrom(timestamp(run.close_time))
+            workflows.append(summary)
+        following = (
+            base64.urlsafe_b64encode(page.next_page_token).decode() if page.next_page_token else ""
+        )
+        return workflows_pb.ListWorkflowsResponse(workflows=workflows, next_page_token=following)
+
+    async def SubmitResult(  # noqa: N802
+        self, request: workflows_pb.SubmitResultRequest, context: Any
+    ) -> workflows_pb.SubmitResultResponse:
+        target = request.WhichOneof("target")
+        if target is None:
+            raise FieldError("target", "give action_id or step_id")
+        advance = await self.dispatcher.submit_result(
+            _org(context),
+            _required(request.workflow_id, "workflow_id"),
+            action_id=request.action_id or None,
+            step_id=request.step_id or None,
+            result=from_value(request.result),
+            error=request.error or None,
+        )
+        return workflows_pb.SubmitResultResponse(
+            status=run_status(advance.get("status")),
+            current_step=advance.get("current_step") or "",
+            pending_actions=[action_to_proto(a) for a in advance.get("pending_actions", [])],
+            result=to_value(advance.get("result")),
+            error=advance.get("error") or "",
+        )
+
+    async def CancelWorkflow(  # noqa: N802
+        self, request: workflows_pb.CancelWorkflowRequest, context: Any
+    ) -> workflows_pb.CancelWorkflowResponse:
+        await self.dispatcher.cancel(
+            _org(context), _required(request.workflow_id, "workflow_id"), request.reason
+        )
+        return workflows_pb.CancelWorkflowResponse()
+
+    async def UpdateTimeout(  # noqa: N802
+        self, request: workflows_pb.UpdateTimeoutRequest, context: Any
+    ) -> workflows_pb.UpdateTimeoutResponse:
+        if not request.HasField("timeout"):
+            raise FieldError("timeout", "is required")
+        await self.dispatcher.update_timeout(
+            _org(context),
+            _required(request.workflow_id, "workflow_id"),
+            _required(request.step_id, "step_id"),
+            request.timeout.ToTimedelta().total_seconds(),
+        )
+        return workflows_pb.UpdateTimeoutResponse()
+
+    async def ListPendingActions(  # noqa: N802
+        self, request: workflows_pb.ListPendingActionsRequest, context: Any
+    ) -> workflows_pb.ListPendingActionsResponse:
+        actions = await self.dispatcher.pending_actions(_org(context))
+        page, token = _page(actions, request.page_size, request.page_token)
+        return workflows_pb.ListPendingActionsResponse(
+            pending_actions=[action_to_proto(a) for a in page], next_page_token=token
+        )
+
+    async def WatchWorkflow(  # noqa: N802
+        self, request: workflows_pb.WatchWorkflowRequest, context: Any
+    ) -> AsyncIterator[workflows_pb.WatchWorkflowResponse]:
+        workflow_id = _required(request.workflow_id, "workflow_id")
+        async for status in self.dispatcher.watch(_org(context), workflow_id):
+            yield workflows_pb.WatchWorkflowResponse(workflow=workflow_to_proto(status))
+
+    async def RetryWorkflow(  # noqa: N802
+        self, request: workflows_pb.RetryWorkflowRequest, context: Any
+    ) -> workflows_pb.RetryWorkflowResponse:
+        from_start = request.mode == workflows_pb.RETRY_MODE_FROM_START
+        run = await self.dispatcher.retry(
+            _org(context),
+            _required(request.workflow_id, "workflow_id"),
+            run_id=request.run_id or None,
+            from_start=from_start,
+        )
+        return workflows_pb.RetryWorkflowResponse(workflow_id=run.workflow_id, run_id=run.run_id)
