@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -39,10 +39,11 @@ from engine.definition import (
     StepBase,
     WaitStep,
     WorkflowDefinition,
+    format_duration,
     load_definition,
 )
 from engine.definition import RetryPolicy as StepRetryPolicy
-from engine.expr import ExpressionError
+from engine.expr import ExpressionError, Reference
 from engine.workflow._actions import Action, ResultRejectedError, check_result
 from engine.workflow._search import ENGINE_STATUS, ENGINE_STEP
 from engine.workflow._types import ACTION_STEP_TYPES, PAYLOAD_LIMIT, RunInput
@@ -51,6 +52,8 @@ __all__ = ["EngineWorkflow"]
 
 _HISTORY_KEPT: Final = 500
 """Step history entries kept in the status (the oldest are dropped beyond this)."""
+_LONGEST_DELAY: Final = 100 * 365 * 24 * 3600.0
+"""update_timeout moves a deadline at most this many seconds ahead (about a century)."""
 _ANSWERED_KEPT: Final = 500
 """Answered action ids remembered, to tell a duplicate from an unknown id."""
 
@@ -84,9 +87,15 @@ class _Returned:
 
 @dataclass
 class _Scope:
-    """The variables of enclosing foreach steps (``as`` names and ``index``)."""
+    """The variables of enclosing foreach steps (``as`` names and ``index``).
+
+    A compensation handed back by a foreach item also brings what it reads of the item's own
+    state and step records (``state`` and ``steps``): it runs in the parent, which has neither.
+    """
 
     variables: dict[str, Any]
+    state: dict[str, Any] | None = None
+    steps: dict[str, Any] | None = None
 
 
 _TOP: Final = _Scope({})
@@ -112,8 +121,13 @@ class EngineWorkflow:
         self.parent_id: str | None = info.parent.workflow_id if info.parent else None
         progress = run_input.progress or {}
         self.inputs: dict[str, Any] = run_input.inputs
-        self.state: dict[str, Any] = progress.get("state") or scope.get("state") or {}
+        # A continued run carries its own state; a foreach child starts from its parent's.
+        carried = progress["state"] if "state" in progress else scope.get("state")
+        self.state: dict[str, Any] = dict(carried or {})
         self.steps: dict[str, Any] = progress.get("steps", {})
+        # Each record's size as JSON, taken once: the status is measured after every step,
+        # and the outputs of all the steps so far need not be serialized again each time.
+        self.record_sizes = {key: _entry_size(key, value) for key, value in self.steps.items()}
         self.history: list[dict[str, Any]] = progress.get("history", [])
         self.done: set[str] = set(progress.get("done", []))
         self.branches: dict[str, str] = progress.get("branches", {})
@@ -127,6 +141,10 @@ class EngineWorkflow:
         self.waiting: dict[str, Any] | None = None
         self.actions: dict[str, Action] = {}
         self.child_actions: dict[str, list[dict[str, Any]]] = {}
+        # Running foreach children -> the number of the last report taken from each. Signals
+        # from one sender may arrive out of order, and late ones from a finished child at all.
+        self.children: dict[str, int] = {}
+        self.reports = int(progress.get("reports", 0))
         self.cancel_reason: str | None = None
         self.result: Any = None
         self.error: str | None = None
@@ -145,16 +163,23 @@ class EngineWorkflow:
             assert isinstance(foreach, ForeachStep)
             block = foreach.steps
         elif not self.input.progress:
-            self.state = self.definition.render_initial_state(
-                {"inputs": self.inputs, "workflow": self.workflow_info(), "org": self.org()}
-            )
+            try:
+                self.state = self.definition.render_initial_state(
+                    {"inputs": self.inputs, "workflow": self.workflow_info(), "org": self.org()}
+                )
+            except ExpressionError as error:
+                # Not raised as is: Temporal would retry the task for ever, the run stuck.
+                return await self.finish_failed(f"the initial state failed: {error}")
         try:
             returned = await self.run_block(block, self.scope)
         except (RunFailedError, StepFailedError) as failure:
-            await self.compensate()
+            try:
+                await self.compensate()
+            except asyncio.CancelledError:
+                return await self.finish_cancelled(None)
             return await self.finish_failed(str(failure))
         except RunCancelledError:
-            return await self.finish_cancelled(CancelledError(self.cancel_reason or "cancelled"))
+            return await self.finish_cancelled(self.cancel_reason or "cancelled by request")
         except asyncio.CancelledError:
             return await self.finish_cancelled(None)
         value = returned.value if returned is not None else self.last_output(block)
@@ -176,9 +201,13 @@ class EngineWorkflow:
 
     async def run_step(self, step: StepBase, scope: _Scope) -> _Returned | None:
         """Run one step: ``when``, the executor of its type, retries and ``on_error``."""
-        entry = self.begin(step)
+        # A condition or foreach that a previous run started (before continuing as new) is
+        # resumed, not started again: its `when` held then, and what its own block did since
+        # may have changed the answer.
+        resumed = not self.compensating and (step.id in self.branches or step.id in self.fanouts)
+        entry = self.begin(step, resumed)
         try:
-            runs = step.evaluate_when(self.context(step, scope))
+            runs = resumed or step.evaluate_when(self.context(step, scope))
         except ExpressionError as error:
             self.step_failed(step, entry, StepFailedError(str(error)))
             return None
@@ -218,16 +247,26 @@ class EngineWorkflow:
             break
         returned = outcome if isinstance(outcome, _Returned) else None
         output = returned.value if returned is not None else outcome
+        updates: dict[str, Any] = dict(output) if isinstance(step, SetStateStep) else {}
         if step.output_to is not None and not isinstance(step, ReturnStep):
-            self.state[step.output_to] = output
+            updates[step.output_to] = output
+        previous = {key: self.state[key] for key in updates if key in self.state}
+        self.state.update(updates)
+        self.finish_step(step, entry, "completed", output)
+        what = "the state after step" if updates else "the output of step"
         try:
-            self.check_size(f"the state after step '{step.id}'", self.state)
+            # A return value is carried once more, as the run's result.
+            self.check_status(
+                f"{what} '{step.id}'", _json_size(output) if returned is not None else 0
+            )
         except StepFailedError as failure:
-            if step.output_to is not None:
-                self.state.pop(step.output_to, None)
+            for key in updates:
+                if key in previous:
+                    self.state[key] = previous[key]
+                else:
+                    self.state.pop(key, None)
             self.step_failed(step, entry, failure)
             return None
-        self.finish_step(step, entry, "completed", output)
         if step.compensate and not self.compensating:
             self.compensations.append({"step_id": step.id, "vars": scope.variables})
         return returned
@@ -236,6 +275,10 @@ class EngineWorkflow:
         """Record a failure; with ``on_error: continue`` the run goes on, else it fails."""
         self.finish_step(step, entry, "failed", failure.output, error=failure.message)
         if step.on_error == "continue" and not self.cancel_reason:
+            # What a failed step produced (a shell step's exit code and output) is what the
+            # steps after it need to react to, so it lands in `output_to` as a success would.
+            if step.output_to is not None and failure.output is not None:
+                self.state[step.output_to] = failure.output
             return None
         raise RunFailedError(f"step '{step.id}' failed: {failure.message}")
 
@@ -252,8 +295,7 @@ class EngineWorkflow:
 
     async def run_set_state(self, step: SetStateStep, scope: _Scope, attempt: int) -> Any:
         values: dict[str, Any] = step.render("set", self.context(step, scope))
-        self.state.update(values)
-        return values
+        return values  # run_step applies them, once it knows they fit
 
     async def run_return(self, step: ReturnStep, scope: _Scope, attempt: int) -> Any:
         value = step.render("value", self.context(step, scope))
@@ -279,8 +321,12 @@ class EngineWorkflow:
             workflow_id=self.workflow_id,
             run_id=self.run_id,
         )
-        self.check_size(f"the pending action of step '{step.id}'", action.to_json(now))
         self.actions[action.action_id] = action
+        try:
+            self.check_status(f"the pending action of step '{step.id}'")
+        except StepFailedError:
+            del self.actions[action.action_id]
+            raise
         try:
             await self.suspend("waiting", step.id)
             await self.publish_actions()
@@ -296,7 +342,7 @@ class EngineWorkflow:
         await self.publish_actions()
         await self.resume(step.id)
         if not action.resolved:
-            raise StepFailedError(f"timed out after {_span(timeout)}", retryable=True)
+            raise StepFailedError(_timed_out(action, timeout), retryable=True)
         if action.error is not None:
             raise StepFailedError(action.error, retryable=True)
         result = action.result
@@ -347,6 +393,7 @@ class EngineWorkflow:
         todo = [i for i in range(len(items)) if str(i) not in finished]
         running: dict[Any, int] = {}
         failure: StepFailedError | None = None
+        stopping = False
         await self.suspend("running", step.id)
         try:
             while todo or running:
@@ -354,46 +401,62 @@ class EngineWorkflow:
                 # running ones are done, the next run picks up the rest (children cannot
                 # outlive a continue-as-new of their parent).
                 draining = workflow.info().is_continue_as_new_suggested()
-                while todo and len(running) < step.max_parallel and failure is None:
+                batch: list[int] = []
+                while todo and len(running) + len(batch) < step.max_parallel and not stopping:
                     if draining:
                         break
-                    index = todo.pop(0)
-                    handle = await self.start_child(step, scope, items[index], index, attempt)
-                    running[handle] = index
+                    batch.append(todo.pop(0))
+                # Started together, their start commands leave in one workflow task instead
+                # of one round trip to the server per child (gather keeps the order).
+                handles = await asyncio.gather(
+                    *(self.start_child(step, scope, items[i], i, attempt) for i in batch)
+                )
+                running.update(zip(handles, batch, strict=True))
                 if not running:
-                    if draining and todo and failure is None and not self.compensating:
+                    if draining and todo and not stopping and not self.compensating:
                         await self.continue_as_new_if_suggested()
                     break
-                finished_tasks, _ = await workflow.wait(
-                    list(running), return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in finished_tasks:
+
+                def settled(stopped: bool = stopping) -> bool:
+                    return any(task.done() for task in running) or (
+                        self.cancel_reason is not None and not stopped
+                    )
+
+                await workflow.wait_condition(settled)
+                if self.cancel_reason is not None and not stopping:
+                    stopping = True
+                    await self.stop_children(running, self.cancel_reason)
+                # In start order, not in the order of a set: replay must see the same order.
+                for task in [task for task in running if task.done()]:
                     index = running.pop(task)
                     self.child_actions.pop(self.child_id(step, index, attempt), None)
+                    self.children.pop(self.child_id(step, index, attempt), None)
                     try:
                         outcome = task.result()
                     except ChildWorkflowError as error:
                         message = _cause(error)
                         errors.append({"index": index, "item": items[index], "error": message})
-                        if step.on_item_error == "fail" and failure is None:
+                        self.compensations.extend(_handed_over(error))
+                        if step.on_item_error == "fail" and not stopping:
                             failure = StepFailedError(
                                 f"item {index} failed: {message}", retryable=True
                             )
-                            for other in running:
-                                other.cancel()
+                            stopping = True
+                            await self.stop_children(running, f"item {index} failed")
                         continue
                     results[str(index)] = outcome["result"]
                     self.compensations.extend(outcome.get("compensations", []))
                 await self.publish_actions()
-                if self.cancel_reason:
-                    raise RunCancelledError
+            if self.cancel_reason is not None:
+                raise RunCancelledError
+            errors.sort(key=lambda error: int(error["index"]))
+            self.steps[step.id] = {"errors": errors}
             if failure is not None:
                 raise failure
         finally:
             for task in running:
                 task.cancel()
         await self.resume(step.id)
-        self.steps[step.id] = {"errors": errors}
         del self.fanouts[step.id]
         return [results.get(str(i)) for i in range(len(items))]
 
@@ -413,10 +476,13 @@ class EngineWorkflow:
             org=self.input.org,
             scope={"foreach": step.id, "vars": variables, "state": state},
         )
+        child_id = self.child_id(step, index, attempt)
+        # Known before it starts: its first report may come with the news that it started.
+        self.children[child_id] = 0
         return await workflow.start_child_workflow(
             workflow.info().workflow_type,
             child_input,
-            id=self.child_id(step, index, attempt),
+            id=child_id,
             task_queue=workflow.info().task_queue,
             parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
             cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -427,6 +493,21 @@ class EngineWorkflow:
     def child_id(self, step: ForeachStep, index: int, attempt: int) -> str:
         suffix = f"/attempt-{attempt}" if attempt > 1 else ""
         return f"{self.workflow_id}/{step.id}/{index}{suffix}"
+
+    async def stop_children(self, running: dict[Any, int], reason: str) -> None:
+        """Ask running foreach children to stop; the caller still waits for each to end.
+
+        The ``cancel_workflow`` signal, unlike a Temporal cancellation, lets a child end on its
+        own terms and hand back the compensations of the steps it completed: a sibling of a
+        failed item may already have changed the world, and the parent must be able to undo it.
+        """
+
+        async def stop(handle: Any) -> None:
+            # A child may end before the signal reaches it; then there is nothing to stop.
+            with contextlib.suppress(Exception):
+                await handle.signal("cancel_workflow", reason)
+
+        await asyncio.gather(*(stop(handle) for handle in running))
 
     # -- endings ----------------------------------------------------------------------------
 
@@ -440,7 +521,8 @@ class EngineWorkflow:
         self.compensating = True
         for entry in reversed(pending):
             step = self.definition.step(entry["step_id"])
-            scope = _Scope(dict(entry.get("vars", {})))
+            seen = entry.get("context") or {}
+            scope = _Scope(dict(entry.get("vars", {})), seen.get("state"), seen.get("steps"))
             try:
                 await self.run_block(step.compensate, scope)
             except (RunFailedError, StepFailedError, RunCancelledError) as failure:
@@ -451,7 +533,7 @@ class EngineWorkflow:
         self.result = value
         await self.settle("completed")
         if self.input.scope:
-            return {"result": value, "compensations": self.compensations}
+            return {"result": value, "compensations": self.handed_over()}
         return value
 
     async def finish_failed(self, message: str) -> Any:
@@ -459,17 +541,48 @@ class EngineWorkflow:
         await self.settle("failed")
         raise ApplicationError(message, type="StepFailedError", non_retryable=True)
 
-    async def finish_cancelled(self, error: CancelledError | None) -> Any:
-        self.error = f"cancelled: {self.cancel_reason}" if self.cancel_reason else "cancelled"
+    async def finish_cancelled(self, reason: str | None) -> Any:
+        shown = reason if reason is not None else workflow.cancellation_reason()
+        self.error = f"cancelled: {shown}" if shown else "cancelled"
         await self.settle("cancelled")
-        if error is not None:
-            raise error
-        raise asyncio.CancelledError
+        if reason is None:
+            raise asyncio.CancelledError
+        # A foreach child stopped by its parent hands back what the parent may have to undo.
+        details = [{"compensations": self.handed_over()}] if self.input.scope else []
+        raise CancelledError(reason, *details)
+
+    def handed_over(self) -> list[dict[str, Any]]:
+        """This item's compensations for its parent, each with the context it reads here."""
+        entries = []
+        for entry in self.compensations:
+            if "context" not in entry:  # a grandchild's entries already carry theirs
+                block = self.definition.step(entry["step_id"]).compensate
+                entry = {**entry, "context": self.read_by(block)}
+            entries.append(entry)
+        return entries
+
+    def read_by(self, block: Sequence[StepBase]) -> dict[str, Any]:
+        """The part of the state and step records that a block's expressions read."""
+        wanted: dict[str, set[str] | None] = {"state": set(), "steps": set()}
+        for reference in _references(block):
+            keys = wanted.get(reference.root)
+            if reference.root not in wanted or keys is None:
+                continue
+            if reference.key is None:
+                wanted[reference.root] = None  # read by a computed key: keep all of it
+            else:
+                keys.add(reference.key)
+        return {
+            "state": _pick(self.state, wanted["state"]),
+            "steps": _pick(self.steps, wanted["steps"]),
+        }
 
     async def settle(self, status: str) -> None:
         self.status = status
         self.current_step = None
         self.waiting = None
+        # Children stopped along with this run report nothing more: nothing waits any longer.
+        self.child_actions.clear()
         self.upsert_search()
         self.epoch += 1
         # Let update handlers waiting for this moment return their answer before the run ends.
@@ -491,6 +604,7 @@ class EngineWorkflow:
             "fanouts": self.fanouts,
             "compensations": self.compensations,
             "answered": self.answered,
+            "reports": self.reports,
             "continued": self.continued + 1,
             "started_at": self.started_at,
         }
@@ -535,9 +649,14 @@ class EngineWorkflow:
         """Tell the parent (for a foreach child) which actions wait in this subtree."""
         if self.parent_id is None:
             return
+        self.reports += 1
         await workflow.get_external_workflow_handle(self.parent_id).signal(
             "report_actions",
-            {"workflow_id": self.workflow_id, "actions": self.pending_actions()},
+            {
+                "workflow_id": self.workflow_id,
+                "actions": self.pending_actions(),
+                "report": self.reports,
+            },
         )
 
     def pending_actions(self) -> list[dict[str, Any]]:
@@ -547,7 +666,13 @@ class EngineWorkflow:
             own.extend(reported)
         return own
 
-    def begin(self, step: StepBase) -> dict[str, Any]:
+    def begin(self, step: StepBase, resumed: bool = False) -> dict[str, Any]:
+        if resumed:
+            unfinished = [
+                e for e in self.history if e["step_id"] == step.id and e["finished_at"] is None
+            ]
+            if unfinished:
+                return unfinished[-1]  # one entry per step, however many runs it spans
         entry: dict[str, Any] = {
             "step_id": step.id,
             "type": step.step_type,
@@ -580,6 +705,7 @@ class EngineWorkflow:
         if isinstance(previous, dict) and "errors" in previous:
             record["errors"] = previous["errors"]
         self.steps[step.id] = record
+        self.record_sizes[step.id] = _entry_size(step.id, record)
         self.done.add(step.id)
 
     def last_output(self, block: Sequence[StepBase]) -> Any:
@@ -603,13 +729,14 @@ class EngineWorkflow:
         return {"id": self.org_id}
 
     def context(self, step: StepBase, scope: _Scope) -> dict[str, Any]:
-        state = self.state
+        state = self.state if scope.state is None else {**self.state, **scope.state}
+        steps = self.steps if scope.steps is None else {**self.steps, **scope.steps}
         if step.needs_state is not None:
             state = {k: state[k] for k in step.needs_state if k in state}
         context = {
             "inputs": self.inputs,
             "state": state,
-            "steps": self.steps,
+            "steps": steps,
             "workflow": self.workflow_info(),
             "org": self.org(),
         }
@@ -639,6 +766,21 @@ class EngineWorkflow:
             raise StepFailedError(
                 f"{what} is {size:,} bytes as JSON, over Temporal's payload limit of "
                 f"{PAYLOAD_LIMIT:,} bytes"
+            )
+
+    def check_status(self, what: str, extra: int = 0) -> None:
+        """Fail the step unless the status, hence what continue-as-new carries, still fits.
+
+        The state, every step's output and the pending actions all travel in the one payload
+        that answers ``get_status``: an output kept in the state is in it twice.
+        """
+        status = self.get_status()
+        status["steps"] = {}
+        size = _json_size(status) + sum(self.record_sizes.values()) + extra
+        if size > PAYLOAD_LIMIT:
+            raise StepFailedError(
+                f"{what} would make the run's status {size:,} bytes as JSON, over Temporal's "
+                f"payload limit of {PAYLOAD_LIMIT:,} bytes"
             )
 
     def check_size_or_fail(self, what: str, value: Any) -> None:
@@ -688,6 +830,16 @@ class EngineWorkflow:
         await workflow.wait_condition(lambda: self.epoch > epoch)
         return self.advance()
 
+    @workflow.update(name="await_suspension")
+    async def await_suspension(self) -> dict[str, Any]:
+        """Answer once the run first suspends (on actions, a timer, a fan-out) or ends.
+
+        Sent with the start (update-with-start), it lets a client start a run and get its
+        first pending actions, or its result, in one round trip.
+        """
+        await workflow.wait_condition(lambda: self.epoch > 0)
+        return self.advance()
+
     @submit_result.validator
     def validate_submit_result(self, submission: Any) -> None:
         """Reject, without touching history, a result for no waiting step or of the wrong shape."""
@@ -723,6 +875,16 @@ class EngineWorkflow:
             raise ResultRejectedError(
                 f"a result for step '{self.answered[action_id]}' was already submitted"
             )
+        for reported in self.child_actions.values():
+            for pending in reported:
+                if (action_id and pending.get("action_id") == action_id) or (
+                    not action_id and pending.get("step_id") == step_id
+                ):
+                    # Shown in this run's status, but a foreach item's run owns it.
+                    raise ResultRejectedError(
+                        f"step '{pending.get('step_id')}' waits in the foreach item "
+                        f"'{pending.get('workflow_id')}': submit its result there"
+                    )
         if step_id and not action_id:
             raise ResultRejectedError(f"step '{step_id}' is not waiting for a result")
         raise ResultRejectedError(f"no pending action '{action_id}' in this run")
@@ -756,7 +918,9 @@ class EngineWorkflow:
     @workflow.signal(name="update_timeout")
     def update_timeout(self, step_id: str, seconds: float) -> None:
         """Move the deadline of a waiting action, or the end of a ``wait``, to now + seconds."""
-        instant = workflow.now() + timedelta(seconds=max(float(seconds), 0.0))
+        # Clamped, so that no value (NaN, 1e300) can make the handler raise and the run stall.
+        delay = float(seconds) if float(seconds) >= 0 else 0.0
+        instant = workflow.now() + timedelta(seconds=min(delay, _LONGEST_DELAY))
         for action in self.actions.values():
             if action.step_id == step_id:
                 action.deadline = instant
@@ -768,7 +932,14 @@ class EngineWorkflow:
     async def report_actions(self, report: dict[str, Any]) -> None:
         """A foreach child's pending actions (its whole subtree), kept for the tree's status."""
         child = str(report.get("workflow_id", ""))
-        actions = list(report.get("actions", []))
+        number = report.get("report")
+        actions = report.get("actions")
+        if not isinstance(actions, list) or not isinstance(number, int | None):
+            return  # not from a child of this engine: a bad signal must not break the run
+        if number is not None:  # unnumbered: sent before reports were numbered, take it
+            if number <= self.children.get(child, number):
+                return  # older than one already taken, or from a child no longer running
+            self.children[child] = number
         if actions:
             self.child_actions[child] = actions
         else:
@@ -797,8 +968,12 @@ def _seconds_until(instant: datetime | None) -> float | None:
     return (instant - workflow.now()).total_seconds()
 
 
-def _span(timeout: timedelta | None) -> str:
-    return f"{timeout.total_seconds():g}s" if timeout else "its timeout"
+def _timed_out(action: Action, timeout: timedelta | None) -> str:
+    if timeout is not None and action.deadline == action.created_at + timeout:
+        return f"timed out after {format_duration(timeout)}"
+    # update_timeout moved the deadline: the step's own timeout would mislead.
+    assert action.deadline is not None
+    return f"timed out at {action.deadline.isoformat()} (deadline set by update_timeout)"
 
 
 def _parse_instant(text: Any, step_id: str) -> datetime:
@@ -819,8 +994,40 @@ def _cause(error: ChildWorkflowError) -> str:
     cause = error.cause
     while isinstance(cause, ChildWorkflowError) and cause.cause is not None:
         cause = cause.cause
+    if isinstance(cause, CancelledError):
+        return f"cancelled: {cause.message}"
     return str(cause.message if hasattr(cause, "message") else cause) if cause else str(error)
 
 
+def _references(block: Sequence[StepBase]) -> Iterator[Reference]:
+    """What the expressions of a block's steps read, nested blocks included."""
+    for step in block:
+        yield from step.references
+        for name in ("then", "else_", "steps", "compensate"):
+            nested = getattr(step, name, None)
+            if isinstance(nested, list):
+                yield from _references(nested)
+
+
+def _pick(values: dict[str, Any], keys: set[str] | None) -> dict[str, Any]:
+    return dict(values) if keys is None else {k: v for k, v in values.items() if k in keys}
+
+
+def _handed_over(error: ChildWorkflowError) -> list[dict[str, Any]]:
+    """The compensations a foreach child handed back when it was stopped."""
+    cause = error.cause
+    if isinstance(cause, CancelledError) and cause.details:
+        detail = cause.details[0]
+        if isinstance(detail, dict):
+            return list(detail.get("compensations", []))
+    return []
+
+
+def _entry_size(key: str, value: Any) -> int:
+    """The size of ``"key":value,`` in a JSON object."""
+    return _json_size(key) + _json_size(value) + 2
+
+
 def _json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    # As Temporal's JSON converter writes it: ASCII, so a non-ASCII character can take 6 bytes.
+    return len(json.dumps(value, separators=(",", ":")))

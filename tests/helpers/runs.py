@@ -9,10 +9,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Replayer
 
 from engine.context import OrgContext
 from engine.definition import WorkflowDefinition, load_definition
-from engine.workflow import get_workflow_status, start_workflow
+from engine.workflow import EngineWorkflow, get_workflow_status, sandbox_runner, start_workflow
 
 TASK_QUEUE = "engine-tests"
 ORG = OrgContext(org_id="default", namespace="default")
@@ -95,3 +96,69 @@ async def submit(
         submission["error"] = error
     advance: dict[str, Any] = await handle.execute_update("submit_result", submission)
     return advance
+
+
+async def submit_signal(
+    client: Client, action: Mapping[str, Any], result: Any = None, *, error: str | None = None
+) -> None:
+    """Submit a result for an action through the fire-and-forget signal."""
+    handle = client.get_workflow_handle(action["workflow_id"])
+    submission: dict[str, Any] = {"action_id": action["action_id"], "result": result}
+    if error is not None:
+        submission["error"] = error
+    await handle.signal("submit_result", submission)
+
+
+async def history_length(handle: WorkflowHandle[Any, Any]) -> int:
+    """The number of events in the run's history (to show that nothing was written)."""
+    return len([event async for event in handle.fetch_history_events()])
+
+
+def update_error_message(error: BaseException) -> str:
+    """The message a rejected update carries (the validator's, or the handler's, error)."""
+    cause = error.__cause__ or getattr(error, "cause", None)
+    message = getattr(cause, "message", None) or getattr(error, "message", None)
+    return str(message if message is not None else error)
+
+
+async def list_workflow_ids(client: Client, query: str) -> list[str]:
+    """The ids of the runs a visibility query finds (visibility is eventually consistent)."""
+    return [execution.id async for execution in client.list_workflows(query)]
+
+
+async def wait_for_visibility(
+    client: Client,
+    query: str,
+    predicate: Callable[[list[str]], bool],
+    *,
+    timeout: float = 20.0,
+) -> list[str]:
+    """Poll a visibility query until ``predicate`` holds for the ids it returns."""
+    deadline = time.monotonic() + timeout
+    found: list[str] = []
+    while time.monotonic() < deadline:
+        found = await list_workflow_ids(client, query)
+        if predicate(found):
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"visibility query {query!r} not satisfied in {timeout}s: {found}")
+
+
+async def run_to_end(
+    handle: WorkflowHandle[Any, Any], *, timeout: float = 30.0
+) -> tuple[Any, BaseException | None]:
+    """Wait for a run to close: its result, or the error ``handle.result()`` raised."""
+    try:
+        return await asyncio.wait_for(handle.result(), timeout), None
+    except TimeoutError:
+        raise
+    except Exception as error:  # the run failed or was cancelled: the caller looks at why
+        return None, error
+
+
+async def assert_replays(client: Client, *workflow_ids: str) -> None:
+    """Replay each run's history (as it is now) against the interpreter: no nondeterminism."""
+    replayer = Replayer(workflows=[EngineWorkflow], workflow_runner=sandbox_runner())
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        await replayer.replay_workflow(history)

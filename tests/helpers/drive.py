@@ -1,0 +1,308 @@
+"""A generic driver: run a workflow (and its foreach tree) to its end with scripted answers.
+
+Tests and the replay recorder (``tests/replay/record.py``) script a run as a map from step id
+to an answer. The driver loops: it reads the run's status and the status of every foreach child
+it can find; answers each pending action it has not answered yet (through the ``submit_result``
+update, or the signal when the answer is wrapped in :class:`Signal`); shortens every ``wait`` it
+sees with ``update_timeout``; and stops when the run is completed, failed or cancelled.
+
+An answer is a value (the result), :class:`Fail` (submit an error instead), :class:`Signal`
+(submit through the signal), :data:`LATER` (not yet: ask again on the next round), or a callable
+that takes the pending action (a dict) and returns any of those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+
+from engine.definition import WorkflowDefinition
+from tests.helpers.runs import status as query_status
+
+__all__ = [
+    "FINAL_STATUSES",
+    "LATER",
+    "Answered",
+    "Drive",
+    "Fail",
+    "Signal",
+    "drive",
+]
+
+FINAL_STATUSES: Final = frozenset({"completed", "failed", "cancelled"})
+
+
+class _Later:
+    def __repr__(self) -> str:
+        return "LATER"
+
+
+LATER: Final = _Later()
+"""An answer that means "not yet": the action stays pending and is offered again next round."""
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Submit ``{"action_id", "error": message}``: the executor could not perform the action."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Submit ``answer`` (a value or :class:`Fail`) through the ``submit_result`` signal."""
+
+    answer: Any
+
+
+Answer = Any
+"""A value, :class:`Fail`, :class:`Signal`, :data:`LATER`, or a callable of the action."""
+
+
+@dataclass
+class Answered:
+    """One action the driver answered, in the order it answered them.
+
+    Attributes:
+        action: The pending action as the status showed it.
+        result: The result submitted (``None`` when an error was).
+        error: The error submitted, if any.
+        via: ``"update"`` or ``"signal"``.
+        advance: What the update answered (where that workflow went next); ``None`` for signals.
+    """
+
+    action: dict[str, Any]
+    result: Any
+    error: str | None
+    via: str
+    advance: dict[str, Any] | None = None
+
+    @property
+    def step_id(self) -> str:
+        step_id: str = self.action["step_id"]
+        return step_id
+
+    @property
+    def workflow_id(self) -> str:
+        workflow_id: str = self.action["workflow_id"]
+        return workflow_id
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The ``params`` of an mcp_call action (``{}`` for other types)."""
+        params: dict[str, Any] = self.action["parameters"].get("params") or {}
+        return params
+
+
+@dataclass
+class Drive:
+    """How a driven run ended.
+
+    Attributes:
+        status: The root run's final ``get_status``.
+        answered: Every action answered, in order.
+        workflows: Every workflow of the tree the driver saw: the root first, then foreach
+            children in the order they were found.
+        result: The run's result (``None`` if it did not complete).
+        failure: The error :meth:`WorkflowHandle.result` raised, if the run did not complete.
+        shortened: ``(workflow_id, step_id)`` of every ``wait`` shortened, in order.
+    """
+
+    status: dict[str, Any]
+    answered: list[Answered]
+    workflows: list[str]
+    result: Any = None
+    failure: WorkflowFailureError | None = None
+    shortened: list[tuple[str, str]] = field(default_factory=list)
+
+    def steps(self) -> list[str]:
+        """The step ids answered, in order."""
+        return [a.step_id for a in self.answered]
+
+    def of(self, step_id: str) -> list[Answered]:
+        """The answered actions of one step, in order."""
+        return [a for a in self.answered if a.step_id == step_id]
+
+    @property
+    def failure_message(self) -> str:
+        """The message of the failure that ended the run (its innermost cause)."""
+        assert self.failure is not None, f"the run did not fail: {self.status}"
+        error: BaseException | None = self.failure
+        while error is not None and error.__cause__ is not None:
+            error = error.__cause__
+        return str(getattr(error, "message", error))
+
+
+async def drive(
+    client: Client,
+    handle: WorkflowHandle[Any, Any],
+    definition: WorkflowDefinition,
+    answers: Mapping[str, Answer],
+    *,
+    timeout: float = 30.0,
+    log: list[Answered] | None = None,
+) -> Drive:
+    """Answer every pending action of the run's tree with ``answers`` until the run ends.
+
+    Args:
+        client: A client of the run's namespace.
+        handle: The root run.
+        definition: Its definition (to know which steps are foreach steps).
+        answers: Step id -> answer (see the module docstring).
+        timeout: Seconds until the driver gives up and fails with the last status it saw.
+        log: A list the driver appends each :class:`Answered` to as it goes, so that callable
+            answers can look at what was answered before them.
+
+    Raises:
+        AssertionError: A pending action has no scripted answer, or the run did not end in time.
+    """
+    driver = _Driver(client, handle, definition, answers, log if log is not None else [])
+    return await driver.run(timeout)
+
+
+class _Driver:
+    def __init__(
+        self,
+        client: Client,
+        handle: WorkflowHandle[Any, Any],
+        definition: WorkflowDefinition,
+        answers: Mapping[str, Answer],
+        log: list[Answered],
+    ) -> None:
+        self.client = client
+        self.handle = handle
+        self.answers = answers
+        self.log = log
+        self.foreach_steps = {s.id for s in definition.iter_steps() if s.step_type == "foreach"}
+        self.handled: set[str] = set()  # action ids answered (or being answered)
+        self.finished: set[str] = set()  # children seen in a final status: not asked again
+        self.workflows: list[str] = [handle.id]
+        self.shortened: list[tuple[str, str]] = []
+
+    async def run(self, timeout: float) -> Drive:
+        deadline = time.monotonic() + timeout
+        root: dict[str, Any] = {}
+        while True:
+            try:
+                root = await query_status(self.client, self.handle.id)
+            except Exception:  # the run has not had its first workflow task yet
+                root = {}
+            if root.get("status") in FINAL_STATUSES:
+                break
+            acted = False
+            if root:
+                tree = [root, *await self.children(root)]
+                acted |= await self.shorten_waits(tree)
+                acted |= await self.answer_actions(tree)
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"run {self.handle.id} did not end within {timeout}s; answered "
+                    f"{[a.step_id for a in self.log]}; last status: {root}"
+                )
+            if not acted:
+                await asyncio.sleep(0.02)
+        ended = Drive(
+            status=root, answered=list(self.log), workflows=self.workflows, shortened=self.shortened
+        )
+        try:
+            ended.result = await self.handle.result()
+        except WorkflowFailureError as failure:
+            ended.failure = failure
+        return ended
+
+    async def children(self, parent: dict[str, Any]) -> list[dict[str, Any]]:
+        """The statuses of the running foreach children under ``parent``, recursively.
+
+        Children of a foreach step are ``{parent}/{step}/{index}``, started in index order, so
+        the first index with no workflow (or none that answers yet) ends the search.
+        """
+        step_id = parent.get("current_step")
+        if parent.get("status") in FINAL_STATUSES or step_id not in self.foreach_steps:
+            return []
+        found: list[dict[str, Any]] = []
+        index = 0
+        while True:
+            child_id = f"{parent['workflow_id']}/{step_id}/{index}"
+            index += 1
+            if child_id in self.finished:
+                continue
+            try:
+                child = await query_status(self.client, child_id)
+            except Exception:
+                return found
+            if child_id not in self.workflows:
+                self.workflows.append(child_id)
+            if child["status"] in FINAL_STATUSES:
+                self.finished.add(child_id)
+                continue
+            found.append(child)
+            found.extend(await self.children(child))
+
+    async def shorten_waits(self, tree: list[dict[str, Any]]) -> bool:
+        acted = False
+        for status in tree:
+            waiting = status.get("waiting")
+            if not waiting:
+                continue
+            key = (status["workflow_id"], waiting["step_id"])
+            if key in self.shortened:
+                continue
+            self.shortened.append(key)
+            handle = self.client.get_workflow_handle(status["workflow_id"])
+            await handle.signal("update_timeout", args=[waiting["step_id"], 0])
+            acted = True
+        return acted
+
+    async def answer_actions(self, tree: list[dict[str, Any]]) -> bool:
+        acted = False
+        pending: dict[str, dict[str, Any]] = {}
+        for status in tree:
+            for action in status["pending_actions"]:
+                pending.setdefault(action["action_id"], action)
+        for action in pending.values():
+            if action["action_id"] in self.handled:
+                continue
+            if action["workflow_id"] not in self.workflows:
+                self.workflows.append(action["workflow_id"])
+            step_id = action["step_id"]
+            if step_id not in self.answers:
+                raise AssertionError(
+                    f"no scripted answer for step '{step_id}' ({action['type']}) of "
+                    f"{action['workflow_id']}: {action['parameters']}"
+                )
+            answer = self.answers[step_id]
+            if callable(answer):
+                answer = answer(action)
+            if answer is LATER:
+                continue
+            self.handled.add(action["action_id"])
+            await self.submit(action, answer)
+            acted = True
+        return acted
+
+    async def submit(self, action: dict[str, Any], answer: Any) -> None:
+        via = "update"
+        if isinstance(answer, Signal):
+            via, answer = "signal", answer.answer
+        submission: dict[str, Any] = {"action_id": action["action_id"]}
+        if isinstance(answer, Fail):
+            submission["error"] = answer.message
+        else:
+            submission["result"] = answer
+        record = Answered(
+            action=action,
+            result=submission.get("result"),
+            error=submission.get("error"),
+            via=via,
+        )
+        self.log.append(record)
+        handle = self.client.get_workflow_handle(action["workflow_id"])
+        if via == "signal":
+            await handle.signal("submit_result", submission)
+        else:
+            record.advance = await handle.execute_update("submit_result", submission)
