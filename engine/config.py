@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["TemporalSettings", "TenancySettings"]
+__all__ = ["ServerSettings", "TemporalSettings", "TenancySettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,4 +65,43 @@ class TenancySettings:
             namespace_prefix=env.get("ENGINE_NAMESPACE_PREFIX", ""),
             namespace_map=env.get("ENGINE_NAMESPACE_MAP") or None,
             retention_days=int(days),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The control plane's listener and token settings.
+
+    Attributes:
+        listen: ``host:port`` of the gRPC listener (``ENGINE_LISTEN``).
+        token_secret: HS256 secret of bearer tokens (``ENGINE_TOKEN_SECRET``).
+        token_public_key: PEM public key (or a path to one) for RS256/ES256 tokens
+            (``ENGINE_TOKEN_PUBLIC_KEY``); takes precedence over the secret.
+        token_algorithm: ``HS256``, ``RS256`` or ``ES256`` (``ENGINE_TOKEN_ALGORITHM``).
+        tls_cert: PEM certificate of the listener (``ENGINE_TLS_CERT``); TLS when set.
+        tls_key: PEM private key of the listener (``ENGINE_TLS_KEY``).
+        home: Where ``engined dev`` keeps its state (``ENGINE_HOME``, default ``.engine``).
+    """
+
+    listen: str = "127.0.0.1:50051"
+    token_secret: str | None = None
+    token_public_key: str | None = None
+    token_algorithm: str = "HS256"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    home: str = ".engine"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        """Read the ``ENGINE_*`` settings of the control plane."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            listen=env.get("ENGINE_LISTEN", defaults.listen),
+            token_secret=env.get("ENGINE_TOKEN_SECRET") or None,
+            token_public_key=env.get("ENGINE_TOKEN_PUBLIC_KEY") or None,
+            token_algorithm=env.get("ENGINE_TOKEN_ALGORITHM", defaults.token_algorithm),
+            tls_cert=env.get("ENGINE_TLS_CERT") or None,
+            tls_key=env.get("ENGINE_TLS_KEY") or None,
+            home=env.get("ENGINE_HOME", defaults.home),
         )

