@@ -394,6 +394,9 @@ class EngineWorkflow:
         running: dict[Any, int] = {}
         failure: StepFailedError | None = None
         stopping = False
+        # A foreach's own timeout bounds the whole fan-out. `defaults.timeout` is not applied
+        # here: it is meant for actions, which the items' steps still get.
+        deadline = workflow.now() + step.timeout if step.timeout else None
         await self.suspend("running", step.id)
         try:
             while todo or running:
@@ -422,10 +425,24 @@ class EngineWorkflow:
                         self.cancel_reason is not None and not stopped
                     )
 
-                await workflow.wait_condition(settled)
+                remaining = _seconds_until(deadline)
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        settled, timeout=max(remaining, 0.0) if remaining is not None else None
+                    )
                 if self.cancel_reason is not None and not stopping:
                     stopping = True
                     await self.stop_children(running, self.cancel_reason)
+                elif step.timeout and (_seconds_until(deadline) or 0.0) <= 0 and not stopping:
+                    # The fan-out's own timeout: stop what still runs and fail the step (its
+                    # on_error decides; a retry re-runs only the unfinished items).
+                    stopping = True
+                    failure = StepFailedError(
+                        f"timed out after {format_duration(step.timeout)} with "
+                        f"{len(running) + len(todo)} item(s) unfinished",
+                        retryable=True,
+                    )
+                    await self.stop_children(running, "the foreach timed out")
                 # In start order, not in the order of a set: replay must see the same order.
                 for task in [task for task in running if task.done()]:
                     index = running.pop(task)

@@ -329,3 +329,30 @@ steps:
         "errors": [],
     }
     await assert_replays(client, handle.id)
+
+
+FOREACH_TIMEOUT = """
+name: foreach-timeout
+version: 1
+steps:
+  - id: fan
+    type: foreach
+    items: '["a", "b", "c"]'
+    max_parallel: 2
+    timeout: 2s
+    on_error: continue
+    steps:
+      - {id: ask, type: prompt, prompt_type: text, message: "${{ item }}?"}
+  - {id: done, type: return, value: "${{ steps.fan.status + ': ' + steps.fan.error }}"}
+"""
+
+
+async def test_foreach_timeout_stops_the_fan_out_and_fails_the_step(
+    client: Client, worker: Worker
+) -> None:
+    handle = await start(client, FOREACH_TIMEOUT)
+    # Nobody answers: after 2 s the fan-out stops its items and the step fails.
+    result = await asyncio.wait_for(handle.result(), timeout=30)
+    assert result == "failed: timed out after 2s with 3 item(s) unfinished"
+    final = await status(client, handle)
+    assert final["pending_actions"] == []
