@@ -62,6 +62,7 @@ from engine.workflow import (
     ENGINE_ORG,
     ENGINE_STATUS,
     ENGINE_STEP,
+    REGISTRY_WORKFLOW_TYPE,
     RUN_STATUSES,
     RunInput,
     WorkflowFactory,
@@ -484,7 +485,11 @@ class TemporalDispatcher:
 
         Visibility's own order: open runs first, then closed runs, most recently closed first.
         """
-        clauses = [f"{ENGINE_ORG.name} = {_quote(org.org_id)}"]
+        clauses = [
+            f"{ENGINE_ORG.name} = {_quote(org.org_id)}",
+            # The definition registry's own workflows live in the namespace too; not runs.
+            f"WorkflowType != {_quote(REGISTRY_WORKFLOW_TYPE)}",
+        ]
         if status is not None:
             if status not in RUN_STATUSES:
                 raise InvalidRequestError(

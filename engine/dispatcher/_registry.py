@@ -210,7 +210,7 @@ class DefinitionRegistry:
                         content_hash=str(memo["latest_hash"]),
                         description=str(memo.get("description", "")),
                         yaml="",
-                        create_time=None,
+                        create_time=memo.get("latest_create_time"),
                     )
                 )
         out.sort(key=lambda d: d.name)

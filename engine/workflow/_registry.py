@@ -79,6 +79,7 @@ class DefinitionRegistryWorkflow:
             {
                 "latest_version": int(latest),
                 "latest_hash": self.versions[latest]["content_hash"],
+                "latest_create_time": self.versions[latest].get("create_time"),
                 "description": self.versions[latest].get("description") or "",
                 "versions": len(self.versions),
             }
