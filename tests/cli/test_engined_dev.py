@@ -1,0 +1,143 @@
+"""``engined dev`` as a newcomer runs it: a fresh directory, one command, then Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.helpers.devserver import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINED = ROOT / "cmd" / "engined"
+ENGINECTL = ROOT / "cmd" / "enginectl"
+
+
+def _children_of(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc), so nothing it started can hide."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent:
+                found.append(child)
+                frontier.append(child)
+    return found
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def _serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=2
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _enginectl(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ENGINE_")}
+    return subprocess.run(
+        [sys.executable, str(ENGINECTL), *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.timeout(180)
+def test_engined_dev_runs_an_example_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    listen = f"127.0.0.1:{free_port()}"
+    log = (tmp_path / "engined.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ENGINED),
+            "dev",
+            "--listen",
+            listen,
+            "--temporal-port",
+            str(free_port()),
+            "--ui-port",
+            str(free_port()),
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "TEMPORAL_"))},
+    )
+    started: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not _serving(listen):
+            assert process.poll() is None, (tmp_path / "engined.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "engined dev did not report SERVING in 120 s"
+            time.sleep(0.5)
+        dev_env = (tmp_path / ".engine" / "dev.env").read_text()
+        assert f"ENGINE_ADDRESS={listen}" in dev_env
+        assert "ENGINE_TOKEN=" in dev_env
+        started = _children_of(process.pid)
+        assert started, "engined dev should have started the Temporal dev server"
+
+        # The newcomer's first run, through enginectl alone (it reads .engine/dev.env).
+        run = _enginectl(tmp_path, "run", "hello", "--input", "who=newcomer", "-o", "json")
+        assert run.returncode == 0, run.stderr
+        first = json.loads(run.stdout)
+        workflow_id = first["workflow_id"]
+        [action] = first["pending_actions"]
+        assert action["step_id"] == "show"
+        submit = _enginectl(tmp_path, "submit", workflow_id, "show", "null", "-o", "json")
+        assert submit.returncode == 0, submit.stderr
+        got = _enginectl(tmp_path, "get", workflow_id, "-o", "json")
+        assert got.returncode == 0, got.stderr
+        got_json = json.loads(got.stdout)
+        workflow = got_json.get("workflow", got_json)
+        assert workflow["status"] == "RUN_STATUS_COMPLETED", workflow
+        assert workflow["result"] == {"greeting": "Hello, newcomer", "run": workflow_id}
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+    assert process.returncode == 0, (tmp_path / "engined.log").read_text()[-3000:]
+    deadline = time.monotonic() + 10
+    while _alive(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _alive(started) == [], "engined dev left processes running"
