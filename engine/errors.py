@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-__all__ = ["EngineError"]
+__all__ = ["EngineError", "InvalidFieldError"]
 
 
 class EngineError(Exception):
@@ -22,3 +22,16 @@ class EngineError(Exception):
 
     code: ClassVar[str] = "INTERNAL"
     reason: ClassVar[str] = "ENGINE_ERROR"
+
+
+class InvalidFieldError(EngineError):
+    """A request field that is missing or malformed; ``field`` names it (a path like
+    ``spec.cron[1]``) and ``description`` says what is wrong with it."""
+
+    code: ClassVar[str] = "INVALID_ARGUMENT"
+    reason: ClassVar[str] = "INVALID_FIELD"
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
+        self.field = field
+        self.description = description

@@ -21,7 +21,7 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from engine.errors import EngineError
+from engine.errors import InvalidFieldError
 
 __all__ = ["Calendar", "InvalidScheduleError", "Spec", "to_temporal_spec", "validate_cron"]
 
@@ -35,16 +35,10 @@ _DAYS: Final = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split()
 _ITEM: Final = re.compile(r"^(\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(\d+))?$")
 
 
-class InvalidScheduleError(EngineError):
+class InvalidScheduleError(InvalidFieldError):
     """A schedule request with a bad field (the message and ``field`` name it)."""
 
-    code: ClassVar[str] = "INVALID_ARGUMENT"
     reason: ClassVar[str] = "INVALID_SCHEDULE"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.description = message
 
 
 @dataclass(frozen=True)

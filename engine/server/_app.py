@@ -15,12 +15,16 @@ from engine.api.v1 import (
     definition_service_pb2_grpc,
     organization_service_pb2,
     organization_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
     workflow_service_pb2,
     workflow_service_pb2_grpc,
 )
 from engine.dispatcher import DefinitionRegistry, TemporalDispatcher
+from engine.scheduler import Scheduler
 from engine.server._auth import TokenVerifier
 from engine.server._interceptors import AuthInterceptor, ErrorInterceptor
+from engine.server._schedules import ScheduleServicer
 from engine.server._servicers import DefinitionServicer, OrganizationServicer, WorkflowServicer
 from engine.tenancy import NamespaceResolver, Provisioner
 
@@ -30,6 +34,7 @@ SERVICE_NAMES: Final = (
     organization_service_pb2.DESCRIPTOR.services_by_name["OrganizationService"].full_name,
     definition_service_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name,
     workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 )
 _PUBLIC: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _ADMIN_ONLY: Final = ("/engine.api.v1.OrganizationService/",)
@@ -62,6 +67,7 @@ def build_server(
     provisioner: Provisioner,
     verifier: TokenVerifier,
     resolver: NamespaceResolver,
+    scheduler: Scheduler | None = None,
     address: str = "127.0.0.1:50051",
     tls_cert: str | None = None,
     tls_key: str | None = None,
@@ -86,6 +92,15 @@ def build_server(
     )
     workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(
         WorkflowServicer(dispatcher, registry), server
+    )
+    schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
+        ScheduleServicer(
+            scheduler
+            or Scheduler(
+                resolver, dispatcher.clients, registry, task_queue=dispatcher.factory.task_queue
+            )
+        ),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,0 +1,246 @@
+"""The ScheduleService servicer: protobuf at the edge, the scheduler behind it."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+from typing import Any, Final
+
+from engine.api.v1 import schedule_service_pb2 as pb
+from engine.api.v1 import schedule_service_pb2_grpc as pb_grpc
+from engine.context import OrgContext
+from engine.scheduler import Calendar, Scheduler, ScheduleRequest, ScheduleView, Spec
+from engine.server._convert import duration, from_struct, timestamp, to_struct
+from engine.server._errors import FieldError
+from engine.server._servicers import _page as page_of
+
+__all__ = ["ScheduleServicer"]
+
+_POLICIES: Final = {
+    pb.OVERLAP_POLICY_SKIP: "skip",
+    pb.OVERLAP_POLICY_BUFFER_ONE: "buffer_one",
+    pb.OVERLAP_POLICY_BUFFER_ALL: "buffer_all",
+    pb.OVERLAP_POLICY_CANCEL_OTHER: "cancel_other",
+    pb.OVERLAP_POLICY_TERMINATE_OTHER: "terminate_other",
+    pb.OVERLAP_POLICY_ALLOW_ALL: "allow_all",
+}
+_POLICY_VALUES: Final = {name: value for value, name in _POLICIES.items()}
+
+
+def _org(context: Any) -> OrgContext:
+    org: OrgContext = context.org
+    return org
+
+
+def _spec(message: pb.ScheduleSpec) -> Spec:
+    return Spec(
+        cron=tuple(message.cron),
+        intervals=tuple(
+            (
+                i.every.ToTimedelta(),
+                i.offset.ToTimedelta() if i.HasField("offset") else timedelta(0),
+            )
+            for i in message.intervals
+        ),
+        calendars=tuple(
+            Calendar(
+                second=c.second,
+                minute=c.minute,
+                hour=c.hour,
+                day_of_month=c.day_of_month,
+                month=c.month,
+                day_of_week=c.day_of_week,
+                comment=c.comment,
+            )
+            for c in message.calendars
+        ),
+        time_zone=message.time_zone,
+        start_time=message.start_time.ToDatetime().replace(tzinfo=UTC)
+        if message.HasField("start_time")
+        else None,
+        end_time=message.end_time.ToDatetime().replace(tzinfo=UTC)
+        if message.HasField("end_time")
+        else None,
+        jitter=message.jitter.ToTimedelta() if message.HasField("jitter") else None,
+    )
+
+
+def _spec_message(spec: Spec) -> pb.ScheduleSpec:
+    message = pb.ScheduleSpec(
+        cron=list(spec.cron),
+        intervals=[
+            pb.IntervalSpec(every=duration(e), offset=duration(o)) for e, o in spec.intervals
+        ],
+        calendars=[
+            pb.CalendarSpec(
+                second=c.second,
+                minute=c.minute,
+                hour=c.hour,
+                day_of_month=c.day_of_month,
+                month=c.month,
+                day_of_week=c.day_of_week,
+                comment=c.comment,
+            )
+            for c in spec.calendars
+        ],
+        time_zone=spec.time_zone,
+    )
+    if spec.start_time:
+        message.start_time.CopyFrom(timestamp(spec.start_time))
+    if spec.end_time:
+        message.end_time.CopyFrom(timestamp(spec.end_time))
+    if spec.jitter is not None:
+        message.jitter.CopyFrom(duration(spec.jitter))
+    return message
+
+
+def _schedule(view: ScheduleView) -> pb.Schedule:
+    message = pb.Schedule(
+        schedule_id=view.schedule_id,
+        definition_name=view.definition_name,
+        definition_version=view.definition_version,
+        inputs=to_struct(view.inputs),
+        spec=_spec_message(view.spec),
+        overlap_policy=_POLICY_VALUES.get(view.overlap_policy, pb.OVERLAP_POLICY_UNSPECIFIED),
+        paused=view.paused,
+        note=view.note,
+        next_fire_times=[timestamp(t) for t in view.next_fire_times],
+        recent_runs=[
+            pb.ScheduledRun(
+                scheduled_time=timestamp(r.scheduled_time),
+                actual_time=timestamp(r.actual_time),
+                workflow_id=r.workflow_id,
+                run_id=r.run_id,
+            )
+            for r in view.recent_runs
+        ],
+        run_count=view.run_count,
+    )
+    if view.catchup_window is not None:
+        message.catchup_window.CopyFrom(duration(view.catchup_window))
+    return message
+
+
+def _policy(value: int) -> str | None:
+    for key, name in _POLICIES.items():
+        if int(key) == value:
+            return name
+    return None
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise FieldError(field, "is required")
+    return value
+
+
+class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
+    """Creates and drives the schedules of the caller's organization."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    async def CreateSchedule(  # noqa: N802 - gRPC method name
+        self, request: pb.CreateScheduleRequest, context: Any
+    ) -> pb.CreateScheduleResponse:
+        view = await self.scheduler.create(
+            _org(context),
+            ScheduleRequest(
+                schedule_id=_required(request.schedule_id, "schedule_id"),
+                definition_name=_required(request.definition_name, "definition_name"),
+                definition_version=request.definition_version or None,
+                inputs=from_struct(request.inputs),
+                spec=_spec(request.spec),
+                overlap_policy=_policy(request.overlap_policy) or "skip",
+                catchup_window=request.catchup_window.ToTimedelta()
+                if request.HasField("catchup_window")
+                else None,
+                paused=request.paused,
+                note=request.note,
+            ),
+        )
+        return pb.CreateScheduleResponse(schedule=_schedule(view))
+
+    async def GetSchedule(  # noqa: N802
+        self, request: pb.GetScheduleRequest, context: Any
+    ) -> pb.GetScheduleResponse:
+        view = await self.scheduler.get(
+            _org(context), _required(request.schedule_id, "schedule_id")
+        )
+        return pb.GetScheduleResponse(schedule=_schedule(view))
+
+    async def ListSchedules(  # noqa: N802
+        self, request: pb.ListSchedulesRequest, context: Any
+    ) -> pb.ListSchedulesResponse:
+        views = await self.scheduler.list_schedules(_org(context))
+        page, token = page_of(views, request.page_size, request.page_token)
+        return pb.ListSchedulesResponse(
+            schedules=[_schedule(v) for v in page], next_page_token=token
+        )
+
+    async def UpdateSchedule(  # noqa: N802
+        self, request: pb.UpdateScheduleRequest, context: Any
+    ) -> pb.UpdateScheduleResponse:
+        given = request.schedule
+        view = await self.scheduler.update(
+            _org(context),
+            ScheduleRequest(
+                schedule_id=_required(given.schedule_id, "schedule.schedule_id"),
+                definition_name=given.definition_name,
+                definition_version=given.definition_version or None,
+                inputs=from_struct(given.inputs),
+                spec=_spec(given.spec),
+                overlap_policy=_policy(given.overlap_policy) or "skip",
+                catchup_window=given.catchup_window.ToTimedelta()
+                if given.HasField("catchup_window")
+                else None,
+                note=given.note,
+            ),
+            frozenset(request.update_mask.paths),
+        )
+        return pb.UpdateScheduleResponse(schedule=_schedule(view))
+
+    async def PauseSchedule(  # noqa: N802
+        self, request: pb.PauseScheduleRequest, context: Any
+    ) -> pb.PauseScheduleResponse:
+        await self.scheduler.pause(
+            _org(context), _required(request.schedule_id, "schedule_id"), request.note
+        )
+        return pb.PauseScheduleResponse()
+
+    async def UnpauseSchedule(  # noqa: N802
+        self, request: pb.UnpauseScheduleRequest, context: Any
+    ) -> pb.UnpauseScheduleResponse:
+        await self.scheduler.unpause(
+            _org(context), _required(request.schedule_id, "schedule_id"), request.note
+        )
+        return pb.UnpauseScheduleResponse()
+
+    async def TriggerSchedule(  # noqa: N802
+        self, request: pb.TriggerScheduleRequest, context: Any
+    ) -> pb.TriggerScheduleResponse:
+        await self.scheduler.trigger(
+            _org(context),
+            _required(request.schedule_id, "schedule_id"),
+            _policy(request.overlap_policy),
+        )
+        return pb.TriggerScheduleResponse()
+
+    async def BackfillSchedule(  # noqa: N802
+        self, request: pb.BackfillScheduleRequest, context: Any
+    ) -> pb.BackfillScheduleResponse:
+        if not request.HasField("start_time") or not request.HasField("end_time"):
+            raise FieldError("start_time", "start_time and end_time are required")
+        await self.scheduler.backfill(
+            _org(context),
+            _required(request.schedule_id, "schedule_id"),
+            request.start_time.ToDatetime().replace(tzinfo=UTC),
+            request.end_time.ToDatetime().replace(tzinfo=UTC),
+            _policy(request.overlap_policy),
+        )
+        return pb.BackfillScheduleResponse()
+
+    async def DeleteSchedule(  # noqa: N802
+        self, request: pb.DeleteScheduleRequest, context: Any
+    ) -> pb.DeleteScheduleResponse:
+        await self.scheduler.delete(_org(context), _required(request.schedule_id, "schedule_id"))
+        return pb.DeleteScheduleResponse()
