@@ -2,44 +2,52 @@
 
 Every :class:`~engine.errors.EngineError` becomes its declared status code with its message
 and an ``ErrorInfo`` (its ``reason``); definition problems and bad inputs add ``BadRequest``
-field violations (with line:column), NOT_FOUND adds ``ResourceInfo``, UNAVAILABLE adds
-``RetryInfo``. Anything else becomes INTERNAL with an id that is also in the server log, so
-no Python traceback ever reaches a client.
+field violations (with line:column), NOT_FOUND adds ``ResourceInfo`` (the resource's message
+type and, taken from the request, its name), UNAVAILABLE adds ``RetryInfo``. Anything else
+becomes INTERNAL with an id that is also in the server log, so no Python traceback ever reaches
+a client.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Final
+from typing import Any, Final
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from engine.definition import DefinitionError, InputError
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidFieldError
 
 __all__ = ["DOMAIN", "FieldError", "status_of"]
 
 DOMAIN: Final = "engine"
 log = logging.getLogger("engine.server")
 
-
-class FieldError(EngineError):
-    """A request field that is missing or malformed (the message names the field)."""
-
-    code = "INVALID_ARGUMENT"
-    reason = "INVALID_FIELD"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.description = message
+_RESOURCE_TYPES: Final = {
+    "WORKFLOW_NOT_FOUND": "engine.api.v1.Workflow",
+    "DEFINITION_NOT_FOUND": "engine.api.v1.Definition",
+    "ORG_NOT_FOUND": "engine.api.v1.Organization",
+}
+"""The resource a NOT_FOUND reason is about, as ResourceInfo.resource_type names it."""
 
 
-def status_of(error: BaseException, method: str) -> status_pb2.Status:
-    """The google.rpc.Status a client receives for ``error`` raised by ``method``."""
+class FieldError(InvalidFieldError):
+    """A request field that is missing or malformed (the message names the field).
+
+    The server's own name for :class:`~engine.errors.InvalidFieldError`: every error of that
+    family, the server's or a lower layer's (e.g. a schedule spec), leaves as one BadRequest
+    field violation.
+    """
+
+
+def status_of(error: BaseException, method: str, request: Any = None) -> status_pb2.Status:
+    """The google.rpc.Status a client receives for ``error`` raised by ``method``.
+
+    ``request`` (the call's request message, if known) names the resource of a NOT_FOUND.
+    """
     if not isinstance(error, EngineError):
         incident = uuid.uuid4().hex[:12]
         log.error("internal error %s in %s", incident, method, exc_info=error)
@@ -73,7 +81,7 @@ def status_of(error: BaseException, method: str) -> status_pb2.Status:
                 ]
             )
         )
-    elif isinstance(error, FieldError):
+    elif isinstance(error, InvalidFieldError):
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[
@@ -85,11 +93,36 @@ def status_of(error: BaseException, method: str) -> status_pb2.Status:
         )
     if code == grpc.StatusCode.NOT_FOUND:
         details.append(
-            error_details_pb2.ResourceInfo(resource_type=error.reason, description=message)
+            error_details_pb2.ResourceInfo(
+                resource_type=_RESOURCE_TYPES.get(error.reason, error.reason),
+                resource_name=_resource_name(error.reason, request),
+                description=message,
+            )
         )
     if code == grpc.StatusCode.UNAVAILABLE:
         details.append(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1)))
     return _status(code, message, error.reason, details)
+
+
+def _resource_name(reason: str, request: Any) -> str:
+    """The name of what was not found, as the request gave it ("" when it did not)."""
+
+    def field(*names: str) -> Any:
+        for name in names:
+            value = getattr(request, name, None)
+            if value:
+                return value
+        return None
+
+    if reason == "WORKFLOW_NOT_FOUND":
+        return str(field("workflow_id") or "")
+    if reason == "DEFINITION_NOT_FOUND":
+        name = field("definition_name", "name")
+        version = field("definition_version", "version")
+        return f"{name}:{version}" if name and version else str(name or "")
+    if reason == "ORG_NOT_FOUND":
+        return str(field("org_id") or "")
+    return ""
 
 
 def _status(

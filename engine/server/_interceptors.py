@@ -9,7 +9,7 @@ servicer as ``context.org``, and enforces the admin role where a method needs it
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from grpc_status import rpc_status
@@ -21,8 +21,10 @@ from engine.tenancy import NamespaceResolver
 
 __all__ = ["AuthInterceptor", "ErrorInterceptor", "OrgServicerContext"]
 
-_Handler = grpc.RpcMethodHandler[Any, Any]
-_Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]
+if TYPE_CHECKING:
+    # Generic only in the type stubs: subscripting it at run time raises TypeError.
+    _Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+    _Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]
 
 
 class OrgServicerContext:
@@ -75,7 +77,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                         raise
                     except Exception as error:
                         await context.abort_with_status(
-                            rpc_status.to_status(status_of(error, method))
+                            rpc_status.to_status(status_of(error, method, request))
                         )
 
                 return stream
@@ -86,7 +88,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 except grpc.aio.AbortError:
                     raise
                 except Exception as error:
-                    await context.abort_with_status(rpc_status.to_status(status_of(error, method)))
+                    await context.abort_with_status(
+                        rpc_status.to_status(status_of(error, method, request))
+                    )
 
             return unary
 

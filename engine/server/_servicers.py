@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any, Final, TypeVar
 
+from google.protobuf import duration_pb2
+
 from engine.api.v1 import (
     definition_service_pb2 as definitions_pb,
 )
@@ -55,6 +57,8 @@ from engine.tenancy import Organization, Provisioner
 __all__ = ["DefinitionServicer", "OrganizationServicer", "WorkflowServicer"]
 
 _DEFAULT_PAGE: Final = 100
+_LONGEST_DURATION: Final = 315_576_000_000
+"""The largest google.protobuf.Duration, in seconds (10,000 years)."""
 _T = TypeVar("_T")
 
 
@@ -63,18 +67,40 @@ def _org(context: Any) -> OrgContext:
     return org
 
 
-def _page(items: Sequence[_T], page_size: int, token: str) -> tuple[list[_T], str]:
-    """Offset paging over a sorted list (tokens are opaque to clients)."""
+def _page_size(page_size: int) -> int:
     size = page_size or _DEFAULT_PAGE
     if not 1 <= size <= 1000:
         raise FieldError("page_size", f"must be between 1 and 1000, got {page_size}")
-    try:
-        start = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
-    except ValueError:
-        raise FieldError("page_token", "is not a token this server issued") from None
+    return size
+
+
+def _page(items: Sequence[_T], page_size: int, token: str) -> tuple[list[_T], str]:
+    """Offset paging over a sorted list (tokens are opaque to clients)."""
+    size = _page_size(page_size)
+    start = 0
+    if token:
+        offset = _token_bytes(token)
+        if not offset.isdigit():  # offsets are non-negative decimal integers
+            raise FieldError("page_token", "is not a token this server issued")
+        start = int(offset)
     end = start + size
     following = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else ""
     return list(items[start:end]), following
+
+
+def _token_bytes(token: str) -> bytes:
+    """The bytes of a page token (URL-safe base64), strictly decoded.
+
+    A lenient decoder drops characters outside the alphabet, so a mangled token would silently
+    turn into another page (often the first), and a client paging through would loop.
+    """
+    try:
+        decoded = base64.b64decode(token.encode(), altchars=b"-_", validate=True)
+    except ValueError:
+        decoded = b""
+    if not decoded:
+        raise FieldError("page_token", "is not a token this server issued")
+    return decoded
 
 
 def _problem(problem: Problem) -> resources_pb2.DefinitionProblem:
@@ -110,6 +136,18 @@ def _organization(org: Organization) -> resources_pb2.Organization:
     )
 
 
+def _seconds(value: duration_pb2.Duration, field: str) -> float:
+    """A Duration's seconds, refusing what is not a valid Duration (rather than overflowing)."""
+    valid = (
+        abs(value.seconds) <= _LONGEST_DURATION
+        and abs(value.nanos) < 1_000_000_000
+        and not (value.seconds and value.nanos and (value.seconds < 0) != (value.nanos < 0))
+    )
+    if not valid:
+        raise FieldError(field, "is not a valid duration (at most 10,000 years)")
+    return value.seconds + value.nanos / 1e9
+
+
 def _required(value: str, field: str) -> str:
     if not value:
         raise FieldError(field, "is required")
@@ -127,7 +165,7 @@ class OrganizationServicer(organizations_grpc.OrganizationServiceServicer):
     ) -> organizations_pb.CreateOrganizationResponse:
         retention = None
         if request.HasField("retention"):
-            retention = request.retention.ToTimedelta()
+            retention = timedelta(seconds=_seconds(request.retention, "retention"))
             if retention < timedelta(days=1):
                 raise FieldError("retention", "must be at least 1 day")
         org = await self.provisioner.provision(_required(request.org_id, "org_id"), retention)
@@ -270,17 +308,17 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
     async def ListWorkflows(  # noqa: N802
         self, request: workflows_pb.ListWorkflowsRequest, context: Any
     ) -> workflows_pb.ListWorkflowsResponse:
-        try:
-            token = base64.urlsafe_b64decode(request.page_token) if request.page_token else None
-        except ValueError:
-            raise FieldError("page_token", "is not a token this server issued") from None
+        token = _token_bytes(request.page_token) if request.page_token else None
+        status = status_name(request.status)
+        if status is None and request.status != resources_pb2.RUN_STATUS_UNSPECIFIED:
+            raise FieldError("status", f"unknown run status {request.status}")
         page = await self.dispatcher.list(
             _org(context),
-            status=status_name(request.status),
+            status=status,
             definition=request.definition_name or None,
             query=request.query or None,
             include_children=request.include_children,
-            page_size=request.page_size or _DEFAULT_PAGE,
+            page_size=_page_size(request.page_size),
             page_token=token,
         )
         workflows = []
@@ -339,11 +377,14 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
     ) -> workflows_pb.UpdateTimeoutResponse:
         if not request.HasField("timeout"):
             raise FieldError("timeout", "is required")
+        seconds = _seconds(request.timeout, "timeout")
+        if seconds < 0:
+            raise FieldError("timeout", f"must not be negative, got {seconds:g}s")
         await self.dispatcher.update_timeout(
             _org(context),
             _required(request.workflow_id, "workflow_id"),
             _required(request.step_id, "step_id"),
-            request.timeout.ToTimedelta().total_seconds(),
+            seconds,
         )
         return workflows_pb.UpdateTimeoutResponse()
 
