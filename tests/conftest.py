@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -11,6 +14,34 @@ from temporalio.worker import Worker
 from engine.workflow import build_worker, ensure_search_attributes
 from tests.helpers.devserver import DevServer, start_dev_server
 from tests.helpers.runs import TASK_QUEUE
+
+
+def _serialize_ast_parse() -> None:
+    """Make ``ast.parse`` safe to call from several threads at once.
+
+    CPython 3.11 keeps the AST converter's recursion counter in per-interpreter state, so two
+    threads inside ``ast.parse`` at once can upset it, and one of them raises ``SystemError:
+    AST constructor recursion depth mismatch`` (see python/cpython#106905 and its reports).
+    The worker pool's workflow-task threads parse whenever a run fails (the Temporal SDK
+    formats the failure's traceback, and 3.11's ``traceback`` parses each line for its ^~~
+    anchors) while pytest parses in the main thread (assertion rewriting, failure reports,
+    plugin imports): the session then ends in an INTERNALERROR. One lock around every parse
+    removes the race.
+    """
+    if getattr(ast.parse, "_serialized", False):
+        return
+    lock = threading.RLock()
+    original = ast.parse
+
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(*args, **kwargs)
+
+    parse._serialized = True  # type: ignore[attr-defined]
+    ast.parse = parse  # type: ignore[assignment]
+
+
+_serialize_ast_parse()
 
 
 @pytest.fixture(scope="session")

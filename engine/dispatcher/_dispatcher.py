@@ -312,6 +312,10 @@ class TemporalDispatcher:
                     rpc_timeout=self.rpc_timeout,
                 )
             except TemporalAlreadyStarted as taken:
+                # The operation's handle future holds the same error: retrieve it, or asyncio
+                # reports it as never retrieved.
+                with contextlib.suppress(TemporalAlreadyStarted):
+                    await operation.workflow_handle()
                 if not request_id:
                     raise
                 existing = await self._started_by(client, workflow_id, taken, request_id)
@@ -401,23 +405,29 @@ class TemporalDispatcher:
             )
         began = datetime.fromisoformat(failed[0]["started_at"])
         history = await handle.fetch_history()
-        completed_before = 0
-        for event in history.events:
-            if event.event_time.ToDatetime(tzinfo=began.tzinfo) >= began:
-                break
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-                completed_before = event.event_id
-        if not completed_before:
+        # The end of the workflow task in which the failed step began: replaying up to there
+        # keeps every earlier result and re-issues the failed step (Temporal re-applies the
+        # updates and signals that came after, so earlier submissions are not lost).
+        reset_point = next(
+            (
+                event.event_id
+                for event in history.events
+                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+                and event.event_time.ToDatetime(tzinfo=began.tzinfo) >= began
+            ),
+            0,
+        )
+        if not reset_point:
             raise InvalidRequestError(
-                f"run '{workflow_id}' in org '{org.org_id}' failed in its first workflow task "
-                "(inline steps fail the same way again): retry it from the start"
+                f"run '{workflow_id}' in org '{org.org_id}' has no completed workflow task to "
+                "resume from: retry it from the start"
             )
         response = await client.workflow_service.reset_workflow_execution(
             ResetWorkflowExecutionRequest(
                 namespace=client.namespace,
                 workflow_execution=ExecutionRef(workflow_id=workflow_id, run_id=run_id),
                 reason=f"retry from failed step '{failed[0]['step_id']}'",
-                workflow_task_finish_event_id=completed_before,
+                workflow_task_finish_event_id=reset_point,
                 request_id=str(uuid.uuid4()),
             ),
             retry=True,

@@ -956,12 +956,6 @@ async def test_retry_from_the_failed_step_waits_on_that_step_again(runs: Runs) -
     assert (done.status, _plain(done.result)) == (COMPLETED, "maxi")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatcher bug: TemporalDispatcher._reset resets to the WorkflowTaskCompleted "
-    "*before* the task in which the failed step began, which re-runs that earlier task: the "
-    "run starts over at its first action instead of waiting on the failed step",
-)
 async def test_retry_from_the_failed_step_keeps_the_results_of_earlier_steps(
     runs: Runs,
 ) -> None:
