@@ -24,6 +24,7 @@ from grpc_status import rpc_status
 from engine.api.v1 import (
     definition_service_pb2_grpc,
     organization_service_pb2_grpc,
+    schedule_service_pb2_grpc,
     workflow_service_pb2_grpc,
 )
 
@@ -161,7 +162,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 class EngineClient:
-    """The three services of the control plane behind one channel.
+    """The services of the control plane behind one channel.
 
     Args:
         settings: Where the control plane is, and the token.
@@ -184,6 +185,7 @@ class EngineClient:
         self.organizations = organization_service_pb2_grpc.OrganizationServiceStub(self.channel)
         self.definitions = definition_service_pb2_grpc.DefinitionServiceStub(self.channel)
         self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self.channel)
+        self.schedules = schedule_service_pb2_grpc.ScheduleServiceStub(self.channel)
         self._connected = False
 
     def __enter__(self) -> EngineClient:

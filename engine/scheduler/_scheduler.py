@@ -68,6 +68,7 @@ OVERLAP_POLICIES: Final = {
 }
 _POLICY_NAMES: Final = {value: key for key, value in OVERLAP_POLICIES.items()}
 _SPEC_MEMO: Final = "engine_schedule"
+_BACKFILL_EPSILON: Final = timedelta(milliseconds=1)
 UPDATABLE: Final = frozenset(
     {"spec", "inputs", "definition_version", "overlap_policy", "catchup_window", "note"}
 )
@@ -179,7 +180,9 @@ class Scheduler:
         schedule = await self._temporal_schedule(org, request)
         client = await self.client(org)
         try:
-            await client.create_schedule(request.schedule_id, schedule)
+            await self._call(
+                org, request.schedule_id, client.create_schedule(request.schedule_id, schedule)
+            )
         except ScheduleAlreadyRunningError:
             raise ScheduleAlreadyExistsError(
                 f"schedule '{request.schedule_id}' already exists in {self._where(org)}"
@@ -272,15 +275,20 @@ class Scheduler:
         end: datetime,
         overlap_policy: str | None = None,
     ) -> None:
-        """Start the runs the schedule would have started between ``start`` and ``end``."""
+        """Start the runs the schedule would have started from ``start`` (included) to ``end``
+        (excluded), with ``overlap_policy`` (allow all unless given)."""
         if end <= start:
             raise InvalidScheduleError("end_time", "must be after start_time")
         handle = await self._handle(org, schedule_id)
         policy = _policy(overlap_policy or "allow_all", "overlap_policy")
+        # Temporal includes both ends of a backfill's range (a firing at exactly ``end`` would
+        # run); the API's range is half-open, so that back-to-back ranges never run one twice.
+        # Firing times are whole seconds at the finest, so a millisecond less drops only it.
+        last = end - _BACKFILL_EPSILON
         await self._call(
             org,
             schedule_id,
-            handle.backfill(ScheduleBackfill(start_at=start, end_at=end, overlap=policy)),
+            handle.backfill(ScheduleBackfill(start_at=start, end_at=last, overlap=policy)),
         )
 
     async def delete(self, org: OrgContext, schedule_id: str) -> None:
@@ -295,14 +303,7 @@ class Scheduler:
         overlap = _policy(request.overlap_policy, "overlap_policy")
         if request.catchup_window is not None and request.catchup_window < timedelta(seconds=10):
             raise InvalidScheduleError("catchup_window", "must be at least 10s")
-        try:
-            definition = await self.definitions.get(
-                org, request.definition_name, request.definition_version or None
-            )
-        except EngineError as error:
-            if error.code != "NOT_FOUND":
-                raise
-            raise InvalidScheduleError("definition_name", str(error)) from None
+        definition = await self._definition(org, request)
         start = self.factory.prepare(definition, request.inputs, org, request.schedule_id)
         stored = {
             "spec": _spec_json(request.spec),
@@ -332,6 +333,29 @@ class Scheduler:
             policy=policy,
             state=ScheduleState(note=request.note or None, paused=request.paused),
         )
+
+    async def _definition(self, org: OrgContext, request: ScheduleRequest) -> WorkflowDefinition:
+        """The definition to pin; an unknown (or malformed) name or version names its field."""
+        version = request.definition_version or None
+        if version is not None and version < 0:
+            raise InvalidScheduleError(
+                "definition_version", f"must be a version, or 0 for the latest; got {version}"
+            )
+        try:
+            return await self.definitions.get(org, request.definition_name, version)
+        except EngineError as error:
+            if error.code not in ("NOT_FOUND", "INVALID_ARGUMENT"):
+                raise
+            failure = str(error)
+        field = "definition_name"
+        if version is not None:
+            try:  # the name is known and only the version is not: say so
+                await self.definitions.get(org, request.definition_name, None)
+            except EngineError:
+                pass
+            else:
+                field = "definition_version"
+        raise InvalidScheduleError(field, failure)
 
     async def _handle(self, org: OrgContext, schedule_id: str) -> ScheduleHandle:
         _check_id(schedule_id)

@@ -7,6 +7,7 @@ person fixing a request needs them.
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ _MONTHS: Final = {
     m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)
 }
 _DAYS: Final = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
+_NOT_ZONES: Final = frozenset({"localtime", "posixrules", "Factory"})
 _ITEM: Final = re.compile(r"^(\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(\d+))?$")
 
 
@@ -155,6 +157,29 @@ def validate_cron(expression: str, where: str) -> str:
     return text
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    """The IANA names this machine knows (tzdata), less the ones that are no zone at all."""
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES
+
+
+def _known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone.
+
+    ``zoneinfo.ZoneInfo`` alone would take any file under the zoneinfo directories, such as
+    ``localtime`` (whatever zone the machine of the Temporal server is set to) or
+    ``posix/Europe/Paris``; without a tz database to list, it is the only check there is.
+    """
+    names = _zone_names()
+    if names:
+        return name in names
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return name not in _NOT_ZONES
+
+
 def _calendar(calendar: Calendar, where: str) -> ScheduleCalendarSpec:
     kwargs: dict[str, list[ScheduleRange]] = {}
     for name, spec in _CALENDAR_FIELDS.items():
@@ -185,13 +210,11 @@ def to_temporal_spec(spec: Spec) -> ScheduleSpec:
             )
         intervals.append(ScheduleIntervalSpec(every=every, offset=offset or None))
     calendars = [_calendar(c, f"spec.calendars[{i}]") for i, c in enumerate(spec.calendars)]
-    if spec.time_zone:
-        try:
-            zoneinfo.ZoneInfo(spec.time_zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise InvalidScheduleError(
-                "spec.time_zone", f"unknown time zone {spec.time_zone!r}: use an IANA name"
-            ) from None
+    if spec.time_zone and not _known_zone(spec.time_zone):
+        raise InvalidScheduleError(
+            "spec.time_zone",
+            f"unknown time zone {spec.time_zone!r}: use an IANA name such as 'Europe/Paris'",
+        )
     if spec.start_time and spec.end_time and spec.end_time <= spec.start_time:
         raise InvalidScheduleError("spec.end_time", "must be after spec.start_time")
     if spec.jitter is not None and spec.jitter < timedelta(0):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from engine.api.v1 import schedule_service_pb2 as pb
 from engine.api.v1 import schedule_service_pb2_grpc as pb_grpc
@@ -24,6 +26,8 @@ _POLICIES: Final = {
     pb.OVERLAP_POLICY_ALLOW_ALL: "allow_all",
 }
 _POLICY_VALUES: Final = {name: value for value, name in _POLICIES.items()}
+_LONGEST_DURATION: Final = 315_576_000_000
+"""The largest google.protobuf.Duration, in seconds (10,000 years)."""
 
 
 def _org(context: Any) -> OrgContext:
@@ -31,15 +35,41 @@ def _org(context: Any) -> OrgContext:
     return org
 
 
+def _time(message: Any, name: str, field: str) -> datetime | None:
+    """A Timestamp field as an aware datetime (None when unset); out of range is a bad field."""
+    if not message.HasField(name):
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(message, name)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise FieldError(field, "is not a valid timestamp (years 1 to 9999)") from None
+
+
+def _span(message: Any, name: str, field: str) -> timedelta | None:
+    """A Duration field as a timedelta (None when unset); an invalid one is a bad field."""
+    if not message.HasField(name):
+        return None
+    value: duration_pb2.Duration = getattr(message, name)
+    valid = (
+        abs(value.seconds) <= _LONGEST_DURATION
+        and abs(value.nanos) < 1_000_000_000
+        and not (value.seconds and value.nanos and (value.seconds < 0) != (value.nanos < 0))
+    )
+    if not valid:
+        raise FieldError(field, "is not a valid duration (at most 10,000 years)")
+    return value.ToTimedelta()
+
+
 def _spec(message: pb.ScheduleSpec) -> Spec:
     return Spec(
         cron=tuple(message.cron),
         intervals=tuple(
             (
-                i.every.ToTimedelta(),
-                i.offset.ToTimedelta() if i.HasField("offset") else timedelta(0),
+                _span(interval, "every", f"spec.intervals[{index}].every") or timedelta(0),
+                _span(interval, "offset", f"spec.intervals[{index}].offset") or timedelta(0),
             )
-            for i in message.intervals
+            for index, interval in enumerate(message.intervals)
         ),
         calendars=tuple(
             Calendar(
@@ -54,13 +84,9 @@ def _spec(message: pb.ScheduleSpec) -> Spec:
             for c in message.calendars
         ),
         time_zone=message.time_zone,
-        start_time=message.start_time.ToDatetime().replace(tzinfo=UTC)
-        if message.HasField("start_time")
-        else None,
-        end_time=message.end_time.ToDatetime().replace(tzinfo=UTC)
-        if message.HasField("end_time")
-        else None,
-        jitter=message.jitter.ToTimedelta() if message.HasField("jitter") else None,
+        start_time=_time(message, "start_time", "spec.start_time"),
+        end_time=_time(message, "end_time", "spec.end_time"),
+        jitter=_span(message, "jitter", "spec.jitter"),
     )
 
 
@@ -120,11 +146,15 @@ def _schedule(view: ScheduleView) -> pb.Schedule:
     return message
 
 
-def _policy(value: int) -> str | None:
+def _policy(value: int, field: str = "overlap_policy") -> str | None:
+    """The policy's name; None when unspecified. A number the enum lacks is a bad field
+    (proto3 enums are open: a client may send any number)."""
+    if value == pb.OVERLAP_POLICY_UNSPECIFIED:
+        return None
     for key, name in _POLICIES.items():
         if int(key) == value:
             return name
-    return None
+    raise FieldError(field, f"unknown overlap policy {value}")
 
 
 def _required(value: str, field: str) -> str:
@@ -151,9 +181,7 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
                 inputs=from_struct(request.inputs),
                 spec=_spec(request.spec),
                 overlap_policy=_policy(request.overlap_policy) or "skip",
-                catchup_window=request.catchup_window.ToTimedelta()
-                if request.HasField("catchup_window")
-                else None,
+                catchup_window=_span(request, "catchup_window", "catchup_window"),
                 paused=request.paused,
                 note=request.note,
             ),
@@ -189,10 +217,8 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
                 definition_version=given.definition_version or None,
                 inputs=from_struct(given.inputs),
                 spec=_spec(given.spec),
-                overlap_policy=_policy(given.overlap_policy) or "skip",
-                catchup_window=given.catchup_window.ToTimedelta()
-                if given.HasField("catchup_window")
-                else None,
+                overlap_policy=_policy(given.overlap_policy, "schedule.overlap_policy") or "skip",
+                catchup_window=_span(given, "catchup_window", "schedule.catchup_window"),
                 note=given.note,
             ),
             frozenset(request.update_mask.paths),
@@ -228,14 +254,15 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
     async def BackfillSchedule(  # noqa: N802
         self, request: pb.BackfillScheduleRequest, context: Any
     ) -> pb.BackfillScheduleResponse:
-        if not request.HasField("start_time") or not request.HasField("end_time"):
-            raise FieldError("start_time", "start_time and end_time are required")
+        schedule_id = _required(request.schedule_id, "schedule_id")
+        start = _time(request, "start_time", "start_time")
+        end = _time(request, "end_time", "end_time")
+        if start is None:
+            raise FieldError("start_time", "is required")
+        if end is None:
+            raise FieldError("end_time", "is required")
         await self.scheduler.backfill(
-            _org(context),
-            _required(request.schedule_id, "schedule_id"),
-            request.start_time.ToDatetime().replace(tzinfo=UTC),
-            request.end_time.ToDatetime().replace(tzinfo=UTC),
-            _policy(request.overlap_policy),
+            _org(context), schedule_id, start, end, _policy(request.overlap_policy)
         )
         return pb.BackfillScheduleResponse()
 
