@@ -9,10 +9,12 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from engine.api.v1 import schedule_service_pb2 as pb
 from engine.api.v1 import schedule_service_pb2_grpc as pb_grpc
-from engine.context import OrgContext
 from engine.scheduler import Calendar, Scheduler, ScheduleRequest, ScheduleView, Spec
 from engine.server._convert import duration, from_struct, timestamp, to_struct
 from engine.server._errors import FieldError
+
+# One set of request helpers for every servicer of the package.
+from engine.server._servicers import _org, _required
 from engine.server._servicers import _page as page_of
 
 __all__ = ["ScheduleServicer"]
@@ -28,11 +30,6 @@ _POLICIES: Final = {
 _POLICY_VALUES: Final = {name: value for value, name in _POLICIES.items()}
 _LONGEST_DURATION: Final = 315_576_000_000
 """The largest google.protobuf.Duration, in seconds (10,000 years)."""
-
-
-def _org(context: Any) -> OrgContext:
-    org: OrgContext = context.org
-    return org
 
 
 def _time(message: Any, name: str, field: str) -> datetime | None:
@@ -155,12 +152,6 @@ def _policy(value: int, field: str = "overlap_policy") -> str | None:
         if int(key) == value:
             return name
     raise FieldError(field, f"unknown overlap policy {value}")
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise FieldError(field, "is required")
-    return value
 
 
 class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
