@@ -128,6 +128,9 @@ class EngineWorkflow:
         # Each record's size as JSON, taken once: the status is measured after every step,
         # and the outputs of all the steps so far need not be serialized again each time.
         self.record_sizes = {key: _entry_size(key, value) for key, value in self.steps.items()}
+        # The same for state keys, remembered with the value they measured: state values are
+        # replaced, never changed in place, so an identical object has an unchanged size.
+        self.state_sizes: dict[str, tuple[Any, int]] = {}
         self.history: list[dict[str, Any]] = progress.get("history", [])
         self.done: set[str] = set(progress.get("done", []))
         self.branches: dict[str, str] = progress.get("branches", {})
@@ -188,11 +191,12 @@ class EngineWorkflow:
     async def run_block(self, block: Sequence[StepBase], scope: _Scope) -> _Returned | None:
         """Run steps in order; a ``return`` ends the block (and its enclosing blocks)."""
         for step in block:
-            if self.compensating:
-                pass  # a compensate block may run once per foreach item: never skip its steps
-            elif step.id in self.done:
-                continue  # finished before a continue-as-new
-            else:
+            # Only the normal flow skips what a previous run finished (before continuing as
+            # new): a compensate block may run once per foreach item, so none of its steps is
+            # ever "done".
+            if not self.compensating:
+                if step.id in self.done:
+                    continue
                 await self.continue_as_new_if_suggested()
             returned = await self.run_step(step, scope)
             if returned is not None:
@@ -793,12 +797,22 @@ class EngineWorkflow:
         """
         status = self.get_status()
         status["steps"] = {}
-        size = _json_size(status) + sum(self.record_sizes.values()) + extra
+        status["state"] = {}
+        size = _json_size(status) + self.state_size() + sum(self.record_sizes.values()) + extra
         if size > PAYLOAD_LIMIT:
             raise StepFailedError(
                 f"{what} would make the run's status {size:,} bytes as JSON, over Temporal's "
                 f"payload limit of {PAYLOAD_LIMIT:,} bytes"
             )
+
+    def state_size(self) -> int:
+        """The state's size as JSON, measuring only the keys whose value changed."""
+        sizes: dict[str, tuple[Any, int]] = {}
+        for key, value in self.state.items():
+            known = self.state_sizes.get(key)
+            sizes[key] = known if known and known[0] is value else (value, _entry_size(key, value))
+        self.state_sizes = sizes
+        return sum(size for _, size in sizes.values())
 
     def check_size_or_fail(self, what: str, value: Any) -> None:
         size = _json_size(value)
