@@ -65,6 +65,7 @@ from engine.workflow import (
     REGISTRY_WORKFLOW_TYPE,
     RUN_STATUSES,
     RunInput,
+    RunStart,
     WorkflowFactory,
 )
 
@@ -232,27 +233,12 @@ class TemporalDispatcher:
         """
         loaded = await self._definition(org, definition)
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
-        start = self.factory.prepare(loaded, inputs, org, workflow_id)
-        memo = dict(start.memo)
-        if request_id:
-            memo[_REQUEST_ID] = request_id
+        start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
         client = await self.client(org)
         with self.translate(org, workflow_id):
             try:
                 handle = await client.start_workflow(
-                    start.workflow_type,
-                    start.input,
-                    id=start.workflow_id,
-                    task_queue=start.task_queue,
-                    search_attributes=start.search_attributes,
-                    memo=memo,
-                    # With a request id, a finished run keeps its id: a retry of the request
-                    # must find it, not start it again.
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
-                    if request_id
-                    else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    rpc_timeout=self.rpc_timeout,
+                    start.workflow_type, start.input, rpc_timeout=self.rpc_timeout, **options
                 )
             except TemporalAlreadyStarted as taken:
                 if not request_id:
@@ -285,24 +271,10 @@ class TemporalDispatcher:
         """
         loaded = await self._definition(org, definition)
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
-        start = self.factory.prepare(loaded, inputs, org, workflow_id)
-        memo = dict(start.memo)
-        if request_id:
-            memo[_REQUEST_ID] = request_id
+        start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
         client = await self.client(org)
         operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            start.workflow_type,
-            start.input,
-            id=start.workflow_id,
-            task_queue=start.task_queue,
-            search_attributes=start.search_attributes,
-            memo=memo,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
-            if request_id
-            else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
-            if request_id
-            else WorkflowIDConflictPolicy.FAIL,
+            start.workflow_type, start.input, **options
         )
         with self.translate(org, workflow_id):
             try:
@@ -434,6 +406,35 @@ class TemporalDispatcher:
             timeout=self.rpc_timeout,
         )
         return StartedRun(workflow_id, response.run_id, status.get("workflow_type", ""))
+
+    def _start_options(
+        self,
+        definition: WorkflowDefinition,
+        inputs: Mapping[str, Any] | None,
+        org: OrgContext,
+        workflow_id: str,
+        request_id: str | None,
+    ) -> tuple[RunStart, dict[str, Any]]:
+        """The run's start and the options every way of starting it shares.
+
+        A taken id always fails the start; with a request id, the caller then returns the run
+        only if that same request started it (the request id is in the memo). A finished run
+        keeps its id under a request id: a retry of the request must find it, not start again.
+        """
+        start = self.factory.prepare(definition, inputs, org, workflow_id)
+        memo = dict(start.memo)
+        if request_id:
+            memo[_REQUEST_ID] = request_id
+        return start, {
+            "id": start.workflow_id,
+            "task_queue": start.task_queue,
+            "search_attributes": start.search_attributes,
+            "memo": memo,
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE
+            if request_id
+            else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            "id_conflict_policy": WorkflowIDConflictPolicy.FAIL,
+        }
 
     async def _started_by(
         self, client: Client, workflow_id: str, taken: TemporalAlreadyStarted, request_id: str

@@ -95,6 +95,34 @@ async def test_another_request_for_a_taken_workflow_id_is_refused(api: Tenancy) 
     await api.dispatcher.cancel(d, workflow_id)
 
 
+async def test_start_and_wait_follows_the_same_request_id_rules(api: Tenancy) -> None:
+    d = api.org("d")
+    workflow_id = _id("waited")
+    request_id = _id("req")
+    first, advance = await api.dispatcher.start_and_wait(
+        d, ASK, {"who": "bo"}, workflow_id=workflow_id, request_id=request_id
+    )
+    assert advance["status"] == "waiting"
+    assert [a["step_id"] for a in advance["pending_actions"]] == ["ask"]
+
+    # The same request again: the same run, still waiting on the same action.
+    again, repeated = await api.dispatcher.start_and_wait(
+        d, ASK, {"who": "bo"}, workflow_id=workflow_id, request_id=request_id
+    )
+    assert again == first
+    assert [a["action_id"] for a in repeated["pending_actions"]] == [
+        a["action_id"] for a in advance["pending_actions"]
+    ]
+
+    # Another request for the same id never receives this request's run.
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await api.dispatcher.start_and_wait(
+            d, ASK, {"who": "bo"}, workflow_id=workflow_id, request_id=_id("req")
+        )
+    assert (await api.dispatcher.status(d, workflow_id))["run_id"] == first.run_id
+    await api.dispatcher.cancel(d, workflow_id)
+
+
 async def test_without_a_request_id_a_running_workflow_id_is_refused(api: Tenancy) -> None:
     d = api.org("d")
     workflow_id = _id("once")
