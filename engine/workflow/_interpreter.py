@@ -965,12 +965,11 @@ class EngineWorkflow:
         child = str(report.get("workflow_id", ""))
         number = report.get("report")
         actions = report.get("actions")
-        if not isinstance(actions, list) or not isinstance(number, int | None):
+        if not isinstance(actions, list) or not isinstance(number, int):
             return  # not from a child of this engine: a bad signal must not break the run
-        if number is not None:  # unnumbered: sent before reports were numbered, take it
-            if number <= self.children.get(child, number):
-                return  # older than one already taken, or from a child no longer running
-            self.children[child] = number
+        if number <= self.children.get(child, number):
+            return  # older than one already taken, or from a child no longer running
+        self.children[child] = number
         if actions:
             self.child_actions[child] = actions
         else:
