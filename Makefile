@@ -23,9 +23,6 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@# The workflow sandbox re-imports the interpreter for every run: ship it as bytecode, since
-	@# PYTHONDONTWRITEBYTECODE environments would otherwise recompile it from source each time.
-	$(BIN)/python -m compileall -q engine
 	@touch $(STAMP)
 
 setup: ## Create .venv (if missing) and install the project with its dev tools

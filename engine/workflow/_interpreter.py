@@ -4,9 +4,11 @@ A run's input carries the definition's canonical JSON, so one workflow class ser
 definition and version (the workflow type is ``"{name}:{version}"``) and a new definition never
 needs a worker restart.
 
-Determinism. Everything here runs inside Temporal's workflow sandbox and is replayed from
-history: time comes from ``workflow.now()``, ids from ``workflow.uuid4()``, and waiting from
-``workflow.wait_condition`` (durable timers). Steps of type condition, set_state and return are
+Determinism. Everything here is replayed from history: time comes from ``workflow.now()``, ids
+from ``workflow.uuid4()``, and waiting from ``workflow.wait_condition`` (durable timers). Workers
+pass this module through the sandbox (it is imported once per process, so it keeps no mutable
+module state); the replay tests re-import it inside the sandbox, whose restrictions then catch
+any non-deterministic call. Steps of type condition, set_state and return are
 evaluated inline: the expression language is pure and deterministic, so re-evaluating them on
 replay gives the same result without an activity or a history event.
 
@@ -46,7 +48,7 @@ from engine.definition import RetryPolicy as StepRetryPolicy
 from engine.expr import ExpressionError, Reference
 from engine.workflow._actions import Action, ResultRejectedError, check_result
 from engine.workflow._search import ENGINE_STATUS, ENGINE_STEP
-from engine.workflow._types import ACTION_STEP_TYPES, PAYLOAD_LIMIT, RunInput
+from engine.workflow._types import ACTION_STEP_TYPES, LOAD_DEFINITION, PAYLOAD_LIMIT, RunInput
 
 __all__ = ["EngineWorkflow"]
 
@@ -98,8 +100,6 @@ class _Scope:
     steps: dict[str, Any] | None = None
 
 
-_TOP: Final = _Scope({})
-
 Executor = Callable[["EngineWorkflow", Any, _Scope, int], Coroutine[Any, Any, Any]]
 
 
@@ -109,9 +109,13 @@ class EngineWorkflow:
 
     @workflow.init
     def __init__(self, args: Sequence[RawValue]) -> None:
-        run_input = workflow.payload_converter().from_payload(args[0].payload, RunInput)
+        # Plain JSON fields: built directly, without the converter's per-call type inspection.
+        run_input = RunInput(**workflow.payload_converter().from_payload(args[0].payload))
         self.input: RunInput = run_input
-        self.definition: WorkflowDefinition = load_definition(run_input.definition)
+        # The worker's runner caches loaded definitions (see _worker.py); a runner of another
+        # kind (a bare Replayer, say) leaves the run to load its own.
+        load = workflow.extern_functions().get(LOAD_DEFINITION, load_definition)
+        self.definition: WorkflowDefinition = load(run_input.definition)
         info = workflow.info()
         self.workflow_id = info.workflow_id
         self.run_id = info.run_id

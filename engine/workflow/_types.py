@@ -12,6 +12,7 @@ from typing import Any, Final, Literal
 
 __all__ = [
     "ACTION_STEP_TYPES",
+    "LOAD_DEFINITION",
     "PAYLOAD_LIMIT",
     "PAYLOAD_WARNING",
     "RUN_STATUSES",
@@ -37,6 +38,9 @@ STEP_OUTCOMES: Final[tuple[StepOutcome, ...]] = ("completed", "failed", "skipped
 ACTION_STEP_TYPES: Final = frozenset({"shell", "mcp_call", "prompt", "delegate"})
 """Step types performed by an external executor: the run suspends with a pending action."""
 
+LOAD_DEFINITION: Final = "engine.load_definition"
+"""The extern function through which the worker's runner hands a run its (cached) definition."""
+
 PAYLOAD_LIMIT: Final = 2 * 1024 * 1024
 """Temporal rejects a payload over 2 MiB ("Blob data size exceeds limit")."""
 PAYLOAD_WARNING: Final = 512 * 1024
@@ -50,7 +54,7 @@ class RunInput:
     Attributes:
         definition: The definition's canonical JSON: a run never changes behaviour when a new
             version is registered, and replay is deterministic.
-        definition_hash: ``content_hash`` of the definition, checked when it is re-loaded.
+        definition_hash: ``content_hash`` of the definition (shown in status and listings).
         inputs: The run's inputs, validated against the definition with defaults applied.
         org: The organization context (``OrgContext.to_json()``).
         scope: For a foreach child: ``{"foreach": step id, "vars": {name: value}, "state": {...}}``.

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import functools
+from collections.abc import Callable
 from typing import Any, Final
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from engine.definition import load_definition
 from engine.workflow._interpreter import EngineWorkflow
 from engine.workflow._registry import DefinitionRegistryWorkflow
+from engine.workflow._types import LOAD_DEFINITION
 
 __all__ = ["PASSTHROUGH_MODULES", "build_worker", "sandbox_runner"]
 
-PASSTHROUGH_MODULES: Final = (
+_PURE_MODULES: Final = (
     "engine.context",
-    # The interpreter's pure siblings: importing the package inside the sandbox would otherwise
-    # re-execute them (and the client and worker code they import) for every run.
-    "engine.workflow._actions",
-    "engine.workflow._factory",
-    "engine.workflow._search",
-    "engine.workflow._types",
-    "engine.workflow._worker",
     "engine.definition",
     "engine.errors",
     "engine.expr",
@@ -34,38 +32,68 @@ PASSTHROUGH_MODULES: Final = (
     "annotated_types",
     "typing_extensions",
 )
+
+PASSTHROUGH_MODULES: Final = (*_PURE_MODULES, "engine.workflow")
 """Modules the sandbox shares instead of re-importing for every run.
 
-They are pure, hold no mutable global state, and are slow to import (the expression grammar
-is built at import), so passing them through keeps a run's first task fast.
+They hold no mutable module state, and they are deterministic, so sharing them is safe; the
+sandbox would otherwise re-import the interpreter and everything it needs for every run (a run's
+first workflow task took about three times as long). The interpreter's determinism is still
+checked by the sandbox: :func:`sandbox_runner` with ``strict=True`` re-imports it under the
+sandbox's restrictions, and the replay tests run every recorded history that way.
 """
 
 
-class _ValidatedOnceRunner(SandboxedWorkflowRunner):
-    """The sandbox runner, validating each workflow class once rather than once per worker.
+DEFINITIONS_CACHED: Final = 256
+"""Loaded definitions a runner keeps (by canonical JSON), most recently used first."""
 
-    Validation runs a workflow class's module in a fresh sandbox to catch non-deterministic
-    imports; the result cannot change within a process, and a pool of hundreds of workers
-    (one per namespace) would otherwise repeat it for every namespace.
+
+class _EngineRunner(SandboxedWorkflowRunner):
+    """The sandbox runner of a process, shared by all its workers.
+
+    It validates each workflow class once rather than once per worker: validation runs a
+    workflow class's module in a fresh sandbox to catch non-deterministic imports, the result
+    cannot change within a process, and a pool of hundreds of workers (one per namespace)
+    would otherwise repeat it for every namespace.
+
+    It also hands every run a cache of loaded definitions, keyed by their canonical JSON,
+    through the SDK's extern functions (``workflow.extern_functions()[LOAD_DEFINITION]``): a
+    run's first task would otherwise parse and compile its definition again, though the same
+    text always loads to the same (immutable) definition. The cache belongs to the runner, so
+    the modules passed through the sandbox keep no state.
     """
 
     def __init__(self, restrictions: SandboxRestrictions) -> None:
         super().__init__(restrictions=restrictions)
         self._validated: set[type] = set()
+        self._load_definition = functools.lru_cache(maxsize=DEFINITIONS_CACHED)(load_definition)
 
     def prepare_workflow(self, defn: Any) -> None:
         if defn.cls not in self._validated:
             super().prepare_workflow(defn)
             self._validated.add(defn.cls)
 
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        functions: dict[str, Callable[..., Any]] = {
+            **det.extern_functions,
+            LOAD_DEFINITION: self._load_definition,
+        }
+        return super().create_instance(dataclasses.replace(det, extern_functions=functions))
 
-def sandbox_runner() -> SandboxedWorkflowRunner:
-    """The workflow sandbox with the engine's pure modules passed through.
+
+def sandbox_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
+    """The workflow sandbox with the engine's modules passed through.
 
     Share one runner between the workers of a process (see :func:`build_worker`).
+
+    Args:
+        strict: Re-import the interpreter (``engine.workflow``) inside the sandbox for every
+            run, so that any non-deterministic call it makes (the clock, randomness, I/O)
+            fails the workflow task. Slower; for replay tests, not for serving.
     """
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-    return _ValidatedOnceRunner(restrictions)
+    modules = _PURE_MODULES if strict else PASSTHROUGH_MODULES
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*modules)
+    return _EngineRunner(restrictions)
 
 
 def build_worker(

@@ -158,7 +158,7 @@ async def run_to_end(
 
 async def assert_replays(client: Client, *workflow_ids: str) -> None:
     """Replay each run's history (as it is now) against the interpreter: no nondeterminism."""
-    replayer = Replayer(workflows=[EngineWorkflow], workflow_runner=sandbox_runner())
+    replayer = Replayer(workflows=[EngineWorkflow], workflow_runner=sandbox_runner(strict=True))
     for workflow_id in workflow_ids:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         await replayer.replay_workflow(history)

@@ -37,7 +37,7 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[EngineWorkflow], workflow_runner=sandbox_runner())
+    return Replayer(workflows=[EngineWorkflow], workflow_runner=sandbox_runner(strict=True))
 
 
 def test_every_example_has_a_recorded_history() -> None:

@@ -38,7 +38,7 @@ async def short_client() -> AsyncIterator[Client]:
 
 async def _runs(client: Client, handle: WorkflowHandle[Any, Any]) -> list[list[int]]:
     """Event types of each run of the chain, first run first; each run replays cleanly."""
-    replayer = Replayer(workflows=[EngineWorkflow], workflow_runner=sandbox_runner())
+    replayer = Replayer(workflows=[EngineWorkflow], workflow_runner=sandbox_runner(strict=True))
     runs: list[list[int]] = []
     run_id: str | None = (await status(client, handle))["run_id"]
     # Walk back from the current run through each run's first event (continued from).
