@@ -23,7 +23,7 @@ from engine.api.v1 import (
 from engine.dispatcher import DefinitionRegistry, TemporalDispatcher
 from engine.scheduler import Scheduler
 from engine.server._auth import TokenVerifier
-from engine.server._interceptors import AuthInterceptor, ErrorInterceptor
+from engine.server._interceptors import ControlPlaneInterceptor
 from engine.server._schedules import ScheduleServicer
 from engine.server._servicers import DefinitionServicer, OrganizationServicer, WorkflowServicer
 from engine.tenancy import NamespaceResolver, Provisioner
@@ -74,14 +74,12 @@ def build_server(
 ) -> ControlPlane:
     """Build the control plane's gRPC server.
 
-    Interceptors, outermost first: errors (every exception leaves as a gRPC status), then
-    authentication (the token becomes ``context.org``; health and reflection are public,
-    OrganizationService needs ``admin``).
+    One interceptor authenticates (the token becomes ``context.org``; health and reflection are
+    public, OrganizationService needs ``admin``) and sends every exception as a gRPC status.
     """
     server = grpc.aio.server(
         interceptors=[
-            ErrorInterceptor(),
-            AuthInterceptor(verifier, resolver, public=_PUBLIC, admin_only=_ADMIN_ONLY),
+            ControlPlaneInterceptor(verifier, resolver, public=_PUBLIC, admin_only=_ADMIN_ONLY)
         ]
     )
     organization_service_pb2_grpc.add_OrganizationServiceServicer_to_server(

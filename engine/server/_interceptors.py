@@ -1,9 +1,10 @@
-"""The server's interceptors, outermost first: errors, then authentication.
+"""The server's interceptor: every call is authenticated, and every error becomes a status.
 
-``ErrorInterceptor`` is outermost so that everything raised below it, authentication failures
-included, leaves the server as a proper gRPC status (never a traceback). ``AuthInterceptor``
-turns the bearer token into the caller's :class:`~engine.context.OrgContext`, hands it to the
-servicer as ``context.org``, and enforces the admin role where a method needs it.
+One interceptor does both, in one wrapper per call (each interceptor of ``grpc.aio`` costs an
+extra continuation and handler per call). Everything raised below it, authentication failures
+included, leaves the server as a proper gRPC status with rich details (never a traceback). The
+bearer token becomes the caller's :class:`~engine.context.OrgContext`, handed to the servicer as
+``context.org``, and methods that need the admin role get it enforced.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from engine.server._auth import PermissionDeniedError, TokenVerifier
 from engine.server._errors import status_of
 from engine.tenancy import NamespaceResolver
 
-__all__ = ["AuthInterceptor", "ErrorInterceptor", "OrgServicerContext"]
+__all__ = ["ControlPlaneInterceptor", "OrgServicerContext"]
 
 if TYPE_CHECKING:
     # Generic only in the type stubs: subscripting it at run time raises TypeError.
@@ -55,55 +56,14 @@ def _rewrap(handler: _Handler, wrap: Callable[[Any, bool], Any]) -> _Handler:
     return handler  # the engine's services have no client-streaming rpcs
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps every exception to a gRPC status with rich details (see ``_errors``)."""
-
-    async def intercept_service(
-        self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> _Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-
-        def wrap(behavior: Any, streaming: bool) -> Any:
-            if streaming:
-
-                async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                    try:
-                        async for response in behavior(request, context):
-                            yield response
-                    except grpc.aio.AbortError:
-                        raise
-                    except Exception as error:
-                        await context.abort_with_status(
-                            rpc_status.to_status(status_of(error, method, request))
-                        )
-
-                return stream
-
-            async def unary(request: Any, context: Any) -> Any:
-                try:
-                    return await behavior(request, context)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as error:
-                    await context.abort_with_status(
-                        rpc_status.to_status(status_of(error, method, request))
-                    )
-
-            return unary
-
-        return _rewrap(handler, wrap)
-
-
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every call except ``public`` methods (health, reflection).
+class ControlPlaneInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates every call except ``public`` methods (health, reflection), and maps every
+    exception to a gRPC status with rich details (see ``_errors``).
 
     Args:
         verifier: Verifies bearer tokens.
         resolver: Resolves the token's org to its namespace.
-        public: Full method names callable without a token.
+        public: Full method names (or prefixes) callable without a token.
         admin_only: Full method names (or service prefixes ending in "/") that need ``admin``.
     """
 
@@ -125,12 +85,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     ) -> _Handler | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(self.public):
-            return handler
+        if handler is None:
+            return None
+        if method.startswith(self.public):
+            return _rewrap(
+                handler, lambda behavior, streaming: _mapped(behavior, streaming, method)
+            )
         metadata = dict(handler_call_details.invocation_metadata or ())
         needs_admin = method.startswith(self.admin_only)
 
-        def authenticate() -> OrgContext:
+        def authenticated(context: Any) -> OrgServicerContext:
             authorization = metadata.get("authorization")
             claims = self.verifier.verify(authorization if isinstance(authorization, str) else None)
             if needs_admin and not claims.is_admin:
@@ -139,21 +103,43 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                     f"the token of org '{claims.org_id}' has roles {list(claims.roles)}"
                 )
             target = self.resolver.resolve(claims.org_id)
-            return OrgContext(claims.org_id, target.namespace, claims.roles)
+            return OrgServicerContext(
+                context, OrgContext(claims.org_id, target.namespace, claims.roles)
+            )
 
         def wrap(behavior: Any, streaming: bool) -> Any:
-            if streaming:
-
-                async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                    org = authenticate()
-                    async for response in behavior(request, OrgServicerContext(context, org)):
-                        yield response
-
-                return stream
-
-            async def unary(request: Any, context: Any) -> Any:
-                return await behavior(request, OrgServicerContext(context, authenticate()))
-
-            return unary
+            return _mapped(
+                lambda request, context: behavior(request, authenticated(context)),
+                streaming,
+                method,
+            )
 
         return _rewrap(handler, wrap)
+
+
+def _mapped(behavior: Any, streaming: bool, method: str) -> Any:
+    """``behavior`` with every exception it raises (but an abort) sent as a gRPC status."""
+    if streaming:
+
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await context.abort_with_status(
+                    rpc_status.to_status(status_of(error, method, request))
+                )
+
+        return stream
+
+    async def unary(request: Any, context: Any) -> Any:
+        try:
+            return await behavior(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await context.abort_with_status(rpc_status.to_status(status_of(error, method, request)))
+
+    return unary
