@@ -57,6 +57,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -66,18 +67,27 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from engine.api.v1 import resources_pb2, workflow_service_pb2, workflow_service_pb2_grpc
+from engine.api.v1 import (
+    definition_service_pb2,
+    definition_service_pb2_grpc,
+    resources_pb2,
+    workflow_service_pb2,
+    workflow_service_pb2_grpc,
+)
 from engine.context import OrgContext
 from engine.definition import WorkflowDefinition
 from engine.dispatcher import DefinitionRef, DefinitionRegistry, StartedRun, TemporalDispatcher
 from engine.server import ControlPlane, TokenVerifier, build_server, issue_token
 from engine.tenancy import Endpoint, PrefixResolver
 from engine.workflow import RunStart, WorkflowFactory
+from tests.benchmarks import _gate as gate
 from tests.helpers.devserver import DevServer
 from tests.helpers.runs import unique_id
 from tests.tenancy.orgkit import TASK_QUEUE, Tenancy, eventually, open_tenancy, unique_prefix
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TIMEOUT = 60.0
+PAUSE = 0.05  # seconds of quiet before a timed call that schedules a workflow task
 POLL_INTERVAL = 0.001  # seconds between two polls of a run that has not suspended yet
 SECRET = "bench-control-plane-secret-of-32-bytes-or-more"
 ORG_ID = "bench"
@@ -156,6 +166,11 @@ def _rounds(benchmark: Any, wanted: int) -> int:
 
 def _warmup(benchmark: Any, wanted: int) -> int:
     return 0 if benchmark.disabled else wanted
+
+
+def _pause(benchmark: Any) -> float:
+    """Quiet before each timed call that makes the worker take a task (see ``_interleaved``)."""
+    return 0.0 if benchmark.disabled else PAUSE
 
 
 # --------------------------------------------------------------------------- harness
@@ -251,10 +266,13 @@ async def _interleaved(
     rounds: int,
     warmup: int,
     round_setup: Callable[[], Coroutine[Any, Any, Any]] | None = None,
+    pause: float = 0.0,
 ) -> Outcome:
     """Do every way once per round, in the round's order; pytest-benchmark times ``ways[0]``.
 
-    ``round_setup`` (untimed) runs first in each round; its value goes to every way.
+    ``round_setup`` (untimed) runs first in each round; its value goes to every way. Each timed
+    call follows ``pause`` seconds of quiet: on the dev server a workflow task scheduled within
+    about 35 ms of the previous one waits that long for a poller, whichever way scheduled it.
     """
     call = _caller(asyncio.get_running_loop())
     timed = ways[0]
@@ -280,6 +298,7 @@ async def _interleaved(
 
     def run(way: Way) -> None:
         argument = prepared(way)
+        time.sleep(pause)
         began = time.perf_counter()
         outcome = call(way.op(argument))
         times[way.label].append(time.perf_counter() - began)
@@ -296,7 +315,9 @@ async def _interleaved(
         ways_now = order()
         for label in ways_now[: ways_now.index(timed.label)]:
             run(by_label[label])
-        return (prepared(timed),), {}
+        argument = prepared(timed)
+        time.sleep(pause)
+        return (argument,), {}
 
     def target(argument: Any) -> Any:
         outcome = call(timed.op(argument))
@@ -356,6 +377,14 @@ def _record_three(
         rounds_each=row.rounds,
     )
     THREE_WAYS[operation] = row
+    gate.record(
+        benchmark,
+        f"gRPC {operation}",
+        grpc_times,
+        raw=raw_times,
+        added=row.paired_added,
+        note="adds = median of (gRPC - dispatcher) per round; ratio: gRPC / raw SDK",
+    )
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -370,6 +399,7 @@ class Plane:
     server: ControlPlane
     channel: grpc.aio.Channel
     stub: workflow_service_pb2_grpc.WorkflowServiceStub
+    definitions: definition_service_pb2_grpc.DefinitionServiceStub
     metadata: tuple[tuple[str, str], ...]
     org: OrgContext
     client: Client
@@ -417,6 +447,7 @@ async def plane(temporal_server: DevServer) -> AsyncIterator[Plane]:
             server=server,
             channel=channel,
             stub=workflow_service_pb2_grpc.WorkflowServiceStub(channel),
+            definitions=definition_service_pb2_grpc.DefinitionServiceStub(channel),
             metadata=(("authorization", f"Bearer {token}"),),
             org=org,
             client=await dispatcher.client(org),
@@ -572,6 +603,53 @@ async def test_start_workflow(benchmark: Any, plane: Plane, cleanup: list[str]) 
     _record_three(benchmark, "StartWorkflow", outcome, target=None)
 
 
+@pytest.mark.benchmark(group="control-plane/create")
+async def test_workflow_creation(benchmark: Any, plane: Plane) -> None:
+    """YAML text to a registered, runnable definition: RegisterDefinition of a new version.
+
+    The largest example (deploy-service.yaml), under a new version number each round, so
+    every call validates, compiles and stores it (the same content again would be a no-op).
+    """
+    text = (EXAMPLES / "deploy-service.yaml").read_text(encoding="utf-8")
+    assert "\nversion: 3\n" in text
+    call = _caller(asyncio.get_running_loop())
+    versions = iter(range(1000, 1_000_000))
+    responses: list[Any] = []
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        yaml = text.replace("\nversion: 3\n", f"\nversion: {next(versions)}\n")
+        return (definition_service_pb2.RegisterDefinitionRequest(yaml=yaml),), {}
+
+    async def grpc_register(request: Any) -> Any:
+        return await plane.definitions.RegisterDefinition(request, metadata=plane.metadata)
+
+    def register(request: Any) -> Any:
+        response = call(grpc_register(request))
+        responses.append(response)
+        return response
+
+    await asyncio.to_thread(
+        benchmark.pedantic,
+        register,
+        setup=setup,
+        rounds=_rounds(benchmark, 30),
+        warmup_rounds=_warmup(benchmark, 2),
+    )
+    assert responses and all(r.created for r in responses)
+    assert all(r.definition.name == "deploy-service" for r in responses)
+    # Runnable: the last version registered starts a run.
+    last = responses[-1].definition
+    started = await plane.dispatcher.start(
+        plane.org, DefinitionRef(last.name, last.version), {"service": "api", "git_ref": "main"}
+    )
+    await plane.client.get_workflow_handle(started.workflow_id).terminate("benchmark done")
+    gate.record(benchmark, "workflow creation", gate.engine_times(benchmark))
+    if not benchmark.disabled and benchmark.stats is not None:
+        INFO["workflow creation (RegisterDefinition of deploy-service.yaml)"] = _ms(
+            benchmark.stats.stats.median
+        )
+
+
 @pytest.mark.benchmark(group="control-plane/get")
 async def test_get_workflow(benchmark: Any, plane: Plane, cleanup: list[str]) -> None:
     async def waiting_run() -> str:  # one per round, read by all three ways
@@ -651,6 +729,7 @@ async def test_submit_result(benchmark: Any, plane: Plane, cleanup: list[str]) -
         ],
         rounds=_rounds(benchmark, 120),
         warmup=_warmup(benchmark, 6),
+        pause=_pause(benchmark),
     )
     for response in outcome.results[GRPC]:
         assert response.status == resources_pb2.RUN_STATUS_WAITING
@@ -762,6 +841,7 @@ async def test_first_action(benchmark: Any, plane: Plane, cleanup: list[str]) ->
         ],
         rounds=rounds,
         warmup=_warmup(benchmark, 5),
+        pause=_pause(benchmark),
     )
     results = outcome.results
     for response in results[labels[0]]:

@@ -70,6 +70,7 @@ from engine.dispatcher import StartedRun, TemporalDispatcher
 from engine.tenancy import ClientPool, Endpoint, OrgNotFoundError, PrefixResolver, Provisioner
 from engine.worker import WorkerOptions, WorkerPool
 from engine.workflow import EngineWorkflow, WorkflowFactory
+from tests.benchmarks import _gate as gate
 from tests.helpers.devserver import DevServer, start_dev_server
 
 TIMEOUT = 60.0
@@ -336,6 +337,9 @@ async def test_dispatch_start(benchmark: Any, dispatch_env: DispatchEnv) -> None
         paired_difference_raw_first_s=raw_first,
         paired_difference_engine_first_s=engine_first,
         hop_median_s=hop,
+    )
+    gate.record(
+        benchmark, "dispatch start", gate.engine_times(benchmark), raw=raw_times, added=paired
     )
     rows = REPORT["dispatch"]
     rows.append(Row("TemporalDispatcher.start (median)", _ms(engine_median)))
@@ -621,6 +625,7 @@ async def _timed_out_tasks(dispatcher: TemporalDispatcher, runs: list[_Run]) -> 
     return sum(await asyncio.gather(*(timed_out(run) for run in runs)))
 
 
+@pytest.mark.capacity
 @pytest.mark.timeout(900)
 @pytest.mark.benchmark(group="dispatch/namespaces")
 async def test_serve_200_namespaces(benchmark: Any, fleet: Fleet) -> None:

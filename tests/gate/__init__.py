@@ -1,0 +1,1 @@
+"""Tests of the benchmark gate, ``scripts/bench_gate.py``."""
