@@ -433,7 +433,10 @@ class EngineWorkflow:
                         self.cancel_reason is not None and not stopped
                     )
 
-                remaining = _seconds_until(deadline)
+                # Once stopping, the children were asked to end: wait for them, with no timeout
+                # (a deadline already passed would make this a zero timeout, and the loop would
+                # spin inside one workflow task, never letting their results arrive).
+                remaining = None if stopping else _seconds_until(deadline)
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
                         settled, timeout=max(remaining, 0.0) if remaining is not None else None
