@@ -105,10 +105,16 @@ async def test_max_parallel_under_concurrent_answers(client: Client, worker: Wor
             await asyncio.sleep(0.01)
 
     async def answer() -> None:
+        nonlocal peak
         done: set[str] = set()
         while len(done) < 6:
             current = await status(client, handle)
-            fresh = [a for a in current["pending_actions"] if a["action_id"] not in done]
+            pending = current["pending_actions"]
+            peak = max(peak, len(pending))
+            if not done and len(pending) < 3:  # the first wave: all three items at once
+                await asyncio.sleep(0.01)
+                continue
+            fresh = [a for a in pending if a["action_id"] not in done]
             for action in fresh:
                 done.add(action["action_id"])
             await asyncio.gather(*(submit(client, a, a["workflow_id"][-1]) for a in fresh))
