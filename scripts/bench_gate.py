@@ -122,12 +122,15 @@ class Outcome:
         row: What the benchmarks recorded, or ``None`` when nothing was.
         target: The operation's target, or ``None`` for a row shown for information only.
         misses: One phrase per failed check; empty when the target is met.
+        figures: What the checks the ratio column does not show measured (the added time,
+            the weakest speedup), shown with an ``ok``.
     """
 
     operation: str
     row: Row | None
     target: Target | None
     misses: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()
 
     @property
     def gated(self) -> bool:
@@ -144,7 +147,9 @@ class Outcome:
         """``ok``, ``MISSED (<which check>)``, or ``-`` for a row without a target."""
         if not self.gated:
             return "-"
-        return f"MISSED ({'; '.join(self.misses)})" if self.misses else "ok"
+        if self.misses:
+            return f"MISSED ({'; '.join(self.misses)})"
+        return f"ok ({'; '.join(self.figures)})" if self.figures else "ok"
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -332,7 +337,9 @@ def evaluate(targets: Sequence[Target], rows: Sequence[Row]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for target in targets:
         row = by_operation.get(target.operation)
-        outcomes.append(Outcome(target.operation, row, target, _misses(target, row)))
+        outcomes.append(
+            Outcome(target.operation, row, target, _misses(target, row), _figures(target, row))
+        )
     gated = {target.operation for target in targets}
     outcomes += [Outcome(row.operation, row, None) for row in rows if row.operation not in gated]
     return outcomes
@@ -346,6 +353,20 @@ def _below(value: float, limit: float) -> bool:
 def _at_most(value: float, limit: float) -> bool:
     """``value <= limit``, where a value equal to the limit up to float noise is at most."""
     return value <= limit or math.isclose(value, limit, rel_tol=REL_TOL)
+
+
+def _figures(target: Target, row: Row | None) -> tuple[str, ...]:
+    """The measured added time and weakest speedup, for the checks that set them."""
+    if row is None:
+        return ()
+    figures: list[str] = []
+    if target.max_added_ms is not None and row.added_s is not None:
+        figures.append(f"adds {format_seconds(row.added_s)}")
+    speedups = {p: row.peers[p] / row.median_s for p in target.min_speedup if p in row.peers}
+    if speedups:
+        weakest = min(speedups, key=lambda p: speedups[p] / target.min_speedup[p])
+        figures.append(f"{speedups[weakest]:.1f}x {weakest}")
+    return tuple(figures)
 
 
 def _misses(target: Target, row: Row | None) -> tuple[str, ...]:
