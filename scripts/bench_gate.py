@@ -47,7 +47,7 @@ PYTEST_ENV = "BENCH_GATE_PYTEST"
 
 TABLE_WIDTH = 100
 CHECK_KEYS = ("median_ms", "max_ratio", "max_added_ms", "min_speedup")
-TARGET_KEYS = (*CHECK_KEYS, "why")
+TARGET_KEYS = (*CHECK_KEYS, "raw_reference_ms", "why")
 # Comparisons at a target's exact value must not depend on float noise: 5.0 / 4.0 is 1.25 but
 # 0.025 / 0.02 is not, and "at most 1.25x" has to mean the same for both.
 REL_TOL = 1e-9
@@ -102,6 +102,10 @@ class Target:
         max_ratio: The median over the raw baseline's median must be at most this.
         max_added_ms: The paired added time must be below this.
         min_speedup: For each peer, the peer's median over the engine's must be at least this.
+        raw_reference_ms: The raw SDK's median on the reference machine. When this run's raw
+            median is slower, the machine (or the Temporal server) is slower than the one the
+            absolute limits (``median_ms``, ``max_added_ms``) assume, and they scale with it;
+            the ratio, which needs no reference, is unchanged.
         why: What the operation is, for the reader of targets.toml.
     """
 
@@ -110,6 +114,7 @@ class Target:
     max_ratio: float | None = None
     max_added_ms: float | None = None
     min_speedup: Mapping[str, float] = field(default_factory=dict)
+    raw_reference_ms: float | None = None
     why: str | None = None
 
 
@@ -198,7 +203,7 @@ def _target(path: Path, operation: str, table: object) -> Target:
                 f"{where}: unknown key {key!r} (expected one of: {', '.join(TARGET_KEYS)})"
             )
     values: dict[str, float] = {}
-    for key in ("median_ms", "max_ratio", "max_added_ms"):
+    for key in ("median_ms", "max_ratio", "max_added_ms", "raw_reference_ms"):
         if key in table:
             value = table[key]
             if not _is_number(value) or not math.isfinite(value) or value <= 0:
@@ -221,7 +226,7 @@ def _target(path: Path, operation: str, table: object) -> Target:
     why = table.get("why")
     if why is not None and not isinstance(why, str):
         raise GateInputError(f"{where}: why must be a string, not {why!r}")
-    if not values and not speedups:
+    if not set(values) - {"raw_reference_ms"} and not speedups:
         raise GateInputError(f"{where}: no check (set at least one of {', '.join(CHECK_KEYS)})")
     return Target(operation, **values, min_speedup=speedups, why=why)
 
@@ -355,11 +360,31 @@ def _at_most(value: float, limit: float) -> bool:
     return value <= limit or math.isclose(value, limit, rel_tol=REL_TOL)
 
 
+def machine_factor(target: Target, row: Row) -> float:
+    """How much slower than the reference machine this run's raw SDK was (1.0 if not slower)."""
+    if target.raw_reference_ms is None or row.raw_median_s is None:
+        return 1.0
+    return max(1.0, row.raw_median_s * 1000 / target.raw_reference_ms)
+
+
+def _scaled(limit: float, factor: float) -> str:
+    if factor == 1.0:
+        return format_limit(limit)
+    return f"{format_limit(limit)} x {factor:.2f} = {format_limit(limit * factor)}"
+
+
 def _figures(target: Target, row: Row | None) -> tuple[str, ...]:
-    """The measured added time and weakest speedup, for the checks that set them."""
+    """The measured added time and weakest speedup, for the checks that set them, and the
+    scaling of the absolute limits on a machine slower than the reference."""
     if row is None:
         return ()
     figures: list[str] = []
+    factor = machine_factor(target, row)
+    if factor > 1.0 and row.raw_median_s is not None:
+        figures.append(
+            f"limits x {factor:.2f}: raw SDK {format_seconds(row.raw_median_s)}"
+            f" vs {target.raw_reference_ms:g} ms reference"
+        )
     if target.max_added_ms is not None and row.added_s is not None:
         figures.append(f"adds {format_seconds(row.added_s)}")
     speedups = {p: row.peers[p] / row.median_s for p in target.min_speedup if p in row.peers}
@@ -373,10 +398,11 @@ def _misses(target: Target, row: Row | None) -> tuple[str, ...]:
     if row is None:
         return ("no result",)
     misses: list[str] = []
+    factor = machine_factor(target, row)
     if target.median_ms is not None:
         limit = target.median_ms / 1000
-        if not _below(row.median_s, limit):
-            misses.append(f"median {format_seconds(row.median_s)} ≥ {format_limit(limit)}")
+        if not _below(row.median_s, limit * factor):
+            misses.append(f"median {format_seconds(row.median_s)} ≥ {_scaled(limit, factor)}")
     if target.max_ratio is not None:
         if row.raw_median_s is None:
             misses.append("no raw baseline recorded for the ratio")
@@ -389,8 +415,8 @@ def _misses(target: Target, row: Row | None) -> tuple[str, ...]:
         limit = target.max_added_ms / 1000
         if row.added_s is None:
             misses.append("no added time (added_s) recorded")
-        elif not _below(row.added_s, limit):
-            misses.append(f"adds {format_seconds(row.added_s)} ≥ {format_limit(limit)}")
+        elif not _below(row.added_s, limit * factor):
+            misses.append(f"adds {format_seconds(row.added_s)} ≥ {_scaled(limit, factor)}")
     for peer, minimum in target.min_speedup.items():
         if peer not in row.peers:
             misses.append(f"no {peer} median recorded")

@@ -762,3 +762,70 @@ def test_the_repository_targets_load_and_each_has_a_check() -> None:
         "expr evaluate: 2-membership",
         "expr evaluate: 3-arith-size",
     }
+
+
+# -- absolute limits on a machine slower than the reference -----------------------------------
+
+SCALED_TARGETS = """\
+[targets."suspension"]
+median_ms = 20.0
+max_ratio = 1.25
+raw_reference_ms = 14.0
+
+[targets."gRPC StartWorkflow"]
+max_added_ms = 2.0
+raw_reference_ms = 3.0
+"""
+
+
+def _scaled_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *rows: dict[str, Any]
+) -> tuple[int, str]:
+    targets = tmp_path / "scaled.toml"
+    targets.write_text(SCALED_TARGETS, encoding="utf-8")
+    results = write_results(tmp_path / "bench.json", {SUSPENSION: list(rows)})
+    status, out, _ = run_gate(capsys, results, targets)
+    return status, out
+
+
+def test_a_slower_raw_sdk_scales_the_absolute_limits_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out = _scaled_gate(
+        tmp_path,
+        capsys,
+        # The raw SDK took 1.5x its reference: 25 ms is within 20 ms x 1.5.
+        gate_row("suspension", 0.025, raw_median_s=0.021),
+        gate_row("gRPC StartWorkflow", 0.007, raw_median_s=0.0045, added_s=0.0027),
+    )
+    assert status == 0, out
+    words = " ".join(out.split())
+    assert "limits x 1.50: raw SDK 21.0 ms vs 14 ms reference" in words
+    assert "adds 2.70 ms" in words
+
+
+def test_scaling_never_tightens_and_never_touches_the_ratio(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    faster_raw, slow_ratio = _scaled_gate(
+        tmp_path,
+        capsys,
+        # A raw SDK faster than the reference leaves 20 ms as it is.
+        gate_row("suspension", 0.0205, raw_median_s=0.010),
+        # A slow machine scales the added limit (2 ms x 2 = 4 ms) but 4.5 ms still misses.
+        gate_row("gRPC StartWorkflow", 0.012, raw_median_s=0.006, added_s=0.0045),
+    )
+    assert faster_raw == 1
+    assert "MISSED (median 20.5 ms ≥ 20 ms; ratio 2.05x > 1.25x)" in " ".join(slow_ratio.split())
+    assert "adds 4.50 ms ≥ 2 ms x 2.00 = 4 ms" in " ".join(slow_ratio.split())
+
+
+def test_a_reference_alone_is_not_a_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    targets = tmp_path / "targets.toml"
+    targets.write_text('[targets."x"]\nraw_reference_ms = 3.0\n', encoding="utf-8")
+    results = write_results(tmp_path / "bench.json", passing_rows())
+    status, _, err = run_gate(capsys, results, targets)
+    assert status == 2
+    assert '[targets."x"]: no check' in err
