@@ -370,7 +370,7 @@ def machine_factor(target: Target, row: Row) -> float:
 def _scaled(limit: float, factor: float) -> str:
     if factor == 1.0:
         return format_limit(limit)
-    return f"{format_limit(limit)} x {factor:.2f} = {format_limit(limit * factor)}"
+    return f"{format_limit(limit)} x {factor:.2f} = {format_seconds(limit * factor)}"
 
 
 def _figures(target: Target, row: Row | None) -> tuple[str, ...]:

@@ -460,7 +460,7 @@ async def test_suspension(
         return (await _poll(handle, "status", _raw_waits_at("ask1")))["pending"]
 
     engine_out, raw_out, raw_times = await _interleaved(
-        benchmark, engine=engine, raw=raw, rounds=_rounds(benchmark, 25)
+        benchmark, engine=engine, raw=raw, rounds=_rounds(benchmark, 50)
     )
     assert engine_out and all(message == "First?" for message in engine_out)
     assert raw_out and all(step == "ask1" for step in raw_out)
@@ -506,7 +506,7 @@ async def test_suspension_with_start(
         return advance["pending"]
 
     engine_out, raw_out, raw_times = await _interleaved(
-        benchmark, engine=engine, raw=raw, rounds=_rounds(benchmark, 25)
+        benchmark, engine=engine, raw=raw, rounds=_rounds(benchmark, 50)
     )
     assert engine_out and all(message == "First?" for message in engine_out)
     assert raw_out and all(step == "ask1" for step in raw_out)
@@ -541,7 +541,7 @@ async def test_resumption(
         raw=raw,
         engine_setup=engine_setup,
         raw_setup=raw_setup,
-        rounds=_rounds(benchmark, 25),
+        rounds=_rounds(benchmark, 50),
     )
     for advance in engine_out:
         assert advance["status"] == "waiting"

@@ -817,7 +817,7 @@ def test_scaling_never_tightens_and_never_touches_the_ratio(
     )
     assert faster_raw == 1
     assert "MISSED (median 20.5 ms ≥ 20 ms; ratio 2.05x > 1.25x)" in " ".join(slow_ratio.split())
-    assert "adds 4.50 ms ≥ 2 ms x 2.00 = 4 ms" in " ".join(slow_ratio.split())
+    assert "adds 4.50 ms ≥ 2 ms x 2.00 = 4.00 ms" in " ".join(slow_ratio.split())
 
 
 def test_a_reference_alone_is_not_a_check(
