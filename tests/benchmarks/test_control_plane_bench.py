@@ -578,7 +578,7 @@ async def test_start_workflow(benchmark: Any, plane: Plane, cleanup: list[str]) 
             Way(DISPATCHER, dispatcher_start, settle=settle(lambda r: r.workflow_id)),
             Way(RAW, raw_start, settle=settle(lambda h: h.id)),
         ],
-        rounds=_rounds(benchmark, 120),
+        rounds=_rounds(benchmark, 90),
         warmup=_warmup(benchmark, 6),
     )
     grpc_out, dispatcher_out, raw_out = (outcome.results[w] for w in (GRPC, DISPATCHER, RAW))
@@ -672,7 +672,7 @@ async def test_get_workflow(benchmark: Any, plane: Plane, cleanup: list[str]) ->
     outcome = await _interleaved(
         benchmark,
         [Way(GRPC, grpc_get), Way(DISPATCHER, dispatcher_get), Way(RAW, raw_get)],
-        rounds=_rounds(benchmark, 150),
+        rounds=_rounds(benchmark, 120),
         warmup=_warmup(benchmark, 6),
         round_setup=waiting_run,
     )
@@ -727,7 +727,7 @@ async def test_submit_result(benchmark: Any, plane: Plane, cleanup: list[str]) -
             Way(DISPATCHER, dispatcher_submit, prepare=waiting_run),
             Way(RAW, raw_submit, prepare=waiting_run),
         ],
-        rounds=_rounds(benchmark, 120),
+        rounds=_rounds(benchmark, 90),
         warmup=_warmup(benchmark, 6),
         pause=_pause(benchmark),
     )
