@@ -1,8 +1,9 @@
 """How long it takes to turn definition text into a loaded, fully compiled definition.
 
-The seed's target for creating a workflow is 50 ms end to end; loading the definition is only
-the first part of that, so it must be far below. Two inputs are timed: the largest example as
-its author wrote it (YAML), and its canonical JSON (what a worker re-loads for every run).
+Loading is the first part of workflow creation (gated end to end, through RegisterDefinition,
+by ``scripts/bench_gate.py``); here it is reported on its own. Two inputs are timed: the largest
+example as its author wrote it (YAML), and its canonical JSON (what a worker loads once per
+process, its runner caching it by that text).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import pytest
 from engine.definition import WorkflowDefinition, load_definition
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TARGET_SECONDS = 0.050
 
 
 def largest_example() -> tuple[str, str]:
@@ -31,7 +31,6 @@ def test_load_largest_example_yaml(benchmark: pytest.FixtureRequest) -> None:
     if stats is not None:
         median = stats.stats.median
         print(f"\nload_definition({name}, {len(text.splitlines())} lines): {median * 1e3:.2f} ms")
-        assert median < TARGET_SECONDS
 
 
 @pytest.mark.benchmark(group="definition/load")
@@ -44,4 +43,3 @@ def test_load_largest_example_canonical_json(benchmark: pytest.FixtureRequest) -
     if stats is not None:
         median = stats.stats.median
         print(f"\nload_definition(canonical JSON of {name}): {median * 1e3:.2f} ms")
-        assert median < TARGET_SECONDS

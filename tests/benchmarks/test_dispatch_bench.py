@@ -31,8 +31,9 @@ report skip, and the module costs about two seconds (one namespace on the sessio
    every namespace at once, has completed in each of them. As a control, 200 runs in ONE
    namespace; for both, how many runs had a workflow task time out and retried.
 
-Targets are printed with a verdict, not asserted (a later CI gate asserts them); what each
-benchmark ran *is* asserted: every run's result, the start payloads' equality, and that all 200
+The start ratio is gated by ``scripts/bench_gate.py`` (``targets.toml``); the resolution and
+capacity targets, outside the gate, are printed with a verdict here. What each benchmark ran
+*is* asserted: every run's result, the start payloads' equality, and that all 200
 orgs are served.
 """
 
@@ -78,7 +79,6 @@ _T = TypeVar("_T")
 
 # --------------------------------------------------------------------------- targets
 
-DISPATCH_RATIO_TARGET = 1.10  # engine start / raw start
 RESOLUTION_TARGET = 0.001  # seconds per cached resolution; "well under" it is the aim
 RSS_PER_NAMESPACE_TARGET = 2 * 1024 * 1024  # bytes
 IDLE_CPU_TARGET = 0.01  # fraction of one core
@@ -344,14 +344,7 @@ async def test_dispatch_start(benchmark: Any, dispatch_env: DispatchEnv) -> None
     rows = REPORT["dispatch"]
     rows.append(Row("TemporalDispatcher.start (median)", _ms(engine_median)))
     rows.append(Row("raw client.start_workflow (median)", _ms(raw_median)))
-    rows.append(
-        Row(
-            "engine / raw",
-            f"{ratio:.3f}x",
-            f"<= {DISPATCH_RATIO_TARGET:g}x",
-            _verdict(ratio <= DISPATCH_RATIO_TARGET),
-        )
-    )
+    rows.append(Row("engine / raw", f"{ratio:.3f}x"))
     rows.append(Row("engine - raw, paired rounds (bias cancelled)", _ms(paired)))
     rows.append(Row("  (info) ratio from it: 1 + paired / raw", f"{1 + paired / raw_median:.3f}x"))
     rows.append(

@@ -64,6 +64,7 @@ from temporalio.client import (
 from engine.api.v1 import schedule_service_pb2 as pb
 from engine.scheduler import ScheduleRequest, ScheduleView, Spec
 from engine.workflow import RunStart, WorkflowFactory
+from tests.benchmarks import _gate as gate
 from tests.helpers.devserver import DevServer
 from tests.scheduler.stack import Stack, open_stack
 
@@ -206,9 +207,7 @@ def _record(benchmark: Any, operation: str, outcome: Outcome) -> None:
     grpc_times, scheduler_times = outcome.times[GRPC], outcome.times[SCHEDULER]
     row = Row(
         medians={label: statistics.median(t) for label, t in outcome.times.items()},
-        paired_added=statistics.median(
-            g - s for g, s in zip(grpc_times, scheduler_times, strict=True)
-        ),
+        paired_added=gate.paired_added(grpc_times, scheduler_times),
         rounds=len(grpc_times),
     )
     for label, median in row.medians.items():
