@@ -19,6 +19,8 @@ from engine.definition._compiled import render_value
 from engine.definition._durations import format_duration, parse_duration
 from engine.definition._loader import load_definition, load_definition_file
 from engine.definition._models import (
+    STEP_TYPES,
+    WORKFLOW_NAME,
     ConditionStep,
     Defaults,
     DelegateStep,
@@ -36,11 +38,15 @@ from engine.definition._models import (
     WorkflowDefinition,
 )
 from engine.definition._problems import DefinitionError, InputError, Problem, Severity
+from engine.definition._source import DefinitionSource
 
 __all__ = [
+    "STEP_TYPES",
+    "WORKFLOW_NAME",
     "ConditionStep",
     "Defaults",
     "DefinitionError",
+    "DefinitionSource",
     "DelegateStep",
     "ForeachStep",
     "InputError",

@@ -4,6 +4,9 @@ The models check what one field can check on its own (types, names, durations, a
 values, unknown fields). Whatever needs more than one field or the whole definition (scopes,
 unique ids, expressions) is checked by :mod:`engine.definition._validate`, and the compiled
 expressions and templates are attached to the models by :mod:`engine.definition._loader`.
+
+Why one long module: the models of the language and their field types are one vocabulary,
+read together (a step model is a dozen lines; the shared field validators are most of it).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ __all__ = [
     "FIELD_KINDS",
     "INPUT_TYPES",
     "STEP_TYPES",
+    "WORKFLOW_NAME",
     "ConditionStep",
     "Defaults",
     "DelegateStep",
@@ -83,7 +87,8 @@ class FieldKind(enum.Enum):
 
 # -- field types ------------------------------------------------------------------------------
 
-_WORKFLOW_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+WORKFLOW_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+"""The rule of a definition's name (``fullmatch``): its runs' workflow type is ``name:version``."""
 # Step ids, state keys and input names are identifiers so that `steps.<id>`, `state.<key>` and
 # `inputs.<name>` always work in expressions: with a hyphen, `steps.build-image` would read as
 # a subtraction.
@@ -117,7 +122,7 @@ WorkflowName = Annotated[
     PlainValidator(
         _pattern(
             "workflow_name",
-            _WORKFLOW_NAME,
+            WORKFLOW_NAME,
             "workflow name",
             "use lowercase letters, digits and '-', starting with a letter or digit "
             "(at most 63 characters)",

@@ -49,6 +49,7 @@ from engine.dispatcher._errors import (
     WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
 )
+from engine.protocol import RUN_STATES
 from engine.tenancy import (
     ClientPool,
     NamespaceResolver,
@@ -63,7 +64,6 @@ from engine.workflow import (
     ENGINE_STATUS,
     ENGINE_STEP,
     REGISTRY_WORKFLOW_TYPE,
-    RUN_STATUSES,
     RunInput,
     RunStart,
     WorkflowFactory,
@@ -502,9 +502,9 @@ class TemporalDispatcher:
             f"WorkflowType != {_quote(REGISTRY_WORKFLOW_TYPE)}",
         ]
         if status is not None:
-            if status not in RUN_STATUSES:
+            if status not in RUN_STATES:
                 raise InvalidRequestError(
-                    f"unknown status {status!r}: use one of {', '.join(RUN_STATUSES)}"
+                    f"unknown status {status!r}: use one of {', '.join(RUN_STATES)}"
                 )
             clauses.append(f"({_STATUS_CLAUSES[status]})")
         else:

@@ -6,8 +6,9 @@ when a new version is registered, and new definitions need no worker restart.
 
 Other layers use :class:`WorkflowFactory` (or :func:`start_workflow`) to start runs,
 :func:`get_workflow_status` to read them, and :func:`build_worker` to serve them. A run is
-driven from outside through the update ``submit_result`` and the signals ``submit_result``,
-``cancel_workflow`` and ``update_timeout``; the query ``get_status`` reads it.
+driven from outside by the names in :mod:`engine.protocol`: the update ``submit_result``, the
+signals ``submit_result``, ``cancel_workflow`` and ``update_timeout``, and the query
+``get_status``.
 """
 
 from __future__ import annotations
@@ -28,14 +29,10 @@ from engine.workflow._search import (
     ENGINE_STEP,
     SEARCH_ATTRIBUTES,
     ensure_search_attributes,
+    search_attributes,
 )
-from engine.workflow._types import (
-    ACTION_STEP_TYPES,
-    PAYLOAD_LIMIT,
-    RUN_STATUSES,
-    STEP_OUTCOMES,
-    RunInput,
-)
+from engine.workflow._steps import EXECUTORS
+from engine.workflow._types import ACTION_STEP_TYPES, PAYLOAD_LIMIT, RunInput
 from engine.workflow._worker import PASSTHROUGH_MODULES, build_worker, sandbox_runner
 
 __all__ = [
@@ -44,12 +41,11 @@ __all__ = [
     "ENGINE_ORG",
     "ENGINE_STATUS",
     "ENGINE_STEP",
+    "EXECUTORS",
     "PASSTHROUGH_MODULES",
     "PAYLOAD_LIMIT",
     "REGISTRY_WORKFLOW_TYPE",
-    "RUN_STATUSES",
     "SEARCH_ATTRIBUTES",
-    "STEP_OUTCOMES",
     "DefinitionRegistryWorkflow",
     "EngineWorkflow",
     "RegistryInput",
@@ -62,5 +58,6 @@ __all__ = [
     "get_workflow_status",
     "registry_workflow_id",
     "sandbox_runner",
+    "search_attributes",
     "start_workflow",
 ]

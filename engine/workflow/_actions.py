@@ -1,19 +1,24 @@
 """Pending actions: what an external executor sees, and which results a step accepts.
 
 A step of type shell, mcp_call, prompt or delegate suspends its run with a pending action.
-The executor performs it and submits a result; :func:`check_result` decides, before anything is
-written to history, whether that result fits the action.
+The executor performs it and submits a result; :meth:`OpenActions.find` and :func:`check_result`
+decide, before anything is written to history, whether that result fits a waiting action.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from engine.expr import json_equal
+from engine.protocol import PendingAction
 
-__all__ = ["Action", "ResultRejectedError", "check_result"]
+__all__ = ["Action", "OpenActions", "ResultRejectedError", "check_result"]
+
+ANSWERED_KEPT: Final = 500
+"""Answered action ids remembered, to tell a duplicate from an unknown id."""
 
 
 class ResultRejectedError(ValueError):
@@ -33,6 +38,12 @@ class Action:
         created_at: When it was issued (workflow time).
         deadline: When it times out, or None to wait for ever.
         state: The state keys named by ``needs_state``, when the step names any.
+        workflow_id: The run it belongs to.
+        run_id: That run's run id.
+        resolved: Whether a result (or an error) was accepted.
+        result: The accepted result, in canonical form.
+        error: The error the executor reported instead of a result.
+        deadline_changed: Set by ``update_timeout``, so the waiting step looks again.
     """
 
     action_id: str
@@ -50,12 +61,12 @@ class Action:
     error: str | None = None
     deadline_changed: bool = field(default=False, repr=False)
 
-    def to_json(self, now: datetime) -> dict[str, Any]:
+    def to_json(self, now: datetime) -> PendingAction:
         """The action as clients see it (``timeout`` is the seconds left, if any)."""
         remaining = None
         if self.deadline is not None:
             remaining = max((self.deadline - now).total_seconds(), 0.0)
-        out: dict[str, Any] = {
+        out: PendingAction = {
             "action_id": self.action_id,
             "type": self.type,
             "step_id": self.step_id,
@@ -70,6 +81,94 @@ class Action:
         if self.state is not None:
             out["state"] = self.state
         return out
+
+
+class OpenActions:
+    """The actions a run waits for, and the ids of those it answered lately.
+
+    Args:
+        answered: Answered action id -> its step id (carried over by continue-as-new).
+    """
+
+    def __init__(self, answered: dict[str, str]) -> None:
+        self.answered = answered
+        self._open: dict[str, Action] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._open)
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self._open.values())
+
+    def add(self, action: Action) -> None:
+        """An action the run now waits for."""
+        self._open[action.action_id] = action
+
+    def remove(self, action: Action) -> None:
+        """The run no longer waits for it (answered, timed out or cancelled)."""
+        del self._open[action.action_id]
+
+    def views(self, now: datetime) -> list[PendingAction]:
+        """The unanswered actions, as clients see them."""
+        return [action.to_json(now) for action in self._open.values() if not action.resolved]
+
+    def find(self, submission: Any, reported: Iterable[PendingAction]) -> Action:
+        """The waiting action a submission names (by ``action_id``, else by ``step_id``).
+
+        Args:
+            submission: What the caller sent (anything: it is checked here).
+            reported: The actions of the run's foreach items, to say where those are owned.
+
+        Raises:
+            ResultRejectedError: Naming why no waiting action takes it.
+        """
+        if not isinstance(submission, dict):
+            raise ResultRejectedError("a submission is a map with action_id or step_id and result")
+        action_id = submission.get("action_id")
+        step_id = submission.get("step_id")
+        if not action_id and not step_id:
+            raise ResultRejectedError("name the action: give action_id or step_id")
+        for action in self._open.values():
+            if (action_id and action.action_id == action_id) or (
+                not action_id and action.step_id == step_id
+            ):
+                if action.resolved:
+                    raise ResultRejectedError(
+                        f"a result for step '{action.step_id}' was already submitted"
+                    )
+                return action
+        if isinstance(action_id, str) and action_id in self.answered:
+            raise ResultRejectedError(
+                f"a result for step '{self.answered[action_id]}' was already submitted"
+            )
+        for pending in reported:
+            if (action_id and pending.get("action_id") == action_id) or (
+                not action_id and pending.get("step_id") == step_id
+            ):
+                # Shown in this run's status, but a foreach item's run owns it.
+                raise ResultRejectedError(
+                    f"step '{pending.get('step_id')}' waits in the foreach item "
+                    f"'{pending.get('workflow_id')}': submit its result there"
+                )
+        if step_id and not action_id:
+            raise ResultRejectedError(f"step '{step_id}' is not waiting for a result")
+        raise ResultRejectedError(f"no pending action '{action_id}' in this run")
+
+    def accept(self, action: Action, submission: dict[str, Any]) -> None:
+        """Resolve ``action`` with the submission's result (checked) or error.
+
+        Raises:
+            ResultRejectedError: The result does not fit the action.
+        """
+        error = submission.get("error")
+        if error is not None:
+            action.error = str(error)
+        else:
+            action.result = check_result(action, submission.get("result"))
+        action.resolved = True
+        self.answered[action.action_id] = action.step_id
+        if len(self.answered) > ANSWERED_KEPT:
+            del self.answered[next(iter(self.answered))]
 
 
 _SHELL_FIELDS = {"exit_code", "stdout", "stderr"}

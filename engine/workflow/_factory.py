@@ -7,15 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 
 from engine.context import OrgContext
 from engine.definition import WorkflowDefinition
-from engine.workflow._search import ENGINE_DEFINITION, ENGINE_ORG, ENGINE_STATUS
+from engine.protocol import GET_STATUS, RunStatus
+from engine.workflow._search import search_attributes
 from engine.workflow._types import RunInput
 
 __all__ = ["RunStart", "WorkflowFactory", "get_workflow_status", "start_workflow"]
@@ -76,13 +73,7 @@ class WorkflowFactory:
             input=run_input,
             workflow_id=workflow_id,
             task_queue=self.task_queue,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(ENGINE_ORG, org.org_id),
-                    SearchAttributePair(ENGINE_DEFINITION, definition.name),
-                    SearchAttributePair(ENGINE_STATUS, "running"),
-                ]
-            ),
+            search_attributes=search_attributes(org.org_id, definition.name, "running"),
             memo={"definition_hash": definition.content_hash, "org_id": org.org_id},
         )
 
@@ -116,8 +107,8 @@ async def start_workflow(
 
 async def get_workflow_status(
     client: Client, workflow_id: str, run_id: str | None = None
-) -> dict[str, Any]:
+) -> RunStatus:
     """The ``get_status`` query of a run: status, step, pending actions, history, state."""
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-    status: dict[str, Any] = await handle.query("get_status")
+    status: RunStatus = await handle.query(GET_STATUS)
     return status

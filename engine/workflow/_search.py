@@ -10,7 +10,9 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from engine.protocol import RunState
 
 __all__ = [
     "ENGINE_DEFINITION",
@@ -19,6 +21,7 @@ __all__ = [
     "ENGINE_STEP",
     "SEARCH_ATTRIBUTES",
     "ensure_search_attributes",
+    "search_attributes",
 ]
 
 ENGINE_STATUS: Final = SearchAttributeKey.for_keyword("EngineStatus")
@@ -31,6 +34,26 @@ ENGINE_DEFINITION: Final = SearchAttributeKey.for_keyword("EngineDefinition")
 """The definition's name (the workflow type adds the version)."""
 
 SEARCH_ATTRIBUTES: Final = (ENGINE_STATUS, ENGINE_STEP, ENGINE_ORG, ENGINE_DEFINITION)
+
+
+def search_attributes(
+    org_id: str, definition: str, status: RunState | None = None
+) -> TypedSearchAttributes:
+    """The search attributes a workflow of the engine starts with.
+
+    Args:
+        org_id: The organization it serves.
+        definition: The definition's name.
+        status: A run's status at start (``running``); None for the engine's own workflows
+            (the definition registry), which are not runs.
+    """
+    pairs = [
+        SearchAttributePair(ENGINE_ORG, org_id),
+        SearchAttributePair(ENGINE_DEFINITION, definition),
+    ]
+    if status is not None:
+        pairs.append(SearchAttributePair(ENGINE_STATUS, status))
+    return TypedSearchAttributes(pairs)
 
 
 async def ensure_search_attributes(client: Client, namespace: str | None = None) -> None:

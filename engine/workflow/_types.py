@@ -1,39 +1,31 @@
-"""Values that cross the workflow boundary: run input, pending actions, status, limits.
+"""Values that cross the workflow boundary inside the engine: run input, what a run carries to
+its next run, what a foreach item and its parent tell each other, and the limits.
 
-Everything here is plain data (dataclasses of JSON values) so that Temporal's default JSON
-payload converter carries it, and so that the control plane can read it without importing the
-interpreter.
+Everything here is plain data (a dataclass and TypedDicts of JSON values) so that Temporal's
+default JSON payload converter carries it. What callers outside the engine read of a run (its
+status, pending actions, history) is declared in :mod:`engine.protocol`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, NotRequired, TypedDict
+
+from engine.protocol import HistoryEntry, ItemError, PendingAction, StepRecord
 
 __all__ = [
     "ACTION_STEP_TYPES",
     "LOAD_DEFINITION",
     "PAYLOAD_LIMIT",
-    "PAYLOAD_WARNING",
-    "RUN_STATUSES",
-    "STEP_OUTCOMES",
+    "ChildReport",
+    "ChildResult",
+    "ChildScope",
+    "Compensation",
+    "FanoutProgress",
+    "Progress",
+    "ReadContext",
     "RunInput",
-    "RunStatus",
-    "StepOutcome",
 ]
-
-RunStatus = Literal["running", "waiting", "completed", "failed", "cancelled"]
-RUN_STATUSES: Final[tuple[RunStatus, ...]] = (
-    "running",
-    "waiting",
-    "completed",
-    "failed",
-    "cancelled",
-)
-
-StepOutcome = Literal["completed", "failed", "skipped", "cancelled"]
-"""The value of ``steps.<id>.status`` and of a step history entry's ``outcome``."""
-STEP_OUTCOMES: Final[tuple[StepOutcome, ...]] = ("completed", "failed", "skipped", "cancelled")
 
 ACTION_STEP_TYPES: Final = frozenset({"shell", "mcp_call", "prompt", "delegate"})
 """Step types performed by an external executor: the run suspends with a pending action."""
@@ -43,8 +35,105 @@ LOAD_DEFINITION: Final = "engine.load_definition"
 
 PAYLOAD_LIMIT: Final = 2 * 1024 * 1024
 """Temporal rejects a payload over 2 MiB ("Blob data size exceeds limit")."""
-PAYLOAD_WARNING: Final = 512 * 1024
-"""Temporal warns about payloads over 512 KiB."""
+
+
+class ChildScope(TypedDict):
+    """What a foreach item's run gets from its parent.
+
+    Attributes:
+        foreach: The foreach step whose ``steps`` the item runs.
+        vars: The variables in scope: the ``as`` names and ``index`` of every enclosing foreach.
+        state: The parent's state when the item started (only ``needs_state`` keys, if named).
+    """
+
+    foreach: str
+    vars: dict[str, Any]
+    state: dict[str, Any]
+
+
+class ReadContext(TypedDict):
+    """The part of a foreach item's state and step records that a compensate block reads."""
+
+    state: dict[str, Any]
+    steps: dict[str, Any]
+
+
+class Compensation(TypedDict):
+    """A completed step whose ``compensate`` block runs if the run later fails.
+
+    Attributes:
+        step_id: The step.
+        vars: The foreach variables in scope when it completed.
+        context: For an entry handed back by a foreach item: what its compensate block reads
+            of the item's state and step records (the parent, where it runs, has neither).
+    """
+
+    step_id: str
+    vars: dict[str, Any]
+    context: NotRequired[ReadContext]
+
+
+class FanoutProgress(TypedDict):
+    """The items of a foreach that finished so far: results by index (as a string) and errors."""
+
+    results: dict[str, Any]
+    errors: list[ItemError]
+
+
+class Progress(TypedDict, total=False):
+    """What a run carries to its next run when it continues as new: its position and its record.
+
+    The next run walks the definition from the top, skips the finished steps, re-enters the
+    conditions and fan-outs in progress, and goes on with the same state. Keys may be missing
+    in what runs of older engines carried; each has a default.
+
+    Attributes:
+        state: The run's state.
+        steps: ``steps.<id>`` of every finished step.
+        history: The step history (the most recent entries).
+        done: The ids of the finished steps.
+        branches: The branch (``then`` or ``else``) each condition in progress took.
+        fanouts: The items each foreach in progress finished.
+        compensations: The compensations recorded so far, oldest first.
+        answered: Action ids answered lately, to tell a duplicate from an unknown id.
+        reports: The number of the last report sent to the parent (foreach items).
+        continued: How many times the run continued as new.
+        started_at: When the first run started.
+    """
+
+    state: dict[str, Any]
+    steps: dict[str, StepRecord]
+    history: list[HistoryEntry]
+    done: list[str]
+    branches: dict[str, str]
+    fanouts: dict[str, FanoutProgress]
+    compensations: list[Compensation]
+    answered: dict[str, str]
+    reports: int
+    continued: int
+    started_at: str
+
+
+class ChildReport(TypedDict):
+    """A foreach item's run tells its parent which actions wait in its subtree.
+
+    Attributes:
+        workflow_id: The item's run.
+        actions: Every action pending in it and its own items.
+        report: A number that grows with every report: signals from one sender may arrive out
+            of order, and the parent keeps only the newest.
+    """
+
+    workflow_id: str
+    actions: list[PendingAction]
+    report: int
+
+
+class ChildResult(TypedDict):
+    """What a foreach item's run returns: its result, and the compensations it hands back."""
+
+    result: Any
+    compensations: list[Compensation]
 
 
 @dataclass
@@ -57,7 +146,7 @@ class RunInput:
         definition_hash: ``content_hash`` of the definition (shown in status and listings).
         inputs: The run's inputs, validated against the definition with defaults applied.
         org: The organization context (``OrgContext.to_json()``).
-        scope: For a foreach child: ``{"foreach": step id, "vars": {name: value}, "state": {...}}``.
+        scope: For a foreach item's run: which steps it runs, with what.
         progress: What a previous run carried over through continue-as-new.
     """
 
@@ -65,5 +154,5 @@ class RunInput:
     definition_hash: str
     inputs: dict[str, Any] = field(default_factory=dict)
     org: dict[str, Any] = field(default_factory=dict)
-    scope: dict[str, Any] | None = None
-    progress: dict[str, Any] | None = None
+    scope: ChildScope | None = None
+    progress: Progress | None = None

@@ -24,6 +24,7 @@ _PURE_MODULES: Final = (
     "engine.definition",
     "engine.errors",
     "engine.expr",
+    "engine.protocol",
     "lark",
     "re2",
     "yaml",

@@ -85,7 +85,7 @@ with workflow.unsafe.imports_passed_through():
 
     from engine.definition import StepBase, WorkflowDefinition, load_definition
     from engine.workflow import ACTION_STEP_TYPES, WorkflowFactory
-    from engine.workflow._interpreter import _json_size
+    from engine.workflow._budget import json_size as _json_size
     from tests.benchmarks import _gate as gate
     from tests.helpers.runs import ORG, TASK_QUEUE, start, submit, unique_id
 

@@ -1,0 +1,228 @@
+"""What a run answers to, and the typed data it answers with.
+
+A run of the interpreter is driven from outside by name: a query reads it, updates and signals
+move it on. Those names are declared here once, and so is the shape of every JSON value that
+crosses the workflow boundary (a run's status, its pending actions, its step history), so that
+the interpreter that writes them, and the dispatcher and the server that read them, agree on one
+declaration that the type checker holds them to.
+
+The data are TypedDicts: plain JSON objects on the wire (Temporal's JSON converter writes them
+as it writes any dict), typed in the code. This module imports neither Temporal nor gRPC, so
+any layer, the CLI included, may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, NotRequired, TypedDict
+
+__all__ = [
+    "AWAIT_SUSPENSION",
+    "CANCEL_WORKFLOW",
+    "GET_STATUS",
+    "REPORT_ACTIONS",
+    "RUN_STATES",
+    "SIGNALS",
+    "SUBMIT_RESULT",
+    "UPDATE_TIMEOUT",
+    "Advance",
+    "DefinitionInfo",
+    "HistoryEntry",
+    "ItemError",
+    "PendingAction",
+    "RunState",
+    "RunStatus",
+    "StepOutcome",
+    "StepRecord",
+    "Submission",
+    "WaitingInfo",
+]
+
+# -- the names a run answers to ---------------------------------------------------------------
+
+GET_STATUS: Final = "get_status"
+"""Query: the run's :class:`RunStatus`."""
+SUBMIT_RESULT: Final = "submit_result"
+"""Update (answers an :class:`Advance`) and signal (fire-and-forget): a :class:`Submission`."""
+AWAIT_SUSPENSION: Final = "await_suspension"
+"""Update, sent with the start: answers an :class:`Advance` once the run first waits or ends."""
+CANCEL_WORKFLOW: Final = "cancel_workflow"
+"""Signal: stop the run at its current step (argument: the reason)."""
+UPDATE_TIMEOUT: Final = "update_timeout"
+"""Signal: move a waiting step's deadline to now + seconds (arguments: step id, seconds)."""
+REPORT_ACTIONS: Final = "report_actions"
+"""Signal from a foreach item's run to its parent (internal: the engine sends it, not callers)."""
+
+SIGNALS: Final = frozenset({SUBMIT_RESULT, CANCEL_WORKFLOW, UPDATE_TIMEOUT})
+"""The signals a caller may send to a run."""
+
+# -- vocabularies -----------------------------------------------------------------------------
+
+RunState = Literal["running", "waiting", "completed", "failed", "cancelled"]
+"""Where a run is: ``waiting`` on an external action, ``running`` otherwise (a timer, a
+fan-out, or between steps), or ended."""
+RUN_STATES: Final[tuple[RunState, ...]] = ("running", "waiting", "completed", "failed", "cancelled")
+
+StepOutcome = Literal["completed", "failed", "skipped", "cancelled"]
+"""How a step ended: ``steps.<id>.status`` and a history entry's ``outcome``."""
+
+# -- the data ---------------------------------------------------------------------------------
+
+
+class PendingAction(TypedDict):
+    """An external action a run waits for, as every caller sees it.
+
+    Attributes:
+        action_id: Unique id of this attempt of the step (a retry gets a new one).
+        type: The step type: shell, mcp_call, prompt or delegate.
+        step_id: The step that issued it.
+        parameters: The step's fields, rendered against the state it may see (a prompt's
+            also carry ``prompt_type``).
+        timeout: Seconds left before it times out, or None to wait for ever.
+        deadline: When it times out (ISO-8601), or None.
+        attempt: 1 for the first issue, +1 for each retry.
+        created_at: When it was issued (ISO-8601, workflow time).
+        workflow_id: The run that owns it (a foreach item's run for a step inside a foreach).
+        run_id: That run's run id.
+        state: The state keys named by the step's ``needs_state``, when it names any.
+    """
+
+    action_id: str
+    type: str
+    step_id: str
+    parameters: dict[str, Any]
+    timeout: float | None
+    deadline: str | None
+    attempt: int
+    created_at: str
+    workflow_id: str
+    run_id: str
+    state: NotRequired[dict[str, Any]]
+
+
+class HistoryEntry(TypedDict):
+    """One step of a run's history: a step that started, and how it ended.
+
+    Attributes:
+        step_id: The step.
+        type: Its type.
+        started_at: When it started (ISO-8601).
+        finished_at: When it ended, or None while it runs.
+        outcome: How it ended, or None while it runs.
+        attempts: How many times it ran (retries included).
+        error: Why it failed (a failed step).
+        errors: Why each earlier attempt failed (a retried step).
+    """
+
+    step_id: str
+    type: str
+    started_at: str
+    finished_at: str | None
+    outcome: StepOutcome | None
+    attempts: int
+    error: NotRequired[str]
+    errors: NotRequired[list[str]]
+
+
+class ItemError(TypedDict):
+    """A foreach item that failed."""
+
+    index: int
+    item: Any
+    error: str
+
+
+class StepRecord(TypedDict):
+    """What expressions read as ``steps.<id>``: how a finished step ended and what it produced.
+
+    Attributes:
+        status: How it ended.
+        output: Its result (None when it produced none).
+        error: Why it failed.
+        errors: The items of a foreach that failed, in item order.
+    """
+
+    status: StepOutcome
+    output: Any
+    error: NotRequired[str]
+    errors: NotRequired[list[ItemError]]
+
+
+class WaitingInfo(TypedDict):
+    """A ``wait`` step in progress: its message and when it ends (ISO-8601)."""
+
+    step_id: str
+    message: Any
+    until: str
+
+
+class DefinitionInfo(TypedDict):
+    """The definition a run executes: name, version and content hash."""
+
+    name: str
+    version: int
+    hash: str
+
+
+class RunStatus(TypedDict):
+    """The answer of :data:`GET_STATUS`: everything a caller may know of a run.
+
+    Attributes:
+        workflow_id: The run's workflow id.
+        run_id: Its Temporal run id (the current one, after continue-as-new).
+        workflow_type: ``"{name}:{version}"``.
+        definition: The definition it executes.
+        org_id: The organization it serves.
+        status: Where it is.
+        current_step: The step it is at (None between steps and once it ended).
+        pending_actions: The actions it waits for, those of its foreach items included.
+        waiting: The ``wait`` step in progress, if any.
+        history: Its steps so far (the most recent 500).
+        state: Its state.
+        steps: ``steps.<id>`` of every finished step.
+        result: What it returned, once completed.
+        error: Why it failed or was cancelled.
+        started_at: When its first run started (ISO-8601).
+        continued: How many times it continued as new.
+    """
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    definition: DefinitionInfo
+    org_id: str
+    status: RunState
+    current_step: str | None
+    pending_actions: list[PendingAction]
+    waiting: WaitingInfo | None
+    history: list[HistoryEntry]
+    state: dict[str, Any]
+    steps: dict[str, StepRecord]
+    result: Any
+    error: str | None
+    started_at: str
+    continued: int
+
+
+class Advance(TypedDict):
+    """Where a run went next: the answer of :data:`SUBMIT_RESULT` and :data:`AWAIT_SUSPENSION`.
+
+    An executor reads the next actions (or the result) from it, so it advances a run in one
+    round trip.
+    """
+
+    workflow_id: str
+    status: RunState
+    current_step: str | None
+    pending_actions: list[PendingAction]
+    result: Any
+    error: str | None
+
+
+class Submission(TypedDict, total=False):
+    """The argument of :data:`SUBMIT_RESULT`: the action (by id, or by its step) and the result,
+    or an error saying the action failed."""
+
+    action_id: str
+    step_id: str
+    result: Any
+    error: str | None

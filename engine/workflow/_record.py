@@ -1,0 +1,159 @@
+"""The run's record: where it is, the history of its steps, what each produced.
+
+This is what ``get_status`` shows of a run (with its state and pending actions), what the
+``EngineStatus`` and ``EngineStep`` search attributes mirror, and, with the state, what a run
+carries to its next run when it continues as new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from temporalio import workflow
+
+from engine.definition import StepBase
+from engine.protocol import HistoryEntry, ItemError, RunState, StepOutcome, StepRecord, WaitingInfo
+from engine.workflow._budget import PayloadBudget
+from engine.workflow._search import ENGINE_STATUS, ENGINE_STEP
+from engine.workflow._types import Progress
+
+__all__ = ["HISTORY_KEPT", "RunRecord"]
+
+HISTORY_KEPT: Final = 500
+"""Step history entries kept (the oldest are dropped beyond this)."""
+
+
+class RunRecord:
+    """Where a run is and what it did.
+
+    Args:
+        progress: What the previous run carried over ({} for a new run).
+        budget: Told the size of every new step record.
+
+    Attributes:
+        status: Where the run is (the ``EngineStatus`` search attribute follows it).
+        current_step: The step it is at (``EngineStep``).
+        waiting: The ``wait`` step in progress, if any.
+        history: Its steps so far, one entry per step however many runs it spans.
+        steps: ``steps.<id>`` of every finished step.
+        done: The ids of the finished steps: with the branches and fan-outs in progress, the
+            run's position (what continue-as-new carries to resume from).
+        result: What the run returned, once completed.
+        error: Why it failed or was cancelled.
+        started_at: When its first run started.
+        continued: How many times it continued as new.
+    """
+
+    def __init__(self, progress: Progress, budget: PayloadBudget) -> None:
+        self.budget = budget
+        self.status: RunState = "running"
+        self.current_step: str | None = None
+        self.waiting: WaitingInfo | None = None
+        self.history: list[HistoryEntry] = progress.get("history", [])
+        self.steps: dict[str, StepRecord] = progress.get("steps", {})
+        self.done: set[str] = set(progress.get("done", []))
+        self.result: Any = None
+        self.error: str | None = None
+        self.started_at: str = progress.get("started_at") or workflow.now().isoformat()
+        self.continued = int(progress.get("continued", 0))
+        # What the search attributes say now: an upsert that changes nothing is not sent.
+        self._searchable: tuple[str, str | None] = ("running", None)
+        # A foreach's failed items, kept for its record until the step finishes.
+        self._item_errors: dict[str, list[ItemError]] = {}
+
+    # -- where the run is -------------------------------------------------------------------
+
+    def suspend(self, status: RunState, step_id: str) -> None:
+        """The run waits at ``step_id``: on actions (``waiting``), a timer or a fan-out."""
+        self.status = status
+        self.current_step = step_id
+        self.upsert_search()
+
+    def resume(self, step_id: str) -> None:
+        """The run goes on after waiting at ``step_id``."""
+        self.status = "running"
+        self.current_step = step_id
+
+    def end(self, status: RunState) -> None:
+        """The run ended: completed, failed or cancelled."""
+        self.status = status
+        self.current_step = None
+        self.waiting = None
+        self.upsert_search()
+
+    def upsert_search(self) -> None:
+        """Bring ``EngineStatus`` and ``EngineStep`` up to date (no command when unchanged)."""
+        wanted = (self.status, self.current_step)
+        if wanted == self._searchable:
+            return
+        self._searchable = wanted
+        workflow.upsert_search_attributes(
+            [
+                ENGINE_STATUS.value_set(self.status),
+                ENGINE_STEP.value_set(self.current_step)
+                if self.current_step
+                else ENGINE_STEP.value_unset(),
+            ]
+        )
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def begin(self, step: StepBase, resumed: bool = False) -> HistoryEntry:
+        """The history entry of a step that starts (or, resumed, the one it already has)."""
+        if resumed:
+            unfinished = [
+                e for e in self.history if e["step_id"] == step.id and e["finished_at"] is None
+            ]
+            if unfinished:
+                return unfinished[-1]  # one entry per step, however many runs it spans
+        entry: HistoryEntry = {
+            "step_id": step.id,
+            "type": step.step_type,
+            "started_at": workflow.now().isoformat(),
+            "finished_at": None,
+            "outcome": None,
+            "attempts": 0,
+        }
+        self.history.append(entry)
+        if len(self.history) > HISTORY_KEPT:
+            del self.history[: len(self.history) - HISTORY_KEPT]
+        return entry
+
+    def item_errors(self, step_id: str, errors: list[ItemError]) -> None:
+        """The failed items of a foreach, for its record (``steps.<id>.errors``)."""
+        self._item_errors[step_id] = errors
+
+    def finish(
+        self,
+        step: StepBase,
+        entry: HistoryEntry,
+        outcome: StepOutcome,
+        output: Any,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Close a step's history entry and write its record (``steps.<id>``)."""
+        entry["finished_at"] = workflow.now().isoformat()
+        entry["outcome"] = outcome
+        record: StepRecord = {"status": outcome, "output": output}
+        if error is not None:
+            entry["error"] = error
+            record["error"] = error
+        errors = self._item_errors.pop(step.id, None)
+        if errors is None:
+            previous = self.steps.get(step.id)
+            errors = previous.get("errors") if previous is not None else None
+        if errors is not None:
+            record["errors"] = errors
+        self.steps[step.id] = record
+        self.budget.record_changed(step.id, record)
+        self.done.add(step.id)
+
+    def last_output(self, block: Sequence[StepBase]) -> Any:
+        """The output of the block's last completed step: a block's value without ``return``."""
+        for step in reversed(block):
+            record = self.steps.get(step.id)
+            if record is not None and record["status"] == "completed":
+                return record["output"]
+        return None
