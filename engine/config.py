@@ -1,16 +1,31 @@
 """Configuration read from the environment, in one place.
 
-Every setting the engine reads from the environment is declared here, with its default; no other
-module reads ``os.environ``.
+Every setting the engine, ``engined`` and ``enginectl`` read from the environment is declared
+here, with its default; no other module reads ``os.environ``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
 
-__all__ = ["ServerSettings", "TemporalSettings", "TenancySettings"]
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "DEV_ENV_FILE",
+    "ClientSettings",
+    "ServerSettings",
+    "TemporalSettings",
+    "TenancySettings",
+    "read_env_file",
+]
+
+DEFAULT_ADDRESS: Final = "127.0.0.1:50051"
+"""Where ``engined dev`` listens unless told otherwise (``ENGINE_LISTEN``)."""
+DEV_ENV_FILE: Final = "dev.env"
+"""The file ``engined dev`` writes in its home directory: the address and an admin token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,12 +34,13 @@ class TemporalSettings:
 
     Attributes:
         address: ``host:port`` of the Temporal frontend (``TEMPORAL_ADDRESS``).
-        namespace: The namespace of a single-organization setup (``TEMPORAL_NAMESPACE``).
+        namespace: One namespace for ``engined worker`` to serve, outside any organization
+            (``TEMPORAL_NAMESPACE``); None to serve the organizations.
         task_queue: The task queue of the interpreter's workers (``TEMPORAL_TASK_QUEUE``).
     """
 
     address: str = "127.0.0.1:7233"
-    namespace: str = "default"
+    namespace: str | None = None
     task_queue: str = "engine"
 
     @classmethod
@@ -34,7 +50,7 @@ class TemporalSettings:
         defaults = cls()
         return cls(
             address=env.get("TEMPORAL_ADDRESS", defaults.address),
-            namespace=env.get("TEMPORAL_NAMESPACE", defaults.namespace),
+            namespace=env.get("TEMPORAL_NAMESPACE") or None,
             task_queue=env.get("TEMPORAL_TASK_QUEUE", defaults.task_queue),
         )
 
@@ -44,15 +60,19 @@ class TenancySettings:
     """How organizations map to namespaces.
 
     Attributes:
-        namespace_prefix: Namespace = prefix + org id (``ENGINE_NAMESPACE_PREFIX``).
+        namespace_prefix: Namespace = prefix + org id (``ENGINE_NAMESPACE_PREFIX``); None when
+            unset (no prefix, but ``engine-`` for ``engined dev``).
         namespace_map: A YAML/JSON file mapping orgs to namespaces and endpoints
             (``ENGINE_NAMESPACE_MAP``); when set, it takes precedence over the prefix.
         retention_days: Retention of closed runs in new namespaces (``ENGINE_RETENTION_DAYS``).
+        environ: The environment, for the API keys a namespace map names by variable
+            (``api_key_env``).
     """
 
-    namespace_prefix: str = ""
+    namespace_prefix: str | None = None
     namespace_map: str | None = None
     retention_days: int = 3
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TenancySettings:
@@ -62,9 +82,10 @@ class TenancySettings:
         if not days.isdigit() or int(days) < 1:
             raise ValueError(f"ENGINE_RETENTION_DAYS must be a positive integer, got {days!r}")
         return cls(
-            namespace_prefix=env.get("ENGINE_NAMESPACE_PREFIX", ""),
+            namespace_prefix=env.get("ENGINE_NAMESPACE_PREFIX"),
             namespace_map=env.get("ENGINE_NAMESPACE_MAP") or None,
             retention_days=int(days),
+            environ=dict(env),
         )
 
 
@@ -105,3 +126,93 @@ class ServerSettings:
             tls_key=env.get("ENGINE_TLS_KEY") or None,
             home=env.get("ENGINE_HOME", defaults.home),
         )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How ``enginectl`` reaches the control plane.
+
+    Where the settings come from, weakest first: ``.engine/dev.env`` (written by ``engined
+    dev``; ``ENGINE_HOME`` moves the directory), then the environment (``ENGINE_ADDRESS``,
+    ``ENGINE_TOKEN``, ``ENGINE_TLS_CA``), then the command-line flags, which win over
+    everything.
+
+    Attributes:
+        address: ``host:port`` of the gRPC listener.
+        token: The bearer token, if any.
+        tls: Whether to use TLS.
+        ca_file: PEM file of the CA to trust (TLS); the system's roots when None.
+        origin: Where the address came from, for error messages.
+    """
+
+    address: str = DEFAULT_ADDRESS
+    token: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    origin: str = "the default"
+
+    @classmethod
+    def resolve(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        home: Path | None = None,
+        *,
+        address: str | None = None,
+        token: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
+    ) -> ClientSettings:
+        """Combine ``home/dev.env``, the environment and the flags (strongest last).
+
+        Args:
+            environ: The environment (``os.environ`` unless given).
+            home: ``engined dev``'s home (``ServerSettings.home`` unless given).
+            address: ``--address``.
+            token: ``--token``.
+            tls: ``--tls``.
+            ca_file: ``--ca``.
+        """
+        env = os.environ if environ is None else environ
+        home = Path(ServerSettings.from_env(env).home) if home is None else home
+        dev_env = read_env_file(home / DEV_ENV_FILE)
+        layers: list[tuple[str, Mapping[str, str]]] = [
+            (str(home / DEV_ENV_FILE), dev_env),
+            ("ENGINE_ADDRESS", env),
+        ]
+        settings: dict[str, Any] = {"origin": "the default"}
+        for origin, layer in layers:
+            if layer.get("ENGINE_ADDRESS"):
+                settings["address"] = layer["ENGINE_ADDRESS"]
+                settings["origin"] = origin
+            if layer.get("ENGINE_TOKEN"):
+                settings["token"] = layer["ENGINE_TOKEN"]
+            if layer.get("ENGINE_TLS_CA"):
+                settings["ca_file"] = layer["ENGINE_TLS_CA"]
+        if address:
+            settings["address"] = address
+            settings["origin"] = "--address"
+        if token:
+            settings["token"] = token
+        if ca_file:
+            settings["ca_file"] = ca_file
+        settings["tls"] = tls or bool(settings.get("ca_file"))
+        return cls(**settings)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (blank lines, ``#`` comments and ``export`` allowed); {} if absent."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values

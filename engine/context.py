@@ -7,11 +7,38 @@ attributes, so code inside a run can always tell which organization it serves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Final
 
-__all__ = ["OrgContext"]
+from engine.errors import EngineError
+
+__all__ = ["ORG_ID_PATTERN", "InvalidOrgIdError", "OrgContext", "validate_org_id"]
+
+ORG_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+"""The rule of an org id: it names a Temporal namespace (with a prefix), so it stays short and
+plain."""
+
+
+class InvalidOrgIdError(EngineError):
+    """An org id that does not match ``^[a-z0-9][a-z0-9-]{0,62}$``."""
+
+    code: ClassVar[str] = "INVALID_ARGUMENT"
+    reason: ClassVar[str] = "INVALID_ORG_ID"
+
+
+def validate_org_id(org_id: object) -> str:
+    """Return ``org_id`` if it is a valid org id.
+
+    Raises:
+        InvalidOrgIdError: Naming the id and the rule, before Temporal is ever asked.
+    """
+    if not isinstance(org_id, str) or ORG_ID_PATTERN.fullmatch(org_id) is None:
+        raise InvalidOrgIdError(
+            f"invalid org id {org_id!r}: use 1 to 63 lowercase letters, digits and '-', "
+            "starting with a letter or digit"
+        )
+    return org_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +58,3 @@ class OrgContext:
     def to_json(self) -> dict[str, Any]:
         """The JSON form carried in workflow input."""
         return {"org_id": self.org_id, "namespace": self.namespace, "roles": list(self.roles)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> OrgContext:
-        """Rebuild from :meth:`to_json` output."""
-        return cls(
-            org_id=str(data["org_id"]),
-            namespace=str(data["namespace"]),
-            roles=tuple(str(r) for r in data.get("roles", ())),
-        )

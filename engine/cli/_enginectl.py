@@ -62,7 +62,7 @@ from engine.definition import (
     parse_duration,
 )
 from engine.errors import EngineError
-from engine.server import issue_token
+from engine.identity import issue_token
 
 __all__ = ["enginectl_main"]
 

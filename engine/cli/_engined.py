@@ -18,9 +18,9 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import json
 import logging
-import os
 import secrets
 import shutil
 import signal
@@ -28,8 +28,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,11 +36,11 @@ from temporalio.client import Client
 from engine.config import ServerSettings, TemporalSettings, TenancySettings
 from engine.context import OrgContext
 from engine.definition import DefinitionError
-from engine.dispatcher import DefinitionRegistry, TemporalDispatcher
 from engine.errors import EngineError
-from engine.server import ControlPlane, TokenVerifier, build_server, issue_token
-from engine.tenancy import ClientPool, NamespaceResolver, Provisioner, resolver_from_settings
-from engine.worker import WorkerOptions, WorkerPool
+from engine.identity import TokenVerifier, issue_token
+from engine.server import ControlPlane
+from engine.stack import Stack
+from engine.worker import WorkerOptions
 from engine.workflow import build_worker, ensure_search_attributes
 
 __all__ = ["engined_main", "temporal_cli"]
@@ -51,6 +49,7 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 DEV_ORG: Final = "default"
 DEV_PREFIX: Final = "engine-"
+DEV_RETENTION_DAYS: Final = 1
 ADMIN_TOKEN_TTL: Final = 30 * 24 * 3600
 
 log = logging.getLogger("engined")
@@ -111,7 +110,7 @@ def engined_main(argv: Sequence[str] | None = None) -> int:
         tenancy = TenancySettings.from_env()
         server = ServerSettings.from_env()
         if arguments.command == "dev":
-            return asyncio.run(_dev(arguments, temporal, server))
+            return asyncio.run(_dev(arguments, temporal, tenancy, server))
         if arguments.command == "serve":
             return asyncio.run(_serve(arguments, temporal, tenancy, server))
         return asyncio.run(_worker(arguments, temporal, tenancy))
@@ -123,46 +122,6 @@ def engined_main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- the stack -----------------------------------------------------------------------------
-
-
-@dataclass
-class _Stack:
-    """Everything one engined process runs, built in dependency order."""
-
-    resolver: NamespaceResolver
-    clients: ClientPool
-    pool: WorkerPool | None
-    provisioner: Provisioner
-    dispatcher: TemporalDispatcher
-    registry: DefinitionRegistry
-
-    async def close(self) -> None:
-        if self.pool is not None:
-            await self.pool.stop()
-        await self.clients.close()
-
-
-async def _stack(
-    resolver: NamespaceResolver,
-    *,
-    task_queue: str,
-    workers: bool,
-    orgs: Sequence[str] | None,
-    retention_days: int,
-) -> _Stack:
-    clients = ClientPool()
-    provisioner = Provisioner(resolver, clients, retention=timedelta(days=retention_days))
-    pool = None
-    if workers:
-        pool = WorkerPool(
-            provisioner.list_served, options=WorkerOptions(task_queue=task_queue), orgs=orgs
-        )
-        provisioner.workers = pool
-        await pool.start()
-    dispatcher = TemporalDispatcher(resolver, clients, task_queue=task_queue)
-    registry = DefinitionRegistry(dispatcher)
-    dispatcher.definitions = registry
-    return _Stack(resolver, clients, pool, provisioner, dispatcher, registry)
 
 
 def _verifier(server: ServerSettings, home: Path | None = None) -> TokenVerifier:
@@ -179,17 +138,10 @@ def _verifier(server: ServerSettings, home: Path | None = None) -> TokenVerifier
 
 
 def _control_plane(
-    stack: _Stack, verifier: TokenVerifier, listen: str, server: ServerSettings
+    stack: Stack, verifier: TokenVerifier, listen: str, server: ServerSettings
 ) -> ControlPlane:
-    return build_server(
-        dispatcher=stack.dispatcher,
-        registry=stack.registry,
-        provisioner=stack.provisioner,
-        verifier=verifier,
-        resolver=stack.resolver,
-        address=listen,
-        tls_cert=server.tls_cert,
-        tls_key=server.tls_key,
+    return stack.control_plane(
+        verifier, address=listen, tls_cert=server.tls_cert, tls_key=server.tls_key
     )
 
 
@@ -222,18 +174,14 @@ async def _serve(
     tenancy: TenancySettings,
     server: ServerSettings,
 ) -> int:
-    resolver = resolver_from_settings(
-        temporal.address, tenancy.namespace_prefix, tenancy.namespace_map, os.environ
-    )
     verifier = _verifier(server)
-    async with _until_stopped() as stop:
-        stack = await _stack(
-            resolver,
-            task_queue=temporal.task_queue,
-            workers=not arguments.no_worker,
-            orgs=_orgs(arguments.orgs),
-            retention_days=tenancy.retention_days,
-        )
+    stack = Stack.from_settings(
+        temporal,
+        tenancy,
+        workers=None if arguments.no_worker else WorkerOptions(),
+        orgs=_orgs(arguments.orgs),
+    )
+    async with _until_stopped() as stop, stack:
         plane = _control_plane(stack, verifier, arguments.listen or server.listen, server)
         await plane.start()
         log.info(
@@ -242,49 +190,50 @@ async def _serve(
         await stop.wait()
         log.info("stopping")
         await plane.stop()
-        await stack.close()
     return EXIT_OK
 
 
 async def _worker(
     arguments: argparse.Namespace, temporal: TemporalSettings, tenancy: TenancySettings
 ) -> int:
-    address = arguments.address or temporal.address
-    task_queue = arguments.task_queue or temporal.task_queue
-    namespace = arguments.namespace or os.environ.get("TEMPORAL_NAMESPACE")
-    async with _until_stopped() as stop:
-        if namespace:
-            try:
-                client = await Client.connect(address, namespace=namespace)
-            except RuntimeError as error:
-                print(f"engined: cannot reach Temporal at {address}: {error}", file=sys.stderr)
-                return EXIT_FAILED
-            await ensure_search_attributes(client)
-            async with build_worker(client, task_queue=task_queue):
-                log.info(
-                    "worker serving namespace %s, task queue %s at %s",
-                    namespace,
-                    task_queue,
-                    address,
-                )
-                await stop.wait()
-                log.info("stopping: finishing in-flight tasks")
-            return EXIT_OK
-        resolver = resolver_from_settings(
-            address, tenancy.namespace_prefix, tenancy.namespace_map, os.environ
-        )
-        stack = await _stack(
-            resolver,
-            task_queue=task_queue,
-            workers=True,
-            orgs=_orgs(arguments.orgs),
-            retention_days=tenancy.retention_days,
-        )
+    temporal = dataclasses.replace(
+        temporal,
+        address=arguments.address or temporal.address,
+        task_queue=arguments.task_queue or temporal.task_queue,
+        namespace=arguments.namespace or temporal.namespace,
+    )
+    if temporal.namespace:
+        return await _namespace_worker(temporal)
+    stack = Stack.from_settings(
+        temporal, tenancy, workers=WorkerOptions(), orgs=_orgs(arguments.orgs)
+    )
+    async with _until_stopped() as stop, stack:
         assert stack.pool is not None
         log.info("worker pool serving orgs %s", ", ".join(stack.pool.served_orgs) or "(none yet)")
         await stop.wait()
         log.info("stopping: finishing in-flight tasks")
-        await stack.close()
+    return EXIT_OK
+
+
+async def _namespace_worker(temporal: TemporalSettings) -> int:
+    """One worker for one namespace, outside any organization (``--namespace``)."""
+    assert temporal.namespace is not None
+    async with _until_stopped() as stop:
+        try:
+            client = await Client.connect(temporal.address, namespace=temporal.namespace)
+        except RuntimeError as error:
+            print(f"engined: cannot reach Temporal at {temporal.address}: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        await ensure_search_attributes(client)
+        async with build_worker(client, task_queue=temporal.task_queue):
+            log.info(
+                "worker serving namespace %s, task queue %s at %s",
+                temporal.namespace,
+                temporal.task_queue,
+                temporal.address,
+            )
+            await stop.wait()
+            log.info("stopping: finishing in-flight tasks")
     return EXIT_OK
 
 
@@ -376,7 +325,7 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
-async def _register_examples(stack: _Stack, org: OrgContext, examples: Path) -> list[str]:
+async def _register_examples(stack: Stack, org: OrgContext, examples: Path) -> list[str]:
     registered = []
     for path in sorted(examples.glob("*.yaml")):
         try:
@@ -391,26 +340,27 @@ async def _register_examples(stack: _Stack, org: OrgContext, examples: Path) -> 
 
 
 async def _dev(
-    arguments: argparse.Namespace, temporal: TemporalSettings, server: ServerSettings
+    arguments: argparse.Namespace,
+    temporal: TemporalSettings,
+    tenancy: TenancySettings,
+    server: ServerSettings,
 ) -> int:
     home = Path(arguments.home or server.home).resolve()
     address = f"127.0.0.1:{arguments.temporal_port}"
     async with _until_stopped() as stop:  # also shields the orderly shutdown below
         temporal_process = await _start_temporal(home, arguments.temporal_port, arguments.ui_port)
-        stack: _Stack | None = None
+        stack: Stack | None = None
         plane: ControlPlane | None = None
         try:
-            resolver = resolver_from_settings(
-                address, os.environ.get("ENGINE_NAMESPACE_PREFIX", DEV_PREFIX), None
-            )
             secret = _dev_secret(home)
-            stack = await _stack(
-                resolver,
-                task_queue=temporal.task_queue,
-                workers=True,
-                orgs=None,
-                retention_days=1,
+            # The embedded server: its own address, no namespace map, a day of retention.
+            stack = Stack.from_settings(
+                dataclasses.replace(temporal, address=address),
+                dataclasses.replace(tenancy, namespace_map=None, retention_days=DEV_RETENTION_DAYS),
+                workers=WorkerOptions(),
+                default_prefix=DEV_PREFIX,
             )
+            await stack.start()
             organization = await stack.provisioner.provision(DEV_ORG)
             org = OrgContext(DEV_ORG, organization.namespace, ("admin",))
             registered = await _register_examples(stack, org, Path(arguments.examples))

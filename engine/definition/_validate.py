@@ -18,6 +18,9 @@ Rules worth knowing (each also documented where it is enforced):
   ``set_state`` step sets it from a template that reads ``inputs``. A step whose
   ``output_to`` names such a key gets a warning, because its result silently replaces a copy
   of an input that later steps probably still expect.
+
+Why one long module: the checks share one walk of the raw data and the scope it carries down
+the blocks; split, each part would need the walker and the scope of the others.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ PyYAML's own loaders are unfit for definitions in four ways, each fixed here:
 
 The result is plain data (``dict``/``list``/``str``/``int``/``float``/``bool``/``None``) plus a
 :class:`LocationIndex` that maps every path in the data back to its line and column.
+
+Why one long module: the composer, the constructor and the location index share one node
+type and one notion of a path, and together they are the one replacement for PyYAML's loader.
 """
 
 from __future__ import annotations

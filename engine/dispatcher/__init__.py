@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from engine.dispatcher._dispatcher import (
     DefinitionRef,
-    DefinitionSource,
     RunPage,
     RunSummary,
     StartedRun,
@@ -34,7 +33,6 @@ __all__ = [
     "DefinitionNotFoundError",
     "DefinitionRef",
     "DefinitionRegistry",
-    "DefinitionSource",
     "DefinitionVersionConflictError",
     "InvalidRequestError",
     "RegisteredDefinition",

@@ -3,6 +3,10 @@
 Every call takes an :class:`~engine.context.OrgContext` and reaches Temporal only through the
 client of that org's namespace: a workflow id that exists in another org's namespace is simply
 not found for this org. Nothing in a request can point a call at another namespace.
+
+Why one long module: starting, reading, listing and driving runs share the routing, the start
+preparation and the error translation; the class is the run API's one surface, method by
+method as the WorkflowService has them.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import builtins
 import contextlib
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
 from temporalio.api.enums.v1 import EventType
@@ -25,39 +29,34 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowHandle,
-    WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlreadyStarted
-from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
-from engine.definition import WorkflowDefinition
+from engine.definition import DefinitionSource, WorkflowDefinition
 from engine.dispatcher._errors import (
     DefinitionNotFoundError,
     InvalidRequestError,
-    SubmissionRejectedError,
     WorkflowAlreadyFinishedError,
-    WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
+    translate,
 )
-from engine.protocol import RUN_STATES
-from engine.tenancy import (
-    ClientPool,
-    NamespaceResolver,
-    NamespaceTarget,
-    OrgNotFoundError,
-    RateLimitedError,
-    TemporalUnavailableError,
+from engine.protocol import (
+    AWAIT_SUSPENSION,
+    GET_STATUS,
+    RUN_STATES,
+    SIGNALS,
+    SUBMIT_RESULT,
+    UPDATE_TIMEOUT,
+    Advance,
+    PendingAction,
+    RunState,
+    RunStatus,
+    Submission,
 )
+from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter
 from engine.workflow import (
     ENGINE_DEFINITION,
     ENGINE_ORG,
@@ -67,27 +66,18 @@ from engine.workflow import (
     RunInput,
     RunStart,
     WorkflowFactory,
+    search_attributes,
 )
 
 __all__ = [
     "DefinitionRef",
-    "DefinitionSource",
     "RunPage",
     "RunSummary",
     "StartedRun",
     "TemporalDispatcher",
 ]
 
-SIGNALS: Final = frozenset({"submit_result", "cancel_workflow", "update_timeout"})
 _TERMINAL: Final = frozenset({"completed", "failed", "cancelled"})
-_ADVANCE_KEYS: Final = (
-    "workflow_id",
-    "status",
-    "current_step",
-    "pending_actions",
-    "result",
-    "error",
-)
 _RETRYABLE: Final = frozenset(
     {
         WorkflowExecutionStatus.FAILED,
@@ -102,7 +92,7 @@ _REQUEST_ID: Final = "request_id"
 # A run's EngineStatus is what the interpreter last wrote; once Temporal has closed the run
 # (terminated, timed out, continued as new) it may still say "running" or "waiting". These
 # clauses read both, so a filter never finds a closed run among the live ones.
-_STATUS_CLAUSES: Final = {
+_STATUS_CLAUSES: Final[dict[RunState, str]] = {
     "running": "EngineStatus = 'running' AND ExecutionStatus = 'Running'",
     "waiting": "EngineStatus = 'waiting' AND ExecutionStatus = 'Running'",
     "completed": "ExecutionStatus = 'Completed'",
@@ -121,14 +111,6 @@ class DefinitionRef:
     version: int | None = None
 
 
-class DefinitionSource(Protocol):
-    """Where registered definitions come from (the definition registry)."""
-
-    async def get(self, org: OrgContext, name: str, version: int | None) -> WorkflowDefinition:
-        """The definition, or raise DefinitionNotFoundError."""
-        ...
-
-
 @dataclass(frozen=True)
 class StartedRun:
     """A run the dispatcher started (or, for a repeated request id, the one it started before)."""
@@ -145,8 +127,7 @@ class RunSummary:
     workflow_id: str
     run_id: str
     workflow_type: str
-    status: str
-    temporal_status: str
+    status: RunState
     current_step: str | None
     definition: str | None
     org_id: str | None
@@ -183,27 +164,16 @@ class TemporalDispatcher:
         definitions: DefinitionSource | None = None,
         rpc_timeout: timedelta = timedelta(seconds=10),
     ) -> None:
-        self.resolver = resolver
-        self.clients = clients
+        self.router = OrgRouter(resolver, clients)
         self.factory = WorkflowFactory(task_queue)
         self.definitions = definitions
         self.rpc_timeout = rpc_timeout
 
     # -- routing --------------------------------------------------------------------------
 
-    def target(self, org: OrgContext) -> NamespaceTarget:
-        """The namespace of the caller's org (the only one a call can reach)."""
-        target = self.resolver.resolve(org.org_id)
-        if org.namespace and org.namespace != target.namespace:
-            raise OrgNotFoundError(
-                f"org '{org.org_id}' is served by namespace '{target.namespace}', "
-                f"not '{org.namespace}'"
-            )
-        return target
-
     async def client(self, org: OrgContext) -> Client:
-        """The client of the caller's org namespace."""
-        return await self.clients.client(self.target(org))
+        """The client of the caller's org namespace (the only one a call can reach)."""
+        return await self.router.client(org)
 
     async def handle(
         self, org: OrgContext, workflow_id: str, run_id: str | None = None
@@ -235,7 +205,7 @@ class TemporalDispatcher:
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
         client = await self.client(org)
-        with self.translate(org, workflow_id):
+        with self._translated(org, workflow_id):
             try:
                 handle = await client.start_workflow(
                     start.workflow_type, start.input, rpc_timeout=self.rpc_timeout, **options
@@ -258,7 +228,7 @@ class TemporalDispatcher:
         *,
         workflow_id: str | None = None,
         request_id: str | None = None,
-    ) -> tuple[StartedRun, dict[str, Any]]:
+    ) -> tuple[StartedRun, Advance]:
         """Start a run and answer once it first suspends or ends, in one round trip.
 
         Uses update-with-start: Temporal starts the run and delivers the update
@@ -276,10 +246,10 @@ class TemporalDispatcher:
         operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             start.workflow_type, start.input, **options
         )
-        with self.translate(org, workflow_id):
+        with self._translated(org, workflow_id):
             try:
-                advance: dict[str, Any] = await client.execute_update_with_start_workflow(
-                    "await_suspension",
+                advance: Advance = await client.execute_update_with_start_workflow(
+                    AWAIT_SUSPENSION,
                     start_workflow_operation=operation,
                     rpc_timeout=self.rpc_timeout,
                 )
@@ -294,7 +264,7 @@ class TemporalDispatcher:
                 if existing is None:
                     raise
                 status = await self.status(org, workflow_id)
-                return existing, {key: status.get(key) for key in _ADVANCE_KEYS}
+                return existing, _advance(status)
             handle = await operation.workflow_handle()
         run_id = handle.first_execution_run_id or handle.result_run_id or ""
         return StartedRun(workflow_id, run_id, start.workflow_type), advance
@@ -319,7 +289,7 @@ class TemporalDispatcher:
             InvalidRequestError: The run did not fail, or failed before any task completed.
         """
         handle = await self.handle(org, workflow_id, run_id)
-        with self.translate(org, workflow_id):
+        with self._translated(org, workflow_id):
             described = await handle.describe(rpc_timeout=self.rpc_timeout)
             if described.status not in _RETRYABLE:
                 state = described.status.name.lower() if described.status else "running"
@@ -349,14 +319,8 @@ class TemporalDispatcher:
             run_input,
             id=workflow_id,
             task_queue=started.task_queue.name,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(ENGINE_ORG, org.org_id),
-                    SearchAttributePair(
-                        ENGINE_DEFINITION, described.workflow_type.split(":", 1)[0]
-                    ),
-                    SearchAttributePair(ENGINE_STATUS, "running"),
-                ]
+            search_attributes=search_attributes(
+                org.org_id, described.workflow_type.split(":", 1)[0], "running"
             ),
             memo={"retry_of": described.run_id, "org_id": org.org_id},
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -368,8 +332,8 @@ class TemporalDispatcher:
         self, client: Client, org: OrgContext, workflow_id: str, run_id: str
     ) -> StartedRun:
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-        status: dict[str, Any] = await handle.query("get_status", rpc_timeout=self.rpc_timeout)
-        failed = [e for e in status.get("history", []) if e.get("outcome") == "failed"]
+        status: RunStatus = await handle.query(GET_STATUS, rpc_timeout=self.rpc_timeout)
+        failed = [e for e in status["history"] if e["outcome"] == "failed"]
         if not failed:
             raise InvalidRequestError(
                 f"run '{workflow_id}' in org '{org.org_id}' has no failed step to resume from; "
@@ -463,11 +427,11 @@ class TemporalDispatcher:
 
     async def status(
         self, org: OrgContext, workflow_id: str, run_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> RunStatus:
         """The run's ``get_status``: status, step, pending actions, history, state."""
         handle = await self.handle(org, workflow_id, run_id)
-        with self.translate(org, workflow_id):
-            status: dict[str, Any] = await handle.query("get_status", rpc_timeout=self.rpc_timeout)
+        with self._translated(org, workflow_id):
+            status: RunStatus = await handle.query(GET_STATUS, rpc_timeout=self.rpc_timeout)
         return status
 
     async def result(self, org: OrgContext, workflow_id: str, run_id: str | None = None) -> Any:
@@ -478,7 +442,7 @@ class TemporalDispatcher:
                 carries the message).
         """
         handle = await self.handle(org, workflow_id, run_id)
-        with self.translate(org, workflow_id):
+        with self._translated(org, workflow_id):
             return await handle.result()
 
     async def list(
@@ -519,7 +483,7 @@ class TemporalDispatcher:
         if not 1 <= page_size <= 1000:
             raise InvalidRequestError(f"page_size must be between 1 and 1000, got {page_size}")
         client = await self.client(org)
-        with self.translate(org, None):
+        with self._translated(org, None):
             iterator = client.list_workflows(
                 " AND ".join(clauses),
                 page_size=page_size,
@@ -532,14 +496,14 @@ class TemporalDispatcher:
 
     async def pending_actions(
         self, org: OrgContext, *, limit: int = 1000
-    ) -> builtins.list[dict[str, Any]]:
+    ) -> builtins.list[PendingAction]:
         """Every waiting action in the org (runs and foreach children): the executor's inbox."""
         page = await self.list(
             org, status="waiting", include_children=True, page_size=min(limit, 1000)
         )
         gate = asyncio.Semaphore(16)
 
-        async def own_actions(run: RunSummary) -> builtins.list[dict[str, Any]]:
+        async def own_actions(run: RunSummary) -> builtins.list[PendingAction]:
             async with gate:
                 try:
                     status = await self.status(org, run.workflow_id)
@@ -554,7 +518,7 @@ class TemporalDispatcher:
 
     async def watch(
         self, org: OrgContext, workflow_id: str, *, interval: float = 0.2
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[RunStatus]:
         """Yield the run's status each time it changes, until the run ends."""
         last: tuple[Any, ...] | None = None
         while True:
@@ -565,7 +529,7 @@ class TemporalDispatcher:
                 tuple(a["action_id"] for a in status["pending_actions"]),
                 len(status["history"]),
                 status["history"][-1]["outcome"] if status["history"] else None,
-                (status["waiting"] or {}).get("until"),
+                status["waiting"]["until"] if status["waiting"] else None,
             )
             if fingerprint != last:
                 last = fingerprint
@@ -585,7 +549,7 @@ class TemporalDispatcher:
         step_id: str | None = None,
         result: Any = None,
         error: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Advance:
         """Resume a waiting step; returns the next pending actions or the final result.
 
         Raises:
@@ -595,17 +559,17 @@ class TemporalDispatcher:
         """
         if not action_id and not step_id:
             raise InvalidRequestError("name the action: give action_id or step_id")
-        submission: dict[str, Any] = {"result": result}
+        submission: Submission = {"result": result}
         if action_id:
             submission["action_id"] = action_id
-        else:
+        elif step_id:
             submission["step_id"] = step_id
         if error is not None:
             submission["error"] = error
         handle = await self.handle(org, workflow_id)
-        with self.translate(org, workflow_id):
-            advance: dict[str, Any] = await handle.execute_update(
-                "submit_result", submission, rpc_timeout=self.rpc_timeout
+        with self._translated(org, workflow_id):
+            advance: Advance = await handle.execute_update(
+                SUBMIT_RESULT, submission, rpc_timeout=self.rpc_timeout
             )
         return advance
 
@@ -616,17 +580,17 @@ class TemporalDispatcher:
                 f"unknown signal {name!r}: use one of {', '.join(sorted(SIGNALS))}"
             )
         handle = await self.handle(org, workflow_id)
-        with self.translate(org, workflow_id):
+        with self._translated(org, workflow_id):
             await handle.signal(name, args=list(args), rpc_timeout=self.rpc_timeout)
 
     async def cancel(self, org: OrgContext, workflow_id: str, reason: str = "") -> None:
         """Cancel the run (Temporal cancellation: it ends CANCELED; its children too)."""
         handle = await self.handle(org, workflow_id)
-        with self.translate(org, workflow_id):
+        with self._translated(org, workflow_id):
             description = await handle.describe(rpc_timeout=self.rpc_timeout)
             if description.close_time is not None:
                 raise WorkflowAlreadyFinishedError(
-                    f"run '{workflow_id}' in {self._where(org)} has already ended"
+                    f"run '{workflow_id}' in {self.router.where(org)} has already ended"
                 )
             await handle.cancel(reason=reason, rpc_timeout=self.rpc_timeout)
 
@@ -636,67 +600,17 @@ class TemporalDispatcher:
         """Move a waiting step's deadline (or a wait's end) to now + ``seconds``."""
         if seconds < 0:
             raise InvalidRequestError(f"seconds must not be negative, got {seconds}")
-        await self.signal(org, workflow_id, "update_timeout", step_id, seconds)
+        await self.signal(org, workflow_id, UPDATE_TIMEOUT, step_id, seconds)
 
-    # -- errors ---------------------------------------------------------------------------
-
-    def _where(self, org: OrgContext) -> str:
-        return f"org '{org.org_id}' (namespace '{self.target(org).namespace}')"
-
-    @contextlib.contextmanager
-    def translate(self, org: OrgContext, workflow_id: str | None) -> Iterator[None]:
-        """Turn Temporal's errors into the engine's, naming the org and namespace."""
-        where = self._where(org)
-        run = f"run '{workflow_id}'" if workflow_id else "runs"
-        try:
-            yield
-        except TemporalAlreadyStarted:
-            raise WorkflowAlreadyStartedError(f"{run} is already running in {where}") from None
-        except WorkflowUpdateFailedError as error:
-            raise SubmissionRejectedError(_message(error.cause) or str(error)) from None
-        except WorkflowQueryFailedError as error:
-            raise InvalidRequestError(f"{run} in {where}: {error}") from None
-        except RPCError as error:
-            raise _from_rpc(error, run, where) from None
-        except WorkflowFailureError:
-            raise
+    def _translated(self, org: OrgContext, workflow_id: str | None) -> Any:
+        """A block whose Temporal errors become the engine's, naming the org and namespace."""
+        return translate(self.router.where(org), workflow_id)
 
 
 def _generated_id(name: str, request_id: str | None) -> str:
     """A workflow id from the definition's name and the request id (or a random suffix)."""
     suffix = hashlib.sha256(request_id.encode()).hexdigest()[:20] if request_id else None
     return f"{name}-{suffix or uuid.uuid4().hex[:20]}"
-
-
-def _from_rpc(error: RPCError, run: str, where: str) -> Exception:
-    message = error.message or ""
-    lowered = message.lower()
-    if error.status == RPCStatusCode.NOT_FOUND:
-        if "namespace" in lowered:
-            return OrgNotFoundError(f"{where} is not provisioned: {message}")
-        if "already completed" in lowered or "already finished" in lowered:
-            return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
-        return WorkflowNotFoundError(f"{run} not found in {where}")
-    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED) or (
-        # The client's own deadline (rpc_timeout) ends a call as CANCELLED "Timeout expired",
-        # e.g. a query that no worker of the org answers.
-        error.status == RPCStatusCode.CANCELLED and "timeout" in lowered
-    ):
-        return TemporalUnavailableError(f"Temporal did not answer for {where}: {message}")
-    if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
-        return RateLimitedError(f"Temporal is rate limiting {where}: {message}")
-    if error.status == RPCStatusCode.INVALID_ARGUMENT:
-        return InvalidRequestError(f"{where}: {message}")
-    if error.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in lowered:
-        return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
-    return error
-
-
-def _message(cause: BaseException | None) -> str:
-    if cause is None:
-        return ""
-    message = getattr(cause, "message", None)
-    return str(message) if message else str(cause)
 
 
 def _quote(value: str) -> str:
@@ -711,7 +625,6 @@ def _summary(execution: WorkflowExecution) -> RunSummary:
         run_id=execution.run_id,
         workflow_type=execution.workflow_type,
         status=_run_status(execution.status, attributes.get(ENGINE_STATUS)),
-        temporal_status=execution.status.name if execution.status else "UNKNOWN",
         current_step=attributes.get(ENGINE_STEP),
         definition=attributes.get(ENGINE_DEFINITION),
         org_id=attributes.get(ENGINE_ORG),
@@ -721,7 +634,7 @@ def _summary(execution: WorkflowExecution) -> RunSummary:
     )
 
 
-def _run_status(temporal: WorkflowExecutionStatus | None, engine: str | None) -> str:
+def _run_status(temporal: WorkflowExecutionStatus | None, engine: str | None) -> RunState:
     """The engine's status of a run: what the interpreter wrote, unless Temporal closed it.
 
     A run terminated (or timed out) by Temporal keeps the EngineStatus it had ("waiting"), and
@@ -731,9 +644,21 @@ def _run_status(temporal: WorkflowExecutionStatus | None, engine: str | None) ->
         WorkflowExecutionStatus.RUNNING,
         WorkflowExecutionStatus.CONTINUED_AS_NEW,
     ):
-        return engine or "running"
+        return next((state for state in RUN_STATES if state == engine), "running")
     if temporal == WorkflowExecutionStatus.COMPLETED:
         return "completed"
     if temporal == WorkflowExecutionStatus.CANCELED or engine == "cancelled":
         return "cancelled"
     return "failed"
+
+
+def _advance(status: RunStatus) -> Advance:
+    """Where a run is, in the shape of an update's answer."""
+    return {
+        "workflow_id": status["workflow_id"],
+        "status": status["status"],
+        "current_step": status["current_step"],
+        "pending_actions": status["pending_actions"],
+        "result": status["result"],
+        "error": status["error"],
+    }

@@ -1,10 +1,18 @@
-"""Errors of runs, as the dispatcher reports them (each names the org and the namespace)."""
+"""Errors of runs, as the dispatcher reports them (each names the org and the namespace), and
+the translation of Temporal's errors into them."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import ClassVar
 
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlreadyStarted
+from temporalio.service import RPCError, RPCStatusCode
+
 from engine.errors import EngineError
+from engine.tenancy import OrgNotFoundError, temporal_refusal
 
 __all__ = [
     "DefinitionNotFoundError",
@@ -13,6 +21,7 @@ __all__ = [
     "WorkflowAlreadyFinishedError",
     "WorkflowAlreadyStartedError",
     "WorkflowNotFoundError",
+    "translate",
 ]
 
 
@@ -56,3 +65,50 @@ class InvalidRequestError(EngineError):
 
     code: ClassVar[str] = "INVALID_ARGUMENT"
     reason: ClassVar[str] = "INVALID_REQUEST"
+
+
+@contextlib.contextmanager
+def translate(where: str, workflow_id: str | None) -> Iterator[None]:
+    """Turn Temporal's errors inside the block into the engine's.
+
+    Args:
+        where: The org and its namespace (``OrgRouter.where``).
+        workflow_id: The run the block is about (None: runs in general).
+    """
+    run = f"run '{workflow_id}'" if workflow_id else "runs"
+    try:
+        yield
+    except TemporalAlreadyStarted:
+        raise WorkflowAlreadyStartedError(f"{run} is already running in {where}") from None
+    except WorkflowUpdateFailedError as error:
+        raise SubmissionRejectedError(_message(error.cause) or str(error)) from None
+    except WorkflowQueryFailedError as error:
+        raise InvalidRequestError(f"{run} in {where}: {error}") from None
+    except RPCError as error:
+        raise _from_rpc(error, run, where) from None
+
+
+def _from_rpc(error: RPCError, run: str, where: str) -> Exception:
+    message = error.message or ""
+    lowered = message.lower()
+    if error.status == RPCStatusCode.NOT_FOUND:
+        if "namespace" in lowered:
+            return OrgNotFoundError(f"{where} is not provisioned: {message}")
+        if "already completed" in lowered or "already finished" in lowered:
+            return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
+        return WorkflowNotFoundError(f"{run} not found in {where}")
+    refusal = temporal_refusal(error, where)
+    if refusal is not None:
+        return refusal
+    if error.status == RPCStatusCode.INVALID_ARGUMENT:
+        return InvalidRequestError(f"{where}: {message}")
+    if error.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in lowered:
+        return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
+    return error
+
+
+def _message(cause: BaseException | None) -> str:
+    if cause is None:
+        return ""
+    message = getattr(cause, "message", None)
+    return str(message) if message else str(cause)

@@ -8,33 +8,27 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from datetime import timedelta
+from typing import Any, ClassVar
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
-from engine.definition import Problem, WorkflowDefinition, load_definition
-from engine.dispatcher._dispatcher import TemporalDispatcher
-from engine.dispatcher._errors import DefinitionNotFoundError, InvalidRequestError
+from engine.definition import WORKFLOW_NAME, Problem, WorkflowDefinition, load_definition
+from engine.dispatcher._errors import DefinitionNotFoundError, InvalidRequestError, translate
 from engine.errors import EngineError
+from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter
 from engine.workflow import (
-    ENGINE_DEFINITION,
-    ENGINE_ORG,
     REGISTRY_WORKFLOW_TYPE,
     DefinitionRegistryWorkflow,
     RegistryInput,
     registry_workflow_id,
+    search_attributes,
 )
 
 __all__ = ["DefinitionRegistry", "DefinitionVersionConflictError", "RegisteredDefinition"]
-
-_NAME_ALPHABET: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
 class DefinitionVersionConflictError(EngineError):
@@ -71,10 +65,27 @@ class RegisteredDefinition:
 
 
 class DefinitionRegistry:
-    """Registers and reads definitions of an org; a :class:`DefinitionSource` for starts."""
+    """Registers and reads definitions of an org; the :class:`~engine.definition.DefinitionSource`
+    of the dispatcher and the scheduler.
 
-    def __init__(self, dispatcher: TemporalDispatcher) -> None:
-        self.dispatcher = dispatcher
+    Args:
+        resolver: Maps org ids to namespace targets.
+        clients: The shared client pool.
+        task_queue: The task queue of the registry workflows (the interpreter's).
+        rpc_timeout: Bound on each Temporal call.
+    """
+
+    def __init__(
+        self,
+        resolver: NamespaceResolver,
+        clients: ClientPool,
+        *,
+        task_queue: str = "engine",
+        rpc_timeout: timedelta = timedelta(seconds=10),
+    ) -> None:
+        self.router = OrgRouter(resolver, clients)
+        self.task_queue = task_queue
+        self.rpc_timeout = rpc_timeout
         self._cache: dict[tuple[str, str, int], tuple[RegisteredDefinition, WorkflowDefinition]]
         self._cache = {}
 
@@ -98,27 +109,22 @@ class DefinitionRegistry:
             "description": definition.description or "",
             "yaml": yaml_text,
         }
-        client = await self.dispatcher.client(org)
+        client = await self.router.client(org)
         start = WithStartWorkflowOperation(
             DefinitionRegistryWorkflow.run,
             RegistryInput(definition.name),
             id=registry_workflow_id(definition.name),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            task_queue=self.dispatcher.factory.task_queue,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(ENGINE_ORG, org.org_id),
-                    SearchAttributePair(ENGINE_DEFINITION, definition.name),
-                ]
-            ),
+            task_queue=self.task_queue,
+            search_attributes=search_attributes(org.org_id, definition.name),
         )
-        with self.dispatcher.translate(org, registry_workflow_id(definition.name)):
+        with translate(self.router.where(org), registry_workflow_id(definition.name)):
             try:
                 outcome: dict[str, Any] = await client.execute_update_with_start_workflow(
                     DefinitionRegistryWorkflow.add_version,
                     record,
                     start_workflow_operation=start,
-                    rpc_timeout=self.dispatcher.rpc_timeout,
+                    rpc_timeout=self.rpc_timeout,
                 )
             except WorkflowUpdateFailedError as error:
                 cause = error.cause
@@ -146,22 +152,22 @@ class DefinitionRegistry:
     ) -> tuple[RegisteredDefinition, WorkflowDefinition]:
         """Both the record and the loaded definition (cached for explicit versions)."""
         _check_name(name)
-        namespace = self.dispatcher.target(org).namespace
+        namespace = self.router.target(org).namespace
         if version:
             cached = self._cache.get((namespace, name, version))
             if cached is not None:
                 return cached
-        client = await self.dispatcher.client(org)
+        client = await self.router.client(org)
         handle = client.get_workflow_handle(registry_workflow_id(name))
         try:
             record = await handle.query(
                 DefinitionRegistryWorkflow.get_version,
                 version or 0,
-                rpc_timeout=self.dispatcher.rpc_timeout,
+                rpc_timeout=self.rpc_timeout,
             )
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
-                with self.dispatcher.translate(org, None):
+                with translate(self.router.where(org), None):
                     raise
             record = None
         if record is None:
@@ -176,30 +182,28 @@ class DefinitionRegistry:
     async def versions(self, org: OrgContext, name: str) -> builtins.list[RegisteredDefinition]:
         """Every version of one definition, oldest first (without YAML)."""
         _check_name(name)
-        client = await self.dispatcher.client(org)
+        client = await self.router.client(org)
         handle = client.get_workflow_handle(registry_workflow_id(name))
         try:
             records = await handle.query(
-                DefinitionRegistryWorkflow.list_versions, rpc_timeout=self.dispatcher.rpc_timeout
+                DefinitionRegistryWorkflow.list_versions, rpc_timeout=self.rpc_timeout
             )
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise DefinitionNotFoundError(
                     f"definition '{name}' is not registered in org '{org.org_id}'"
                 ) from None
-            with self.dispatcher.translate(org, None):
+            with translate(self.router.where(org), None):
                 raise
         return [_registered({**r, "yaml": ""}) for r in records]
 
     async def latest(self, org: OrgContext) -> builtins.list[RegisteredDefinition]:
         """The latest version of every definition, sorted by name (one visibility call)."""
-        client = await self.dispatcher.client(org)
+        client = await self.router.client(org)
         query = f"WorkflowType = '{REGISTRY_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
         out: list[RegisteredDefinition] = []
-        with self.dispatcher.translate(org, None):
-            async for execution in client.list_workflows(
-                query, rpc_timeout=self.dispatcher.rpc_timeout
-            ):
+        with translate(self.router.where(org), None):
+            async for execution in client.list_workflows(query, rpc_timeout=self.rpc_timeout):
                 memo = await execution.memo()
                 if "latest_version" not in memo:
                     continue  # created, but its first version is still being added
@@ -219,16 +223,17 @@ class DefinitionRegistry:
     def _remember(
         self, org: OrgContext, registered: RegisteredDefinition, definition: WorkflowDefinition
     ) -> tuple[RegisteredDefinition, WorkflowDefinition]:
-        namespace = self.dispatcher.target(org).namespace
+        namespace = self.router.target(org).namespace
         entry = (registered, definition)
         self._cache[(namespace, registered.name, registered.version)] = entry
         return entry
 
 
 def _check_name(name: str) -> None:
-    if not name or len(name) > 63 or not set(name) <= _NAME_ALPHABET:
+    if WORKFLOW_NAME.fullmatch(name) is None:
         raise InvalidRequestError(
-            f"invalid definition name {name!r}: use lowercase letters, digits and '-'"
+            f"invalid definition name {name!r}: use lowercase letters, digits and '-', "
+            "starting with a letter or digit (at most 63 characters)"
         )
 
 

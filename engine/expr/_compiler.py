@@ -7,6 +7,9 @@ to Python's ``eval``; every operator goes through the strict helpers of :mod:`._
 Speed matters because conditions run inside workflow tasks: the common shapes (a root followed
 by constant keys, a comparison with a constant, a two-operand ``&&``) get closures of their own,
 and sub-expressions whose operands are all constants are folded when they are compiled.
+
+Why one long module: the grammar's every rule has its builder here, and the builders share
+the specialised closures above; split by rule, each part would import most of the others.
 """
 
 from __future__ import annotations
@@ -745,7 +748,7 @@ class _Compiler:
                 if step_kind == _DYNAMIC:
                     key = key(ctx)
                 try:
-                    v = _lookup(v, key, step_kind == _KEY)
+                    v = _lookup(v, key)
                 except EvaluationFailure as failure:
                     raise runtime(failure.message, column) from None
             return v
@@ -1103,7 +1106,7 @@ def _field_error(value: Any, key: str) -> str:
     return f"cannot read field '{key}' of a {kind(value)}"
 
 
-def _lookup(value: Any, key: Any, literal_key: bool) -> Any:
+def _lookup(value: Any, key: Any) -> Any:
     t = type(value)
     tk = type(key)
     if tk is str:

@@ -3,6 +3,9 @@
 Every function is pure and deterministic: no clock, no randomness, no environment, no I/O (the
 workflow supplies time as ``workflow.now``). Each takes JSON values and raises
 :class:`EvaluationFailure` with a message; the evaluator adds the source and the column.
+
+Why one long module: it is the language's library, one short function per built-in, each with
+its docstring example, registered in :data:`FUNCTIONS`; a reader looks them up here by name.
 """
 
 from __future__ import annotations

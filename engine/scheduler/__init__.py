@@ -5,7 +5,6 @@ from __future__ import annotations
 from engine.scheduler._scheduler import (
     OVERLAP_POLICIES,
     UPDATABLE,
-    DefinitionLookup,
     ScheduleAlreadyExistsError,
     ScheduledRun,
     ScheduleNotFoundError,
@@ -19,7 +18,6 @@ __all__ = [
     "OVERLAP_POLICIES",
     "UPDATABLE",
     "Calendar",
-    "DefinitionLookup",
     "InvalidScheduleError",
     "ScheduleAlreadyExistsError",
     "ScheduleNotFoundError",

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Final, Protocol
+from typing import Any, ClassVar, Final
 
 from temporalio.client import (
     Client,
@@ -30,25 +30,17 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
-from engine.definition import WorkflowDefinition
+from engine.definition import DefinitionSource, WorkflowDefinition
 from engine.errors import EngineError
 from engine.scheduler._spec import Calendar, InvalidScheduleError, Spec, to_temporal_spec
-from engine.tenancy import ClientPool, NamespaceResolver
-from engine.workflow import (
-    ENGINE_DEFINITION,
-    ENGINE_ORG,
-    ENGINE_STATUS,
-    RunInput,
-    WorkflowFactory,
-)
+from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter, temporal_refusal
+from engine.workflow import RunInput, WorkflowFactory
 
 __all__ = [
     "OVERLAP_POLICIES",
-    "DefinitionLookup",
     "ScheduleAlreadyExistsError",
     "ScheduleNotFoundError",
     "ScheduleRequest",
@@ -86,14 +78,6 @@ class ScheduleAlreadyExistsError(EngineError):
 
     code: ClassVar[str] = "ALREADY_EXISTS"
     reason: ClassVar[str] = "SCHEDULE_ALREADY_EXISTS"
-
-
-class DefinitionLookup(Protocol):
-    """Where registered definitions come from (the definition registry)."""
-
-    async def get(self, org: OrgContext, name: str, version: int | None) -> WorkflowDefinition:
-        """The definition (latest when version is None), or raise a NOT_FOUND EngineError."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -153,20 +137,17 @@ class Scheduler:
         self,
         resolver: NamespaceResolver,
         clients: ClientPool,
-        definitions: DefinitionLookup,
+        definitions: DefinitionSource,
         *,
         task_queue: str = "engine",
     ) -> None:
-        self.resolver = resolver
-        self.clients = clients
+        self.router = OrgRouter(resolver, clients)
         self.definitions = definitions
         self.factory = WorkflowFactory(task_queue)
 
     async def client(self, org: OrgContext) -> Client:
-        return await self.clients.client(self.resolver.resolve(org.org_id))
-
-    def _where(self, org: OrgContext) -> str:
-        return f"org '{org.org_id}' (namespace '{self.resolver.resolve(org.org_id).namespace}')"
+        """The client of the caller's org namespace."""
+        return await self.router.client(org)
 
     async def create(self, org: OrgContext, request: ScheduleRequest) -> ScheduleView:
         """Create a schedule (inputs validated against the definition now).
@@ -185,7 +166,7 @@ class Scheduler:
             )
         except ScheduleAlreadyRunningError:
             raise ScheduleAlreadyExistsError(
-                f"schedule '{request.schedule_id}' already exists in {self._where(org)}"
+                f"schedule '{request.schedule_id}' already exists in {self.router.where(org)}"
             ) from None
         return await self.get(org, request.schedule_id)
 
@@ -316,13 +297,7 @@ class Scheduler:
             id=request.schedule_id,  # Temporal appends the firing time
             task_queue=start.task_queue,
             memo={**start.memo, "schedule_id": request.schedule_id, _SPEC_MEMO: stored},
-            typed_search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(ENGINE_ORG, org.org_id),
-                    SearchAttributePair(ENGINE_DEFINITION, definition.name),
-                    SearchAttributePair(ENGINE_STATUS, "running"),
-                ]
-            ),
+            typed_search_attributes=start.search_attributes,
         )
         policy = SchedulePolicy(overlap=overlap)
         if request.catchup_window is not None:
@@ -371,11 +346,11 @@ class Scheduler:
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise ScheduleNotFoundError(
-                    f"schedule '{schedule_id}' not found in {self._where(org)}"
+                    f"schedule '{schedule_id}' not found in {self.router.where(org)}"
                 ) from None
             if error.status == RPCStatusCode.INVALID_ARGUMENT:
                 raise InvalidScheduleError("schedule", error.message) from None
-            raise
+            raise temporal_refusal(error, self.router.where(org)) or error from None
 
     async def _view(self, org: OrgContext, description: ScheduleDescription) -> ScheduleView:
         schedule = description.schedule

@@ -21,12 +21,12 @@ from engine.api.v1 import (
     workflow_service_pb2_grpc,
 )
 from engine.dispatcher import DefinitionRegistry, TemporalDispatcher
+from engine.identity import TokenVerifier
 from engine.scheduler import Scheduler
-from engine.server._auth import TokenVerifier
 from engine.server._interceptors import ControlPlaneInterceptor
 from engine.server._schedules import ScheduleServicer
 from engine.server._servicers import DefinitionServicer, OrganizationServicer, WorkflowServicer
-from engine.tenancy import NamespaceResolver, Provisioner
+from engine.tenancy import NamespaceResolver, OrgDirectory, Provisioner
 
 __all__ = ["SERVICE_NAMES", "ControlPlane", "build_server"]
 
@@ -64,15 +64,17 @@ def build_server(
     *,
     dispatcher: TemporalDispatcher,
     registry: DefinitionRegistry,
+    scheduler: Scheduler,
     provisioner: Provisioner,
+    directory: OrgDirectory,
     verifier: TokenVerifier,
     resolver: NamespaceResolver,
-    scheduler: Scheduler | None = None,
     address: str = "127.0.0.1:50051",
     tls_cert: str | None = None,
     tls_key: str | None = None,
 ) -> ControlPlane:
-    """Build the control plane's gRPC server.
+    """Build the control plane's gRPC server (``engine.stack.Stack.control_plane`` calls it
+    with the parts of a stack).
 
     One interceptor authenticates (the token becomes ``context.org``; health and reflection are
     public, OrganizationService needs ``admin``) and sends every exception as a gRPC status.
@@ -83,7 +85,7 @@ def build_server(
         ]
     )
     organization_service_pb2_grpc.add_OrganizationServiceServicer_to_server(
-        OrganizationServicer(provisioner), server
+        OrganizationServicer(provisioner, directory), server
     )
     definition_service_pb2_grpc.add_DefinitionServiceServicer_to_server(
         DefinitionServicer(registry), server
@@ -92,13 +94,7 @@ def build_server(
         WorkflowServicer(dispatcher, registry), server
     )
     schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
-        ScheduleServicer(
-            scheduler
-            or Scheduler(
-                resolver, dispatcher.clients, registry, task_queue=dispatcher.factory.task_queue
-            )
-        ),
-        server,
+        ScheduleServicer(scheduler), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

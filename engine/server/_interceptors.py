@@ -16,7 +16,7 @@ import grpc
 from grpc_status import rpc_status
 
 from engine.context import OrgContext
-from engine.server._auth import PermissionDeniedError, TokenVerifier
+from engine.identity import PermissionDeniedError, TokenVerifier
 from engine.server._errors import status_of
 from engine.tenancy import NamespaceResolver
 

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from engine.api.v1 import schedule_service_pb2 as pb
 from engine.api.v1 import schedule_service_pb2_grpc as pb_grpc
 from engine.scheduler import Calendar, Scheduler, ScheduleRequest, ScheduleView, Spec
-from engine.server._convert import duration, from_struct, timestamp, to_struct
+from engine.server._convert import duration, timestamp
 from engine.server._errors import FieldError
-
-# One set of request helpers for every servicer of the package.
-from engine.server._servicers import _org, _required
-from engine.server._servicers import _page as page_of
+from engine.server._requests import org_of, page, required, span
+from engine.wire import enum_name, enum_value, from_struct, to_struct
 
 __all__ = ["ScheduleServicer"]
-
-_POLICIES: Final = {
-    pb.OVERLAP_POLICY_SKIP: "skip",
-    pb.OVERLAP_POLICY_BUFFER_ONE: "buffer_one",
-    pb.OVERLAP_POLICY_BUFFER_ALL: "buffer_all",
-    pb.OVERLAP_POLICY_CANCEL_OTHER: "cancel_other",
-    pb.OVERLAP_POLICY_TERMINATE_OTHER: "terminate_other",
-    pb.OVERLAP_POLICY_ALLOW_ALL: "allow_all",
-}
-_POLICY_VALUES: Final = {name: value for value, name in _POLICIES.items()}
-_LONGEST_DURATION: Final = 315_576_000_000
-"""The largest google.protobuf.Duration, in seconds (10,000 years)."""
 
 
 def _time(message: Any, name: str, field: str) -> datetime | None:
@@ -43,28 +29,13 @@ def _time(message: Any, name: str, field: str) -> datetime | None:
         raise FieldError(field, "is not a valid timestamp (years 1 to 9999)") from None
 
 
-def _span(message: Any, name: str, field: str) -> timedelta | None:
-    """A Duration field as a timedelta (None when unset); an invalid one is a bad field."""
-    if not message.HasField(name):
-        return None
-    value: duration_pb2.Duration = getattr(message, name)
-    valid = (
-        abs(value.seconds) <= _LONGEST_DURATION
-        and abs(value.nanos) < 1_000_000_000
-        and not (value.seconds and value.nanos and (value.seconds < 0) != (value.nanos < 0))
-    )
-    if not valid:
-        raise FieldError(field, "is not a valid duration (at most 10,000 years)")
-    return value.ToTimedelta()
-
-
 def _spec(message: pb.ScheduleSpec) -> Spec:
     return Spec(
         cron=tuple(message.cron),
         intervals=tuple(
             (
-                _span(interval, "every", f"spec.intervals[{index}].every") or timedelta(0),
-                _span(interval, "offset", f"spec.intervals[{index}].offset") or timedelta(0),
+                span(interval, "every", f"spec.intervals[{index}].every") or timedelta(0),
+                span(interval, "offset", f"spec.intervals[{index}].offset") or timedelta(0),
             )
             for index, interval in enumerate(message.intervals)
         ),
@@ -83,7 +54,7 @@ def _spec(message: pb.ScheduleSpec) -> Spec:
         time_zone=message.time_zone,
         start_time=_time(message, "start_time", "spec.start_time"),
         end_time=_time(message, "end_time", "spec.end_time"),
-        jitter=_span(message, "jitter", "spec.jitter"),
+        jitter=span(message, "jitter", "spec.jitter"),
     )
 
 
@@ -123,7 +94,9 @@ def _schedule(view: ScheduleView) -> pb.Schedule:
         definition_version=view.definition_version,
         inputs=to_struct(view.inputs),
         spec=_spec_message(view.spec),
-        overlap_policy=_POLICY_VALUES.get(view.overlap_policy, pb.OVERLAP_POLICY_UNSPECIFIED),
+        overlap_policy=pb.OverlapPolicy.ValueType(
+            enum_value(pb.OverlapPolicy, view.overlap_policy)
+        ),
         paused=view.paused,
         note=view.note,
         next_fire_times=[timestamp(t) for t in view.next_fire_times],
@@ -148,10 +121,10 @@ def _policy(value: int, field: str = "overlap_policy") -> str | None:
     (proto3 enums are open: a client may send any number)."""
     if value == pb.OVERLAP_POLICY_UNSPECIFIED:
         return None
-    for key, name in _POLICIES.items():
-        if int(key) == value:
-            return name
-    raise FieldError(field, f"unknown overlap policy {value}")
+    name = enum_name(pb.OverlapPolicy, value)
+    if not name:
+        raise FieldError(field, f"unknown overlap policy {value}")
+    return name
 
 
 class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
@@ -164,15 +137,15 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
         self, request: pb.CreateScheduleRequest, context: Any
     ) -> pb.CreateScheduleResponse:
         view = await self.scheduler.create(
-            _org(context),
+            org_of(context),
             ScheduleRequest(
-                schedule_id=_required(request.schedule_id, "schedule_id"),
-                definition_name=_required(request.definition_name, "definition_name"),
+                schedule_id=required(request.schedule_id, "schedule_id"),
+                definition_name=required(request.definition_name, "definition_name"),
                 definition_version=request.definition_version or None,
                 inputs=from_struct(request.inputs),
                 spec=_spec(request.spec),
                 overlap_policy=_policy(request.overlap_policy) or "skip",
-                catchup_window=_span(request, "catchup_window", "catchup_window"),
+                catchup_window=span(request, "catchup_window", "catchup_window"),
                 paused=request.paused,
                 note=request.note,
             ),
@@ -183,17 +156,17 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
         self, request: pb.GetScheduleRequest, context: Any
     ) -> pb.GetScheduleResponse:
         view = await self.scheduler.get(
-            _org(context), _required(request.schedule_id, "schedule_id")
+            org_of(context), required(request.schedule_id, "schedule_id")
         )
         return pb.GetScheduleResponse(schedule=_schedule(view))
 
     async def ListSchedules(  # noqa: N802
         self, request: pb.ListSchedulesRequest, context: Any
     ) -> pb.ListSchedulesResponse:
-        views = await self.scheduler.list_schedules(_org(context))
-        page, token = page_of(views, request.page_size, request.page_token)
+        views = await self.scheduler.list_schedules(org_of(context))
+        found, token = page(views, request.page_size, request.page_token)
         return pb.ListSchedulesResponse(
-            schedules=[_schedule(v) for v in page], next_page_token=token
+            schedules=[_schedule(v) for v in found], next_page_token=token
         )
 
     async def UpdateSchedule(  # noqa: N802
@@ -201,15 +174,15 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
     ) -> pb.UpdateScheduleResponse:
         given = request.schedule
         view = await self.scheduler.update(
-            _org(context),
+            org_of(context),
             ScheduleRequest(
-                schedule_id=_required(given.schedule_id, "schedule.schedule_id"),
+                schedule_id=required(given.schedule_id, "schedule.schedule_id"),
                 definition_name=given.definition_name,
                 definition_version=given.definition_version or None,
                 inputs=from_struct(given.inputs),
                 spec=_spec(given.spec),
                 overlap_policy=_policy(given.overlap_policy, "schedule.overlap_policy") or "skip",
-                catchup_window=_span(given, "catchup_window", "schedule.catchup_window"),
+                catchup_window=span(given, "catchup_window", "schedule.catchup_window"),
                 note=given.note,
             ),
             frozenset(request.update_mask.paths),
@@ -220,7 +193,7 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
         self, request: pb.PauseScheduleRequest, context: Any
     ) -> pb.PauseScheduleResponse:
         await self.scheduler.pause(
-            _org(context), _required(request.schedule_id, "schedule_id"), request.note
+            org_of(context), required(request.schedule_id, "schedule_id"), request.note
         )
         return pb.PauseScheduleResponse()
 
@@ -228,7 +201,7 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
         self, request: pb.UnpauseScheduleRequest, context: Any
     ) -> pb.UnpauseScheduleResponse:
         await self.scheduler.unpause(
-            _org(context), _required(request.schedule_id, "schedule_id"), request.note
+            org_of(context), required(request.schedule_id, "schedule_id"), request.note
         )
         return pb.UnpauseScheduleResponse()
 
@@ -236,8 +209,8 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
         self, request: pb.TriggerScheduleRequest, context: Any
     ) -> pb.TriggerScheduleResponse:
         await self.scheduler.trigger(
-            _org(context),
-            _required(request.schedule_id, "schedule_id"),
+            org_of(context),
+            required(request.schedule_id, "schedule_id"),
             _policy(request.overlap_policy),
         )
         return pb.TriggerScheduleResponse()
@@ -245,7 +218,7 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
     async def BackfillSchedule(  # noqa: N802
         self, request: pb.BackfillScheduleRequest, context: Any
     ) -> pb.BackfillScheduleResponse:
-        schedule_id = _required(request.schedule_id, "schedule_id")
+        schedule_id = required(request.schedule_id, "schedule_id")
         start = _time(request, "start_time", "start_time")
         end = _time(request, "end_time", "end_time")
         if start is None:
@@ -253,12 +226,12 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
         if end is None:
             raise FieldError("end_time", "is required")
         await self.scheduler.backfill(
-            _org(context), schedule_id, start, end, _policy(request.overlap_policy)
+            org_of(context), schedule_id, start, end, _policy(request.overlap_policy)
         )
         return pb.BackfillScheduleResponse()
 
     async def DeleteSchedule(  # noqa: N802
         self, request: pb.DeleteScheduleRequest, context: Any
     ) -> pb.DeleteScheduleResponse:
-        await self.scheduler.delete(_org(context), _required(request.schedule_id, "schedule_id"))
+        await self.scheduler.delete(org_of(context), required(request.schedule_id, "schedule_id"))
         return pb.DeleteScheduleResponse()

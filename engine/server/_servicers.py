@@ -7,11 +7,9 @@ interceptor from the token); nothing in a request body selects an organization.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, Final, TypeVar
-
-from google.protobuf import duration_pb2
+from typing import Any
 
 from engine.api.v1 import (
     definition_service_pb2 as definitions_pb,
@@ -32,7 +30,6 @@ from engine.api.v1 import (
 from engine.api.v1 import (
     workflow_service_pb2_grpc as workflows_grpc,
 )
-from engine.context import OrgContext
 from engine.definition import DefinitionError, Problem, load_definition
 from engine.dispatcher import (
     DefinitionRef,
@@ -43,64 +40,24 @@ from engine.dispatcher import (
 from engine.server._convert import (
     action_to_proto,
     duration,
-    from_struct,
-    from_value,
     run_status,
     status_name,
     timestamp,
-    to_value,
     workflow_to_proto,
 )
 from engine.server._errors import FieldError
-from engine.tenancy import Organization, Provisioner
+from engine.server._requests import (
+    org_of,
+    page,
+    page_size,
+    required,
+    seconds,
+    token_bytes,
+)
+from engine.tenancy import Organization, OrgDirectory, Provisioner
+from engine.wire import from_struct, from_value, to_value
 
 __all__ = ["DefinitionServicer", "OrganizationServicer", "WorkflowServicer"]
-
-_DEFAULT_PAGE: Final = 100
-_LONGEST_DURATION: Final = 315_576_000_000
-"""The largest google.protobuf.Duration, in seconds (10,000 years)."""
-_T = TypeVar("_T")
-
-
-def _org(context: Any) -> OrgContext:
-    org: OrgContext = context.org
-    return org
-
-
-def _page_size(page_size: int) -> int:
-    size = page_size or _DEFAULT_PAGE
-    if not 1 <= size <= 1000:
-        raise FieldError("page_size", f"must be between 1 and 1000, got {page_size}")
-    return size
-
-
-def _page(items: Sequence[_T], page_size: int, token: str) -> tuple[list[_T], str]:
-    """Offset paging over a sorted list (tokens are opaque to clients)."""
-    size = _page_size(page_size)
-    start = 0
-    if token:
-        offset = _token_bytes(token)
-        if not offset.isdigit():  # offsets are non-negative decimal integers
-            raise FieldError("page_token", "is not a token this server issued")
-        start = int(offset)
-    end = start + size
-    following = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else ""
-    return list(items[start:end]), following
-
-
-def _token_bytes(token: str) -> bytes:
-    """The bytes of a page token (URL-safe base64), strictly decoded.
-
-    A lenient decoder drops characters outside the alphabet, so a mangled token would silently
-    turn into another page (often the first), and a client paging through would loop.
-    """
-    try:
-        decoded = base64.b64decode(token.encode(), altchars=b"-_", validate=True)
-    except ValueError:
-        decoded = b""
-    if not decoded:
-        raise FieldError("page_token", "is not a token this server issued")
-    return decoded
 
 
 def _problem(problem: Problem) -> resources_pb2.DefinitionProblem:
@@ -136,39 +93,22 @@ def _organization(org: Organization) -> resources_pb2.Organization:
     )
 
 
-def _seconds(value: duration_pb2.Duration, field: str) -> float:
-    """A Duration's seconds, refusing what is not a valid Duration (rather than overflowing)."""
-    valid = (
-        abs(value.seconds) <= _LONGEST_DURATION
-        and abs(value.nanos) < 1_000_000_000
-        and not (value.seconds and value.nanos and (value.seconds < 0) != (value.nanos < 0))
-    )
-    if not valid:
-        raise FieldError(field, "is not a valid duration (at most 10,000 years)")
-    return value.seconds + value.nanos / 1e9
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise FieldError(field, "is required")
-    return value
-
-
 class OrganizationServicer(organizations_grpc.OrganizationServiceServicer):
     """Provisions and lists organizations (admin only, enforced by the auth interceptor)."""
 
-    def __init__(self, provisioner: Provisioner) -> None:
+    def __init__(self, provisioner: Provisioner, directory: OrgDirectory) -> None:
         self.provisioner = provisioner
+        self.directory = directory
 
     async def CreateOrganization(  # noqa: N802 - gRPC method name
         self, request: organizations_pb.CreateOrganizationRequest, context: Any
     ) -> organizations_pb.CreateOrganizationResponse:
         retention = None
         if request.HasField("retention"):
-            retention = timedelta(seconds=_seconds(request.retention, "retention"))
+            retention = timedelta(seconds=seconds(request.retention, "retention"))
             if retention < timedelta(days=1):
                 raise FieldError("retention", "must be at least 1 day")
-        org = await self.provisioner.provision(_required(request.org_id, "org_id"), retention)
+        org = await self.provisioner.provision(required(request.org_id, "org_id"), retention)
         return organizations_pb.CreateOrganizationResponse(
             organization=_organization(org), created=org.created
         )
@@ -176,15 +116,13 @@ class OrganizationServicer(organizations_grpc.OrganizationServiceServicer):
     async def GetOrganization(  # noqa: N802
         self, request: organizations_pb.GetOrganizationRequest, context: Any
     ) -> organizations_pb.GetOrganizationResponse:
-        org = await self.provisioner.get(_required(request.org_id, "org_id"))
+        org = await self.directory.get(required(request.org_id, "org_id"))
         return organizations_pb.GetOrganizationResponse(organization=_organization(org))
 
     async def ListOrganizations(  # noqa: N802
         self, request: organizations_pb.ListOrganizationsRequest, context: Any
     ) -> organizations_pb.ListOrganizationsResponse:
-        orgs, token = _page(
-            await self.provisioner.list_orgs(), request.page_size, request.page_token
-        )
+        orgs, token = page(await self.directory.list_orgs(), request.page_size, request.page_token)
         return organizations_pb.ListOrganizationsResponse(
             organizations=[_organization(o) for o in orgs], next_page_token=token
         )
@@ -218,7 +156,7 @@ class DefinitionServicer(definitions_grpc.DefinitionServiceServicer):
         self, request: definitions_pb.RegisterDefinitionRequest, context: Any
     ) -> definitions_pb.RegisterDefinitionResponse:
         record, created, warnings = await self.registry.register(
-            _org(context), _required(request.yaml, "yaml")
+            org_of(context), required(request.yaml, "yaml")
         )
         return definitions_pb.RegisterDefinitionResponse(
             definition=_definition(record),
@@ -230,22 +168,22 @@ class DefinitionServicer(definitions_grpc.DefinitionServiceServicer):
         self, request: definitions_pb.GetDefinitionRequest, context: Any
     ) -> definitions_pb.GetDefinitionResponse:
         record = await self.registry.get_registered(
-            _org(context), _required(request.name, "name"), request.version or None
+            org_of(context), required(request.name, "name"), request.version or None
         )
         return definitions_pb.GetDefinitionResponse(definition=_definition(record))
 
     async def ListDefinitions(  # noqa: N802
         self, request: definitions_pb.ListDefinitionsRequest, context: Any
     ) -> definitions_pb.ListDefinitionsResponse:
-        org = _org(context)
+        org = org_of(context)
         records = (
             await self.registry.versions(org, request.name)
             if request.name
             else await self.registry.latest(org)
         )
-        page, token = _page(records, request.page_size, request.page_token)
+        found, token = page(records, request.page_size, request.page_token)
         return definitions_pb.ListDefinitionsResponse(
-            definitions=[_definition(r) for r in page], next_page_token=token
+            definitions=[_definition(r) for r in found], next_page_token=token
         )
 
 
@@ -259,7 +197,7 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
     async def StartWorkflow(  # noqa: N802
         self, request: workflows_pb.StartWorkflowRequest, context: Any
     ) -> workflows_pb.StartWorkflowResponse:
-        org = _org(context)
+        org = org_of(context)
         which = request.WhichOneof("definition")
         if which == "definition_yaml":
             definition: Any = load_definition(request.definition_yaml, "<definition_yaml>")
@@ -301,28 +239,28 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
         self, request: workflows_pb.GetWorkflowRequest, context: Any
     ) -> workflows_pb.GetWorkflowResponse:
         status = await self.dispatcher.status(
-            _org(context), _required(request.workflow_id, "workflow_id"), request.run_id or None
+            org_of(context), required(request.workflow_id, "workflow_id"), request.run_id or None
         )
         return workflows_pb.GetWorkflowResponse(workflow=workflow_to_proto(status))
 
     async def ListWorkflows(  # noqa: N802
         self, request: workflows_pb.ListWorkflowsRequest, context: Any
     ) -> workflows_pb.ListWorkflowsResponse:
-        token = _token_bytes(request.page_token) if request.page_token else None
+        token = token_bytes(request.page_token) if request.page_token else None
         status = status_name(request.status)
         if status is None and request.status != resources_pb2.RUN_STATUS_UNSPECIFIED:
             raise FieldError("status", f"unknown run status {request.status}")
-        page = await self.dispatcher.list(
-            _org(context),
+        listed = await self.dispatcher.list(
+            org_of(context),
             status=status,
             definition=request.definition_name or None,
             query=request.query or None,
             include_children=request.include_children,
-            page_size=_page_size(request.page_size),
+            page_size=page_size(request.page_size),
             page_token=token,
         )
         workflows = []
-        for run in page.runs:
+        for run in listed.runs:
             summary = resources_pb2.WorkflowSummary(
                 workflow_id=run.workflow_id,
                 run_id=run.run_id,
@@ -338,7 +276,9 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
                 summary.close_time.CopyFrom(timestamp(run.close_time))
             workflows.append(summary)
         following = (
-            base64.urlsafe_b64encode(page.next_page_token).decode() if page.next_page_token else ""
+            base64.urlsafe_b64encode(listed.next_page_token).decode()
+            if listed.next_page_token
+            else ""
         )
         return workflows_pb.ListWorkflowsResponse(workflows=workflows, next_page_token=following)
 
@@ -349,8 +289,8 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
         if target is None:
             raise FieldError("target", "give action_id or step_id")
         advance = await self.dispatcher.submit_result(
-            _org(context),
-            _required(request.workflow_id, "workflow_id"),
+            org_of(context),
+            required(request.workflow_id, "workflow_id"),
             action_id=request.action_id or None,
             step_id=request.step_id or None,
             result=from_value(request.result),
@@ -368,7 +308,7 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
         self, request: workflows_pb.CancelWorkflowRequest, context: Any
     ) -> workflows_pb.CancelWorkflowResponse:
         await self.dispatcher.cancel(
-            _org(context), _required(request.workflow_id, "workflow_id"), request.reason
+            org_of(context), required(request.workflow_id, "workflow_id"), request.reason
         )
         return workflows_pb.CancelWorkflowResponse()
 
@@ -377,31 +317,31 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
     ) -> workflows_pb.UpdateTimeoutResponse:
         if not request.HasField("timeout"):
             raise FieldError("timeout", "is required")
-        seconds = _seconds(request.timeout, "timeout")
-        if seconds < 0:
-            raise FieldError("timeout", f"must not be negative, got {seconds:g}s")
+        delay = seconds(request.timeout, "timeout")
+        if delay < 0:
+            raise FieldError("timeout", f"must not be negative, got {delay:g}s")
         await self.dispatcher.update_timeout(
-            _org(context),
-            _required(request.workflow_id, "workflow_id"),
-            _required(request.step_id, "step_id"),
-            seconds,
+            org_of(context),
+            required(request.workflow_id, "workflow_id"),
+            required(request.step_id, "step_id"),
+            delay,
         )
         return workflows_pb.UpdateTimeoutResponse()
 
     async def ListPendingActions(  # noqa: N802
         self, request: workflows_pb.ListPendingActionsRequest, context: Any
     ) -> workflows_pb.ListPendingActionsResponse:
-        actions = await self.dispatcher.pending_actions(_org(context))
-        page, token = _page(actions, request.page_size, request.page_token)
+        actions = await self.dispatcher.pending_actions(org_of(context))
+        found, token = page(actions, request.page_size, request.page_token)
         return workflows_pb.ListPendingActionsResponse(
-            pending_actions=[action_to_proto(a) for a in page], next_page_token=token
+            pending_actions=[action_to_proto(a) for a in found], next_page_token=token
         )
 
     async def WatchWorkflow(  # noqa: N802
         self, request: workflows_pb.WatchWorkflowRequest, context: Any
     ) -> AsyncIterator[workflows_pb.WatchWorkflowResponse]:
-        workflow_id = _required(request.workflow_id, "workflow_id")
-        async for status in self.dispatcher.watch(_org(context), workflow_id):
+        workflow_id = required(request.workflow_id, "workflow_id")
+        async for status in self.dispatcher.watch(org_of(context), workflow_id):
             yield workflows_pb.WatchWorkflowResponse(workflow=workflow_to_proto(status))
 
     async def RetryWorkflow(  # noqa: N802
@@ -409,8 +349,8 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
     ) -> workflows_pb.RetryWorkflowResponse:
         from_start = request.mode == workflows_pb.RETRY_MODE_FROM_START
         run = await self.dispatcher.retry(
-            _org(context),
-            _required(request.workflow_id, "workflow_id"),
+            org_of(context),
+            required(request.workflow_id, "workflow_id"),
             run_id=request.run_id or None,
             from_start=from_start,
         )

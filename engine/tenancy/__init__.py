@@ -4,22 +4,23 @@ Every organization's runs live in its own Temporal namespace. A :class:`Namespac
 maps an org id to its namespace and endpoint (:class:`PrefixResolver`: prefix + id;
 :class:`MapResolver`: an explicit file, one endpoint and credentials per org if need be), a
 :class:`ClientPool` shares one connection per endpoint among the clients of all its
-namespaces, and a :class:`Provisioner` registers engine-tagged namespaces idempotently.
+namespaces, a :class:`Provisioner` registers engine-tagged namespaces idempotently, and an
+:class:`OrgDirectory` finds them (the worker pool's discovery).
 """
 
 from __future__ import annotations
 
 from engine.tenancy._clients import ClientPool
+from engine.tenancy._directory import ENGINE_TAG, Organization, OrgDirectory
 from engine.tenancy._errors import (
-    InvalidOrgIdError,
     NamespaceNotOwnedError,
     OrgNotFoundError,
     RateLimitedError,
     TemporalUnavailableError,
+    temporal_refusal,
 )
-from engine.tenancy._provision import ENGINE_TAG, Organization, Provisioner
+from engine.tenancy._provision import Provisioner
 from engine.tenancy._resolve import (
-    ORG_ID_PATTERN,
     Endpoint,
     MapResolver,
     NamespaceResolver,
@@ -27,20 +28,20 @@ from engine.tenancy._resolve import (
     PrefixResolver,
     TlsSettings,
     resolver_from_settings,
-    validate_org_id,
 )
+from engine.tenancy._router import OrgRouter
 
 __all__ = [
     "ENGINE_TAG",
-    "ORG_ID_PATTERN",
     "ClientPool",
     "Endpoint",
-    "InvalidOrgIdError",
     "MapResolver",
     "NamespaceNotOwnedError",
     "NamespaceResolver",
     "NamespaceTarget",
+    "OrgDirectory",
     "OrgNotFoundError",
+    "OrgRouter",
     "Organization",
     "PrefixResolver",
     "Provisioner",
@@ -48,5 +49,5 @@ __all__ = [
     "TemporalUnavailableError",
     "TlsSettings",
     "resolver_from_settings",
-    "validate_org_id",
+    "temporal_refusal",
 ]

@@ -1,25 +1,21 @@
-"""Errors of organizations and namespaces, each naming the org and namespace concerned."""
+"""Errors of organizations and namespaces, each naming the org and namespace concerned, and
+what Temporal's refusals mean for any call."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from temporalio.service import RPCError, RPCStatusCode
+
 from engine.errors import EngineError
 
 __all__ = [
-    "InvalidOrgIdError",
     "NamespaceNotOwnedError",
     "OrgNotFoundError",
     "RateLimitedError",
     "TemporalUnavailableError",
+    "temporal_refusal",
 ]
-
-
-class InvalidOrgIdError(EngineError):
-    """An org id that does not match ``^[a-z0-9][a-z0-9-]{0,62}$``."""
-
-    code: ClassVar[str] = "INVALID_ARGUMENT"
-    reason: ClassVar[str] = "INVALID_ORG_ID"
 
 
 class OrgNotFoundError(EngineError):
@@ -48,3 +44,25 @@ class RateLimitedError(EngineError):
 
     code: ClassVar[str] = "RESOURCE_EXHAUSTED"
     reason: ClassVar[str] = "RATE_LIMITED"
+
+
+def temporal_refusal(error: RPCError, where: str) -> EngineError | None:
+    """The engine's error for a refusal of Temporal that means the same for every call.
+
+    Temporal down or too slow (UNAVAILABLE, DEADLINE_EXCEEDED, or the client's own deadline,
+    which ends a call as CANCELLED "Timeout expired") is :class:`TemporalUnavailableError`;
+    RESOURCE_EXHAUSTED is :class:`RateLimitedError`. Anything else is the caller's to map
+    (None): what NOT_FOUND means, say, depends on what was asked for.
+
+    Args:
+        error: What Temporal answered.
+        where: What the call was about, for the message ("org 'acme' (namespace 'x')").
+    """
+    message = error.message or ""
+    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED) or (
+        error.status == RPCStatusCode.CANCELLED and "timeout" in message.lower()
+    ):
+        return TemporalUnavailableError(f"Temporal did not answer for {where}: {message}")
+    if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        return RateLimitedError(f"Temporal is rate limiting {where}: {message}")
+    return None

@@ -10,7 +10,6 @@ spans several endpoints).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Any, Final, Protocol
 
 import yaml
 
-from engine.tenancy._errors import InvalidOrgIdError, OrgNotFoundError
+from engine.context import ORG_ID_PATTERN, InvalidOrgIdError, validate_org_id
+from engine.tenancy._errors import OrgNotFoundError
 
 __all__ = [
-    "ORG_ID_PATTERN",
     "Endpoint",
     "MapResolver",
     "NamespaceResolver",
@@ -29,24 +28,7 @@ __all__ = [
     "PrefixResolver",
     "TlsSettings",
     "resolver_from_settings",
-    "validate_org_id",
 ]
-
-ORG_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def validate_org_id(org_id: object) -> str:
-    """Return ``org_id`` if it is a valid org id.
-
-    Raises:
-        InvalidOrgIdError: Naming the id and the rule, before Temporal is ever asked.
-    """
-    if not isinstance(org_id, str) or ORG_ID_PATTERN.fullmatch(org_id) is None:
-        raise InvalidOrgIdError(
-            f"invalid org id {org_id!r}: use 1 to 63 lowercase letters, digits and '-', "
-            "starting with a letter or digit"
-        )
-    return org_id
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,10 @@ Run:  .venv/bin/pytest tests/benchmarks/test_control_plane_bench.py --benchmark-
 Under ``--benchmark-disable`` (``make test``) every way of every operation runs once (a smoke
 test that still checks each answer) and the report skips.
 
-The stack is wired as ``engined serve`` wires it (see ``tests/tenancy/orgkit.py``): a
-:class:`PrefixResolver` with a prefix of this module's own, a shared :class:`ClientPool`, a
-:class:`WorkerPool` fed by the :class:`Provisioner`, a :class:`TemporalDispatcher` whose
-definitions come from a :class:`DefinitionRegistry`, and ``build_server`` on a free port,
-started in this process and called over a real ``grpc.aio`` channel with a bearer token.
+The stack is the engine's own, as ``engined serve`` builds it (see ``tests/tenancy/orgkit.py``):
+a :class:`PrefixResolver` with a prefix of this module's own, a worker pool, and the stack's
+control plane on a free port, started in this process and called over a real ``grpc.aio``
+channel with a bearer token.
 
 Each operation is done three ways in the same rounds:
 
@@ -77,7 +76,8 @@ from engine.api.v1 import (
 from engine.context import OrgContext
 from engine.definition import WorkflowDefinition
 from engine.dispatcher import DefinitionRef, DefinitionRegistry, StartedRun, TemporalDispatcher
-from engine.server import ControlPlane, TokenVerifier, build_server, issue_token
+from engine.identity import TokenVerifier, issue_token
+from engine.server import ControlPlane
 from engine.tenancy import Endpoint, PrefixResolver
 from engine.workflow import RunStart, WorkflowFactory
 from tests.benchmarks import _gate as gate
@@ -407,8 +407,7 @@ async def plane(temporal_server: DevServer) -> AsyncIterator[Plane]:
     server: ControlPlane | None = None
     try:
         dispatcher = tenancy.dispatcher
-        registry = DefinitionRegistry(dispatcher)
-        dispatcher.definitions = registry
+        registry = tenancy.registry
         org = tenancy.org(ORG_ID)
         # A new namespace can answer NOT_FOUND for a moment; registering again is a no-op.
         registered, _, _ = await eventually(
@@ -416,14 +415,7 @@ async def plane(temporal_server: DevServer) -> AsyncIterator[Plane]:
         )
         assert registered.workflow_type == WORKFLOW_TYPE
         definition = await registry.get(org, NAME, VERSION)
-        server = build_server(
-            dispatcher=dispatcher,
-            registry=registry,
-            provisioner=tenancy.provisioner,
-            verifier=TokenVerifier(SECRET),
-            resolver=resolver,
-            address="127.0.0.1:0",
-        )
+        server = tenancy.control_plane(TokenVerifier(SECRET), address="127.0.0.1:0")
         assert server.port > 0
         await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")

@@ -68,7 +68,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.context import OrgContext
 from engine.definition import WorkflowDefinition, load_definition
 from engine.dispatcher import StartedRun, TemporalDispatcher
-from engine.tenancy import ClientPool, Endpoint, OrgNotFoundError, PrefixResolver, Provisioner
+from engine.stack import Stack
+from engine.tenancy import ClientPool, Endpoint, OrgDirectory, OrgNotFoundError, PrefixResolver
 from engine.worker import WorkerOptions, WorkerPool
 from engine.workflow import EngineWorkflow, WorkflowFactory
 from tests.benchmarks import _gate as gate
@@ -230,16 +231,16 @@ class DispatchEnv:
 async def dispatch_env(temporal_server: DevServer) -> AsyncIterator[DispatchEnv]:
     """A namespace of its own on the session dev server, and a dispatcher that targets it."""
     resolver = PrefixResolver(Endpoint(temporal_server.address), DISPATCH_PREFIX)
-    clients = ClientPool()
-    organization = await Provisioner(resolver, clients).provision(DISPATCH_ORG)
-    dispatcher = TemporalDispatcher(resolver, clients, task_queue=UNPOLLED_QUEUE)
+    stack = Stack(resolver, task_queue=UNPOLLED_QUEUE)
+    clients, dispatcher = stack.clients, stack.dispatcher
+    organization = await stack.provisioner.provision(DISPATCH_ORG)
     org = OrgContext(DISPATCH_ORG, organization.namespace)
     client = await dispatcher.client(org)
     definition = load_definition(DISPATCH_YAML)
     # The first start also waits out the moment a new namespace is not yet known everywhere.
     await _retry_not_found(lambda: dispatcher.start(org, definition, DISPATCH_INPUTS))
     yield DispatchEnv(dispatcher, clients, resolver, org, client, definition)
-    await clients.close()
+    await stack.close()
 
 
 # --------------------------------------------------------------------------- 1. dispatch
@@ -506,7 +507,7 @@ class Fleet:
     server: DevServer
     resolver: PrefixResolver
     clients: ClientPool
-    provisioner: Provisioner
+    directory: OrgDirectory
     org_ids: list[str]
     provision_seconds: float
 
@@ -520,19 +521,19 @@ async def fleet(request: pytest.FixtureRequest) -> AsyncIterator[Fleet]:
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc (Linux) to read RSS and threads")
     server = await start_dev_server()
-    clients = ClientPool()
+    resolver = PrefixResolver(Endpoint(server.address), FLEET_PREFIX)
+    stack = Stack(resolver, retention=timedelta(days=1))
+    provisioner, clients = stack.provisioner, stack.clients
     try:
-        resolver = PrefixResolver(Endpoint(server.address), FLEET_PREFIX)
-        provisioner = Provisioner(resolver, clients, retention=timedelta(days=1))
         org_ids = [f"org-{i:03d}" for i in range(NAMESPACES)]
         began = time.perf_counter()
         organizations = await asyncio.gather(*(provisioner.provision(o) for o in org_ids))
         provision_seconds = time.perf_counter() - began
         assert sorted(o.org_id for o in organizations) == org_ids
         assert all(o.namespace == FLEET_PREFIX + o.org_id for o in organizations)
-        yield Fleet(server, resolver, clients, provisioner, org_ids, provision_seconds)
+        yield Fleet(server, resolver, clients, stack.directory, org_ids, provision_seconds)
     finally:
-        await clients.close()
+        await stack.close()
         server.stop()
 
 
@@ -625,7 +626,7 @@ async def test_serve_200_namespaces(benchmark: Any, fleet: Fleet) -> None:
     if benchmark.disabled:
         pytest.skip("benchmarks disabled")
     options = WorkerOptions()
-    pool = WorkerPool(fleet.provisioner.list_served, options=options)
+    pool = WorkerPool(fleet.directory.list_served, options=options)
     dispatcher = TemporalDispatcher(fleet.resolver, fleet.clients, task_queue=options.task_queue)
     definition = load_definition(TENANT_YAML)
     call = _caller(asyncio.get_running_loop())

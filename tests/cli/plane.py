@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from engine.context import OrgContext
 from engine.dispatcher import DefinitionRegistry
-from engine.server import ControlPlane, TokenVerifier, build_server, issue_token
+from engine.identity import TokenVerifier, issue_token
+from engine.server import ControlPlane
 from engine.tenancy import Endpoint, PrefixResolver
 from tests.tenancy.orgkit import Tenancy, open_tenancy, unique_prefix
 
@@ -52,26 +53,16 @@ class Plane:
 async def open_plane(temporal_address: str) -> AsyncIterator[Plane]:
     """Wire and start a control plane like ``engined`` does, with ``ORGS`` provisioned.
 
-    A resolver with a prefix of its own, shared clients, the worker pool the provisioner
-    feeds, the dispatcher with the definition registry, the token verifier, and
-    ``build_server`` on a free port.
+    The engine's stack over a resolver with a prefix of its own, with its worker pool, and its
+    control plane on a free port.
     """
     prefix = unique_prefix("cli")
     resolver = PrefixResolver(Endpoint(temporal_address), prefix)
     tenancy = await open_tenancy(resolver, orgs=ORGS)
-    registry = DefinitionRegistry(tenancy.dispatcher)
-    tenancy.dispatcher.definitions = registry
-    server = build_server(
-        dispatcher=tenancy.dispatcher,
-        registry=registry,
-        provisioner=tenancy.provisioner,
-        verifier=TokenVerifier(SECRET),
-        resolver=resolver,
-        address="127.0.0.1:0",
-    )
+    server = tenancy.control_plane(TokenVerifier(SECRET), address="127.0.0.1:0")
     try:
         await server.start()
-        yield Plane(f"127.0.0.1:{server.port}", prefix, server, tenancy, registry)
+        yield Plane(f"127.0.0.1:{server.port}", prefix, server, tenancy, tenancy.registry)
     finally:
         await server.stop(0)
         await tenancy.close()

@@ -18,7 +18,7 @@ import jwt
 import pytest
 
 from engine.definition import load_definition
-from engine.server import Claims, TokenVerifier, build_server
+from engine.identity import Claims, TokenVerifier
 from tests.cli.plane import SECRET, Ctl, Plane, Result
 from tests.cli.test_enginectl import (
     INVALID,
@@ -712,15 +712,8 @@ async def test_tls_with_the_ca_from_a_flag_or_the_environment(
     plane: Plane, ctl: Ctl, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     cert, key = _self_signed(tmp_path)
-    secure = build_server(
-        dispatcher=plane.tenancy.dispatcher,
-        registry=plane.registry,
-        provisioner=plane.tenancy.provisioner,
-        verifier=TokenVerifier(SECRET),
-        resolver=plane.tenancy.resolver,
-        address="127.0.0.1:0",
-        tls_cert=str(cert),
-        tls_key=str(key),
+    secure = plane.tenancy.control_plane(
+        TokenVerifier(SECRET), address="127.0.0.1:0", tls_cert=str(cert), tls_key=str(key)
     )
     await secure.start()
     address = f"127.0.0.1:{secure.port}"

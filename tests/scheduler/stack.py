@@ -1,11 +1,10 @@
 """A stack for the schedule tests: two orgs, their definitions, a Scheduler and a control plane.
 
 Kept apart from ``conftest.py`` so that test modules (and the scheduler benchmark) can import
-its names. Wired like ``engined`` wires it (see ``tests/tenancy/orgkit.py``): a resolver with a
-prefix of its own, shared clients, the worker pool the provisioner feeds (so schedule runs are
-executed), the dispatcher with the definition registry, and ``build_server`` (which builds its
-own Scheduler, as ``engined`` does) on a free port. The tests that drive the Scheduler directly
-get one on the same resolver, clients and registry.
+its names. Wired like ``engined`` wires it, by the engine's own stack (see
+``tests/tenancy/orgkit.py``): a resolver with a prefix of its own, with a worker pool (so
+schedule runs are executed), and its control plane on a free port. The tests that drive the
+Scheduler directly use the stack's.
 """
 
 from __future__ import annotations
@@ -23,8 +22,9 @@ from temporalio.service import RPCError
 from engine.api.v1 import schedule_service_pb2_grpc, workflow_service_pb2_grpc
 from engine.context import OrgContext
 from engine.dispatcher import DefinitionRegistry
+from engine.identity import TokenVerifier, issue_token
 from engine.scheduler import ScheduleNotFoundError, Scheduler
-from engine.server import ControlPlane, TokenVerifier, build_server, issue_token
+from engine.server import ControlPlane
 from engine.tenancy import Endpoint, PrefixResolver
 from tests.tenancy.orgkit import Tenancy, eventually, open_tenancy, unique_prefix
 
@@ -152,24 +152,12 @@ async def open_stack(temporal_address: str, tag: str = "sched") -> AsyncIterator
     channel: grpc.aio.Channel | None = None
     stack: Stack | None = None
     try:
-        registry = DefinitionRegistry(tenancy.dispatcher)
-        tenancy.dispatcher.definitions = registry
         for org_id in ORGS:
-            await register(registry, tenancy.org(org_id), (TICK, HOLD))
-        scheduler = Scheduler(
-            resolver, tenancy.clients, registry, task_queue=tenancy.dispatcher.factory.task_queue
-        )
-        server = build_server(
-            dispatcher=tenancy.dispatcher,
-            registry=registry,
-            provisioner=tenancy.provisioner,
-            verifier=TokenVerifier(SECRET),
-            resolver=resolver,
-            address="127.0.0.1:0",
-        )
+            await register(tenancy.registry, tenancy.org(org_id), (TICK, HOLD))
+        server = tenancy.control_plane(TokenVerifier(SECRET), address="127.0.0.1:0")
         await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
-        stack = Stack(tenancy, registry, scheduler, server, channel)
+        stack = Stack(tenancy, tenancy.registry, tenancy.scheduler, server, channel)
         yield stack
     finally:
         if stack is not None:

@@ -1,12 +1,10 @@
 """A running control plane for tests, wired like ``engined serve`` does it.
 
 Imported by the server tests (through ``tests/server/conftest.py``) and by the client tests of
-other languages. The stack is the real one: a :class:`~engine.tenancy.PrefixResolver` with a
-prefix of its own, a shared :class:`~engine.tenancy.ClientPool`, a
-:class:`~engine.worker.WorkerPool` that the :class:`~engine.tenancy.Provisioner` feeds, a
-:class:`~engine.dispatcher.TemporalDispatcher` whose definitions come from a
-:class:`~engine.dispatcher.DefinitionRegistry`, and ``build_server`` on a free port. Tests talk
-to it only over a real gRPC channel with the generated stubs (or none at all).
+other languages. The stack is the real one, the engine's :class:`~engine.stack.Stack` over a
+:class:`~engine.tenancy.PrefixResolver` with a prefix of its own, and its control plane on a
+free port. Tests talk to it only over a real gRPC channel with the generated stubs (or none at
+all).
 """
 
 from __future__ import annotations
@@ -31,11 +29,11 @@ from engine.api.v1 import (
     workflow_service_pb2_grpc,
 )
 from engine.context import OrgContext
-from engine.dispatcher import DefinitionRegistry, TemporalDispatcher
-from engine.server import ControlPlane, TokenVerifier, build_server, issue_token
-from engine.tenancy import ClientPool, Endpoint, PrefixResolver, Provisioner
-from engine.worker import WorkerPool
-from tests.tenancy.orgkit import TASK_QUEUE, eventually, unique_prefix, worker_options
+from engine.dispatcher import TemporalDispatcher
+from engine.identity import TokenVerifier, issue_token
+from engine.server import ControlPlane
+from engine.tenancy import Endpoint, PrefixResolver
+from tests.tenancy.orgkit import TASK_QUEUE, Tenancy, eventually, unique_prefix, worker_options
 
 __all__ = [
     "SECRET",
@@ -99,27 +97,19 @@ def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo:
     return detail(status, error_details_pb2.ErrorInfo)
 
 
-@dataclass
-class ServingStack:
-    """What one control-plane process holds: its own clients, dispatcher, registry, server."""
+class ServingStack(Tenancy):
+    """What one control-plane process holds: its stack and its started control plane."""
 
-    resolver: PrefixResolver
-    clients: ClientPool
-    provisioner: Provisioner
-    dispatcher: TemporalDispatcher
-    registry: DefinitionRegistry
     plane: ControlPlane
-    pool: WorkerPool | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.plane.port}"
 
     async def close(self) -> None:
-        await self.plane.stop(grace=1.0)
-        if self.pool is not None:
-            await self.pool.stop()
-        await self.clients.close()
+        if hasattr(self, "plane"):
+            await self.plane.stop(grace=1.0)
+        await super().close()
 
 
 async def open_stack(
@@ -135,30 +125,22 @@ async def open_stack(
     control-plane replica started with ``engined serve --no-worker`` does. ``verifier``
     defaults to HS256 with :data:`SECRET`; ``tls`` is (certificate file, key file).
     """
-    clients = ClientPool()
-    provisioner = Provisioner(resolver, clients)
-    pool = None
-    if workers:
-        pool = WorkerPool(provisioner.list_served, options=worker_options(), refresh_interval=None)
-        provisioner.workers = pool
-        await pool.start()
-    dispatcher = TemporalDispatcher(resolver, clients, task_queue=TASK_QUEUE)
-    registry = DefinitionRegistry(dispatcher)
-    dispatcher.definitions = registry
-    plane = build_server(
-        dispatcher=dispatcher,
-        registry=registry,
-        provisioner=provisioner,
-        verifier=verifier or TokenVerifier(SECRET),
-        resolver=resolver,
-        address="127.0.0.1:0",
-        tls_cert=tls[0] if tls else None,
-        tls_key=tls[1] if tls else None,
+    stack = ServingStack(
+        resolver,
+        task_queue=TASK_QUEUE,
+        workers=worker_options() if workers else None,
+        refresh_interval=None,
     )
-    stack = ServingStack(resolver, clients, provisioner, dispatcher, registry, plane, pool)
     try:
-        assert plane.port > 0
-        await plane.start()
+        await stack.start()
+        stack.plane = stack.control_plane(
+            verifier or TokenVerifier(SECRET),
+            address="127.0.0.1:0",
+            tls_cert=tls[0] if tls else None,
+            tls_key=tls[1] if tls else None,
+        )
+        assert stack.plane.port > 0
+        await stack.plane.start()
     except BaseException:
         await stack.close()
         raise

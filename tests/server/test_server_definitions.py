@@ -378,7 +378,8 @@ async def test_get_refuses_a_missing_or_malformed_name(
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == (
-        "invalid definition name 'Not A Name': use lowercase letters, digits and '-'"
+        "invalid definition name 'Not A Name': use lowercase letters, digits and '-', "
+        "starting with a letter or digit (at most 63 characters)"
     )
     assert error_info(status).reason == "INVALID_REQUEST"
 

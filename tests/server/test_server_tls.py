@@ -33,7 +33,7 @@ from engine.api.v1 import (
 from engine.api.v1 import (
     workflow_service_pb2_grpc as workflows_grpc,
 )
-from engine.server import TokenVerifier, issue_token
+from engine.identity import TokenVerifier, issue_token
 from engine.tenancy import Endpoint, PrefixResolver
 from tests.server.harness import (
     ControlPlaneKit,

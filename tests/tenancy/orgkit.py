@@ -1,8 +1,9 @@
-"""A tenancy stack for tests: resolver, shared clients, provisioner, worker pool, dispatcher.
+"""A tenancy stack for tests: the engine's own :class:`~engine.stack.Stack`, and helpers.
 
-Imported by the tests of tenancy, the worker pool and the dispatcher. Every module provisions
-its orgs under its own namespace prefix (:func:`unique_prefix`), so modules sharing the session
-dev server never see each other's orgs, and a pool's discovery finds only its module's orgs.
+Imported by the tests of tenancy, the worker pool, the dispatcher, the scheduler, the CLI and
+the server. Every module provisions its orgs under its own namespace prefix
+(:func:`unique_prefix`), so modules sharing the session dev server never see each other's orgs,
+and a pool's discovery finds only its module's orgs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from temporalio.client import Client
@@ -19,8 +19,9 @@ from temporalio.client import Client
 from engine.context import OrgContext
 from engine.definition import WorkflowDefinition, load_definition
 from engine.dispatcher import RunSummary, TemporalDispatcher
-from engine.tenancy import ClientPool, NamespaceResolver, Provisioner
-from engine.worker import WorkerOptions, WorkerPool
+from engine.stack import Stack
+from engine.tenancy import NamespaceResolver
+from engine.worker import WorkerOptions
 
 T = TypeVar("T")
 
@@ -79,15 +80,8 @@ def unique_prefix(tag: str) -> str:
     return f"t-{tag}-{uuid.uuid4().hex[:6]}-"
 
 
-@dataclass
-class Tenancy:
-    """Everything a control plane and a worker process hold, wired like ``engined`` does."""
-
-    resolver: NamespaceResolver
-    clients: ClientPool
-    provisioner: Provisioner
-    pool: WorkerPool
-    dispatcher: TemporalDispatcher
+class Tenancy(Stack):
+    """A stack with a worker pool, as ``engined`` builds it, and helpers to reach its orgs."""
 
     def org(self, org_id: str) -> OrgContext:
         """The org context the server's interceptor would build for ``org_id``."""
@@ -97,15 +91,9 @@ class Tenancy:
         """The (shared-connection) client of the org's namespace."""
         return await self.clients.client(self.resolver.resolve(org_id))
 
-    async def close(self) -> None:
-        await self.pool.stop()
-        await self.clients.close()
-
 
 def worker_options() -> WorkerOptions:
-    return WorkerOptions(
-        task_queue=TASK_QUEUE, workflow_task_threads=4, graceful_shutdown_seconds=2
-    )
+    return WorkerOptions(workflow_task_threads=4, graceful_shutdown_seconds=2)
 
 
 async def open_tenancy(
@@ -114,21 +102,20 @@ async def open_tenancy(
     orgs: Iterable[str] = (),
     refresh_interval: float | None = None,
     shard: Iterable[str] | None = None,
+    workers: bool = True,
 ) -> Tenancy:
-    """Start a worker pool and provision ``orgs`` (concurrently: each takes a second or two)."""
-    clients = ClientPool()
-    provisioner = Provisioner(resolver, clients)
-    pool = WorkerPool(
-        provisioner.list_served,
-        options=worker_options(),
+    """Start a stack (with its worker pool, unless ``workers`` is False) and provision ``orgs``
+    (concurrently: each takes a second or two)."""
+    tenancy = Tenancy(
+        resolver,
+        task_queue=TASK_QUEUE,
+        workers=worker_options() if workers else None,
         orgs=None if shard is None else frozenset(shard),
         refresh_interval=refresh_interval,
     )
-    provisioner.workers = pool
-    await pool.start()
-    tenancy = Tenancy(resolver, clients, provisioner, pool, TemporalDispatcher(resolver, clients))
     try:
-        await asyncio.gather(*(provisioner.provision(org_id) for org_id in orgs))
+        await tenancy.start()
+        await asyncio.gather(*(tenancy.provisioner.provision(org_id) for org_id in orgs))
     except BaseException:
         await tenancy.close()
         raise

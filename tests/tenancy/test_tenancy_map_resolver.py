@@ -18,10 +18,10 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.config import TenancySettings
+from engine.context import InvalidOrgIdError
 from engine.dispatcher import WorkflowNotFoundError
 from engine.tenancy import (
     Endpoint,
-    InvalidOrgIdError,
     MapResolver,
     NamespaceTarget,
     OrgNotFoundError,
@@ -93,7 +93,7 @@ async def test_each_org_runs_in_its_namespace_on_its_own_endpoint(
     with pytest.raises(WorkflowNotFoundError):
         await mapped.dispatcher.status(y, run_x.workflow_id)
 
-    orgs = {o.org_id: o for o in await mapped.provisioner.list_orgs()}
+    orgs = {o.org_id: o for o in await mapped.directory.list_orgs()}
     assert (orgs["x"].namespace, orgs["x"].address) == (x.namespace, first.address)
     assert (orgs["y"].namespace, orgs["y"].address) == (y.namespace, second.address)
     assert mapped.pool.served_orgs == ["x", "y"]

@@ -21,18 +21,14 @@ from temporalio.api.workflowservice.v1 import (
     RegisterNamespaceRequest,
 )
 
-from engine.context import OrgContext
-from engine.dispatcher import TemporalDispatcher
+from engine.context import InvalidOrgIdError, OrgContext, validate_org_id
+from engine.stack import Stack
 from engine.tenancy import (
     ENGINE_TAG,
-    ClientPool,
     Endpoint,
-    InvalidOrgIdError,
     NamespaceNotOwnedError,
     OrgNotFoundError,
     PrefixResolver,
-    Provisioner,
-    validate_org_id,
 )
 from engine.workflow import SEARCH_ATTRIBUTES
 from tests.helpers.devserver import DevServer, start_dev_server
@@ -66,7 +62,7 @@ async def _search_attributes(tenancy: Tenancy, namespace: str) -> set[str]:
 
 
 async def test_provisioning_twice_returns_the_existing_org(tenancy: Tenancy) -> None:
-    provisioner = tenancy.provisioner
+    provisioner, directory = tenancy.provisioner, tenancy.directory
     namespace = tenancy.resolver.resolve("idem").namespace
 
     first = await provisioner.provision("idem")
@@ -76,11 +72,11 @@ async def test_provisioning_twice_returns_the_existing_org(tenancy: Tenancy) -> 
     assert second.created is False
     assert first.namespace == second.namespace == namespace
     assert first.retention == second.retention == timedelta(days=3)
-    assert await provisioner.get("idem") == second
+    assert await directory.get("idem") == second
     described = await _describe(tenancy, namespace)
     assert described.namespace_info.data[ENGINE_TAG] == "idem"
     assert {key.name for key in SEARCH_ATTRIBUTES} <= await _search_attributes(tenancy, namespace)
-    assert "idem" in [org.org_id for org in await provisioner.list_orgs()]
+    assert "idem" in [org.org_id for org in await directory.list_orgs()]
 
 
 async def test_a_retention_given_at_provisioning_is_the_namespace_retention(
@@ -103,8 +99,8 @@ async def test_fifty_concurrent_provisions_all_succeed() -> None:
     server = await start_dev_server()
     try:
         resolver = PrefixResolver(Endpoint(server.address), "engine-")
-        clients = ClientPool()
-        provisioner = Provisioner(resolver, clients)
+        stack = Stack(resolver)
+        clients, provisioner, directory = stack.clients, stack.provisioner, stack.directory
         org_ids = [f"bulk-{i}" for i in range(45)] + ["bulk-raced"] * 5
 
         organizations = await asyncio.gather(*(provisioner.provision(o) for o in org_ids))
@@ -113,7 +109,7 @@ async def test_fifty_concurrent_provisions_all_succeed() -> None:
         created = Counter(o.org_id for o in organizations if o.created)
         assert created == Counter(dict.fromkeys(set(org_ids), 1))
         assert all(o.namespace == "engine-" + o.org_id for o in organizations)
-        assert set(org_ids) <= {o.org_id for o in await provisioner.list_orgs()}
+        assert set(org_ids) <= {o.org_id for o in await directory.list_orgs()}
         connection = await clients.connection(resolver.endpoint)
         listed = await asyncio.gather(
             *(
@@ -150,8 +146,8 @@ async def test_a_namespace_the_engine_did_not_register_is_refused(tenancy: Tenan
     # The refusal left the namespace as it was, and it is no org of the engine's.
     assert ENGINE_TAG not in (await _describe(tenancy, namespace)).namespace_info.data
     with pytest.raises(OrgNotFoundError, match=f"org 'foreign' not found .*'{namespace}'"):
-        await tenancy.provisioner.get("foreign")
-    assert "foreign" not in [o.org_id for o in await tenancy.provisioner.list_orgs()]
+        await tenancy.directory.get("foreign")
+    assert "foreign" not in [o.org_id for o in await tenancy.directory.list_orgs()]
     assert "foreign" not in tenancy.pool.served_orgs
 
 
@@ -169,9 +165,9 @@ async def test_a_namespace_tagged_for_another_org_is_refused(tenancy: Tenancy) -
     with pytest.raises(NamespaceNotOwnedError, match="is tagged for org 'someone-else'"):
         await tenancy.provisioner.provision("squatted")
     with pytest.raises(OrgNotFoundError):
-        await tenancy.provisioner.get("squatted")
+        await tenancy.directory.get("squatted")
     # Discovery does not hand it to a worker as either org.
-    listed = [o.org_id for o in await tenancy.provisioner.list_orgs()]
+    listed = [o.org_id for o in await tenancy.directory.list_orgs()]
     assert "squatted" not in listed
     assert "someone-else" not in listed
 
@@ -192,16 +188,14 @@ BAD_IDS = {
 @pytest.mark.parametrize("org_id", list(BAD_IDS.values()), ids=list(BAD_IDS))
 async def test_an_invalid_org_id_is_refused_before_temporal_is_asked(org_id: str) -> None:
     # Nothing listens at this address: any call to Temporal would fail as unavailable.
-    clients = ClientPool()
-    resolver = PrefixResolver(Endpoint("127.0.0.1:1"), "engine-")
-    provisioner = Provisioner(resolver, clients)
-    dispatcher = TemporalDispatcher(resolver, clients)
+    stack = Stack(PrefixResolver(Endpoint("127.0.0.1:1"), "engine-"))
+    provisioner, directory, dispatcher = stack.provisioner, stack.directory, stack.dispatcher
     org = OrgContext(org_id, "engine-" + org_id)
     rule = "use 1 to 63 lowercase letters, digits and '-', starting with a letter or digit"
 
     calls = {
         "provision": provisioner.provision(org_id),
-        "get": provisioner.get(org_id),
+        "get": directory.get(org_id),
         "start": dispatcher.start(org, QUICK),
         "status": dispatcher.status(org, "any"),
         "list": dispatcher.list(org),
@@ -213,7 +207,7 @@ async def test_an_invalid_org_id_is_refused_before_temporal_is_asked(org_id: str
         assert time.monotonic() - started < 0.5, name
         assert str(caught.value) == f"invalid org id {org_id!r}: {rule}", name
         assert caught.value.code == "INVALID_ARGUMENT"
-    assert clients.connection_count == 0
+    assert stack.clients.connection_count == 0
 
 
 @pytest.mark.parametrize("org_id", ["a", "0", "a-b", "acme-2", "a" * 63, "0-"])

@@ -3,7 +3,7 @@
 Usage: ``python tests/worker/pool_process.py ADDRESS PREFIX REFRESH_SECONDS``
 
 It shares nothing with the test process but the Temporal server: its own ClientPool, resolver,
-provisioner and pool, as a second ``engined worker`` would have. It prints one JSON line each
+stack with its worker pool, as a second ``engined worker`` would have. It prints one JSON line each
 time the set of served orgs changes (``{"pid": ..., "served": [...]}``), and when its stdin
 closes it stops the pool and prints what is left running (``{"stopped": true, ...}``).
 """
@@ -16,8 +16,9 @@ import os
 import sys
 import threading
 
-from engine.tenancy import ClientPool, Endpoint, PrefixResolver, Provisioner
-from engine.worker import WorkerOptions, WorkerPool
+from engine.stack import Stack
+from engine.tenancy import Endpoint, PrefixResolver
+from engine.worker import WorkerOptions
 
 
 def _say(**fields: object) -> None:
@@ -25,13 +26,14 @@ def _say(**fields: object) -> None:
 
 
 async def main(address: str, prefix: str, refresh: float) -> None:
-    provisioner = Provisioner(PrefixResolver(Endpoint(address), prefix), ClientPool())
-    pool = WorkerPool(
-        provisioner.list_served,
-        options=WorkerOptions(workflow_task_threads=2, graceful_shutdown_seconds=2),
+    stack = Stack(
+        PrefixResolver(Endpoint(address), prefix),
+        workers=WorkerOptions(workflow_task_threads=2, graceful_shutdown_seconds=2),
         refresh_interval=refresh,
     )
-    await pool.start()
+    pool = stack.pool
+    assert pool is not None
+    await stack.start()
     loop = asyncio.get_running_loop()
     stdin_closed = loop.run_in_executor(None, sys.stdin.read)
     reported: list[str] | None = None
@@ -40,7 +42,7 @@ async def main(address: str, prefix: str, refresh: float) -> None:
             reported = pool.served_orgs
             _say(served=reported)
         await asyncio.wait({stdin_closed}, timeout=0.05)
-    await pool.stop()
+    await stack.close()
     threads = sorted(t.name for t in threading.enumerate() if t.name.startswith("engine-"))
     _say(stopped=True, served=pool.served_orgs, threads=threads)
 

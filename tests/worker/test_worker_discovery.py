@@ -19,7 +19,7 @@ from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 
-from engine.tenancy import ENGINE_TAG, ClientPool, PrefixResolver, Provisioner
+from engine.tenancy import ENGINE_TAG, ClientPool, OrgDirectory, PrefixResolver
 from tests.helpers.devserver import DevServer
 from tests.tenancy.orgkit import QUICK, Tenancy
 
@@ -133,7 +133,7 @@ async def test_discovery_skips_an_org_whose_provisioning_has_not_finished(
             data={ENGINE_TAG: "half"},
         )
     )
-    discovery = Provisioner(sharded.resolver, ClientPool())
+    discovery = OrgDirectory(sharded.resolver, ClientPool())
 
     assert "half" in [o.org_id for o in await discovery.list_orgs()]
     assert "half" not in [s.org_id for s in await discovery.list_served()]

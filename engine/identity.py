@@ -1,8 +1,11 @@
-"""Bearer tokens: JWTs whose claims pin a caller to one organization.
+"""Identity: bearer tokens, JWTs whose claims pin a caller to one organization.
 
 Claims: ``org`` (the org id), ``roles`` (``admin`` may provision organizations), ``exp``
 (required: every token expires). Tokens are signed with HS256 and a shared secret, or with
 RS256/ES256 and verified with a configured public key.
+
+The control plane verifies tokens; ``engined dev`` and ``enginectl token create`` issue them.
+This module needs only PyJWT, so issuing a token loads nothing of the engine's stack.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from typing import ClassVar, Final
 
 import jwt
 
+from engine.context import InvalidOrgIdError, validate_org_id
 from engine.errors import EngineError
-from engine.tenancy import InvalidOrgIdError, validate_org_id
 
 __all__ = [
+    "ADMIN",
     "Claims",
     "PermissionDeniedError",
     "TokenVerifier",
@@ -26,6 +30,7 @@ __all__ = [
 ]
 
 ADMIN: Final = "admin"
+"""The role that may provision organizations."""
 _ASYMMETRIC: Final = frozenset({"RS256", "ES256"})
 
 

@@ -1,0 +1,180 @@
+"""The composition root: the whole engine of one process, built from settings.
+
+``engined dev``, ``engined serve`` and ``engined worker`` build their stack here, and so does
+every test kit, so the engine runs wired one way only. Each part is built once, in dependency
+order, and gets everything it needs through its constructor:
+
+=====================  ========================================================================
+part                   what it is
+=====================  ========================================================================
+``resolver``           org id -> namespace and endpoint (``engine.tenancy``)
+``clients``            one Temporal connection per endpoint, shared by all its namespaces
+``directory``          finds the engine's organizations; the worker pool's discovery
+``pool``               one interpreter worker per served namespace (absent without workers)
+``provisioner``        registers organizations, and has the pool serve each at once
+``registry``           the registered definitions of each organization
+``dispatcher``         starts, reads, lists and drives runs in the caller's namespace
+``scheduler``          schedules, on Temporal Schedules in the org's namespace
+=====================  ========================================================================
+
+The gRPC control plane on top (:meth:`Stack.control_plane`) is built when a process serves the
+API; a worker process does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from datetime import timedelta
+
+from engine.config import TemporalSettings, TenancySettings
+from engine.dispatcher import DefinitionRegistry, TemporalDispatcher
+from engine.identity import TokenVerifier
+from engine.scheduler import Scheduler
+from engine.server import ControlPlane, build_server
+from engine.tenancy import (
+    ClientPool,
+    NamespaceResolver,
+    OrgDirectory,
+    Provisioner,
+    resolver_from_settings,
+)
+from engine.worker import WorkerOptions, WorkerPool
+
+__all__ = ["Stack"]
+
+
+class Stack:
+    """Every part of the engine one process runs, built in dependency order.
+
+    Build it, then ``await stack.start()`` (or ``async with stack:``) to start the worker pool;
+    :meth:`close` stops it and forgets the connections.
+
+    Args:
+        resolver: Maps org ids to namespaces and endpoints.
+        task_queue: The interpreter's task queue in every namespace.
+        workers: Run a worker pool with these options (its task queue is ``task_queue``);
+            None for a control plane that leaves running workflows to other processes.
+        orgs: Serve only these orgs (None: every org found).
+        refresh_interval: Seconds between the pool's discoveries of new orgs (None: never).
+        retention: Retention of closed runs in namespaces provisioned from now on.
+        rpc_timeout: Bound on each Temporal call of the dispatcher and the registry.
+    """
+
+    def __init__(
+        self,
+        resolver: NamespaceResolver,
+        *,
+        task_queue: str = "engine",
+        workers: WorkerOptions | None = None,
+        orgs: Collection[str] | None = None,
+        refresh_interval: float | None = 30.0,
+        retention: timedelta = timedelta(days=3),
+        rpc_timeout: timedelta = timedelta(seconds=10),
+    ) -> None:
+        self.resolver = resolver
+        self.task_queue = task_queue
+        self.clients = ClientPool()
+        self.directory = OrgDirectory(resolver, self.clients)
+        self.pool = (
+            None
+            if workers is None
+            else WorkerPool(
+                self.directory.list_served,
+                options=dataclasses.replace(workers, task_queue=task_queue),
+                orgs=orgs,
+                refresh_interval=refresh_interval,
+            )
+        )
+        self.provisioner = Provisioner(self.directory, retention=retention, workers=self.pool)
+        self.registry = DefinitionRegistry(
+            resolver, self.clients, task_queue=task_queue, rpc_timeout=rpc_timeout
+        )
+        self.dispatcher = TemporalDispatcher(
+            resolver,
+            self.clients,
+            task_queue=task_queue,
+            definitions=self.registry,
+            rpc_timeout=rpc_timeout,
+        )
+        self.scheduler = Scheduler(resolver, self.clients, self.registry, task_queue=task_queue)
+
+    @classmethod
+    def from_settings(
+        cls,
+        temporal: TemporalSettings,
+        tenancy: TenancySettings,
+        *,
+        workers: WorkerOptions | None = None,
+        orgs: Collection[str] | None = None,
+        default_prefix: str = "",
+        environ: Mapping[str, str] | None = None,
+    ) -> Stack:
+        """The stack the settings describe (``TEMPORAL_*``, ``ENGINE_NAMESPACE_*``).
+
+        Args:
+            temporal: Where Temporal is, and the task queue.
+            tenancy: How orgs map to namespaces, and their retention.
+            workers: As for the constructor.
+            orgs: As for the constructor.
+            default_prefix: The namespace prefix when ``ENGINE_NAMESPACE_PREFIX`` is unset.
+            environ: Where the API keys a namespace map names by variable come from
+                (``tenancy.environ`` unless given).
+
+        Raises:
+            ValueError: The namespace map is malformed (its file and entry named).
+        """
+        prefix = tenancy.namespace_prefix
+        resolver = resolver_from_settings(
+            temporal.address,
+            default_prefix if prefix is None else prefix,
+            tenancy.namespace_map,
+            tenancy.environ if environ is None else environ,
+        )
+        return cls(
+            resolver,
+            task_queue=temporal.task_queue,
+            workers=workers,
+            orgs=orgs,
+            retention=timedelta(days=tenancy.retention_days),
+        )
+
+    async def start(self) -> None:
+        """Start the worker pool (if any): it serves every org found, then looks for more."""
+        if self.pool is not None:
+            await self.pool.start()
+
+    async def close(self) -> None:
+        """Stop the worker pool (in-flight tasks finish first) and forget the connections."""
+        if self.pool is not None:
+            await self.pool.stop()
+        await self.clients.close()
+
+    async def __aenter__(self) -> Stack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def control_plane(
+        self,
+        verifier: TokenVerifier,
+        *,
+        address: str = "127.0.0.1:50051",
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+    ) -> ControlPlane:
+        """The gRPC control plane over this stack, bound to ``address`` (not yet started)."""
+        return build_server(
+            dispatcher=self.dispatcher,
+            registry=self.registry,
+            scheduler=self.scheduler,
+            provisioner=self.provisioner,
+            directory=self.directory,
+            verifier=verifier,
+            resolver=self.resolver,
+            address=address,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
