@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -214,3 +215,41 @@ def test_launcher_script_runs_the_cli_and_passes_the_exit_status(write) -> None:
 def test_cmd_is_not_a_package() -> None:
     # `cmd` is also a standard-library module; an __init__.py here would shadow it.
     assert not (ROOT / "cmd" / "__init__.py").exists()
+
+
+_HEAVY = ("temporalio", "engine.workflow", "engine.dispatcher", "engine.server", "engine.stack")
+
+_IMPORTS_PROBE = """\
+import contextlib, io, json, sys
+from engine.cli import enginectl_main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    status = enginectl_main(sys.argv[1:])
+heavy = sorted({m.split(".")[0] if m.startswith("temporalio") else ".".join(m.split(".")[:2])
+                for m in sys.modules if m.startswith(%r)})
+print(json.dumps({"status": status, "heavy": heavy}))
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--address", "127.0.0.1:1", "--connect-timeout", "0.1", "ls"],
+        ["--address", "127.0.0.1:1", "--connect-timeout", "0.1", "schedule", "ls"],
+        ["--address", "127.0.0.1:1", "--connect-timeout", "0.1", "actions"],
+    ],
+    ids=["help", "ls", "schedule ls", "actions"],
+)
+def test_remote_commands_load_neither_temporal_nor_the_interpreter(argv: list[str]) -> None:
+    # What makes every call start slowly: Temporal's SDK and the engine's stack below the CLI.
+    probe = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_PROBE % (_HEAVY,), *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        check=True,
+    )
+    outcome = json.loads(probe.stdout)
+    assert outcome["status"] == (0 if argv == ["--help"] else 1)  # 1: nothing listens there
+    assert outcome["heavy"] == []

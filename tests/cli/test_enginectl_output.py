@@ -11,8 +11,9 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from engine.api.v1 import resources_pb2
 from engine.cli import enginectl_main
-from engine.cli._client import ClientSettings, read_env_file
-from engine.cli._output import RunFollower, action_summary, short_hash, table
+from engine.cli.enginectl._follow import RunFollower
+from engine.cli.enginectl._output import action_summary, short_hash, table
+from engine.config import ClientSettings, read_env_file
 
 
 def _struct(data: dict[str, object]) -> struct_pb2.Struct:
@@ -237,7 +238,7 @@ def test_token_create_prints_json_for_scripts(
     ],
 )
 def test_values_are_json_when_they_are_valid_json_else_strings(text: str, value: object) -> None:
-    from engine.cli._enginectl import _json_or_string
+    from engine.cli.enginectl._common import json_or_string as _json_or_string
 
     assert _json_or_string(text) == value
 

@@ -168,9 +168,16 @@ def test_recursive_alias_is_stopped() -> None:
 
 
 def test_deep_nesting_is_stopped_without_crashing() -> None:
+    # Rejected with one problem, located among the brackets and saying it is the nesting,
+    # and no crash. Which layer answers depends on the YAML library: the loader stops at 128
+    # levels ("nesting deeper than 128 levels", at the 128th bracket); libyaml, from PyYAML
+    # 6.0.4 on, stops first at a limit of its own ("exceeded maximum nesting depth").
     found = problems("a: " + "[" * 50_000 + "]" * 50_000 + "\n")
-    # The 128th bracket: with the top-level mapping, the 129th level.
-    assert found == [(1, 3 + 128, "nesting deeper than 128 levels")]
+    assert len(found) == 1
+    line, column, message = found[0]
+    assert line == 1
+    assert 3 < column <= 3 + 50_000
+    assert "nesting" in message
 
 
 def test_unsupported_tag() -> None:

@@ -198,7 +198,7 @@ def _incident_triage() -> Script:
 
 # -- release-notes -----------------------------------------------------------------------------
 
-PRS: Final = [
+PRS: Final[list[dict[str, Any]]] = [
     {"number": 11, "title": "Add search", "labels": ["feature"]},
     {"number": 12, "title": "Fix crash on start", "body": "Closes #9"},
     {"number": 13, "title": "Bump deps"},

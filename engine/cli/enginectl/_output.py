@@ -1,4 +1,4 @@
-"""What ``enginectl`` prints: aligned tables, JSON for scripts, and a run followed live.
+"""What ``enginectl`` prints: aligned tables, JSON for scripts, lines for a person.
 
 Everything here is a pure function of the API's messages (plus the stream a printer writes
 to), so the look of the output is testable without a server.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
@@ -16,11 +16,16 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from engine.api.v1 import resources_pb2
+from engine.wire import enum_name, from_struct, from_value, plain
 
 __all__ = [
-    "RunFollower",
+    "FAILED",
+    "TERMINAL",
+    "action_line",
     "action_summary",
+    "action_table",
     "action_type",
+    "advance_lines",
     "elapsed",
     "emit",
     "error_text",
@@ -81,28 +86,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
-def plain(value: Any) -> Any:
-    """JSON data with integral floats as ints (Struct carries every number as a double)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return value
-
-
-def struct_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """A Struct as a dict of JSON values."""
-    data: dict[str, Any] = plain(json_format.MessageToDict(struct))
-    return data
-
-
 def value_json(value: struct_pb2.Value) -> str:
     """A Value as compact JSON text ("null" when unset)."""
-    if value.WhichOneof("kind") is None:
-        return "null"
-    return _json(plain(json_format.MessageToDict(value)), quote=True)
+    return _json(from_value(value), quote=True)
 
 
 def _json(value: Any, *, quote: bool = False) -> str:
@@ -113,23 +99,19 @@ def _json(value: Any, *, quote: bool = False) -> str:
     return json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
-def _enum_name(name: str, prefix: str) -> str:
-    return name.removeprefix(prefix).lower() if not name.endswith("UNSPECIFIED") else ""
-
-
 def run_status(value: int) -> str:
     """``waiting`` for RUN_STATUS_WAITING; "" when unspecified."""
-    return _enum_name(resources_pb2.RunStatus.Name(value), "RUN_STATUS_")  # type: ignore[arg-type]
+    return enum_name(resources_pb2.RunStatus, value)
 
 
 def action_type(value: int) -> str:
     """``prompt`` for ACTION_TYPE_PROMPT, ``mcp_call`` for ACTION_TYPE_MCP_CALL."""
-    return _enum_name(resources_pb2.ActionType.Name(value), "ACTION_TYPE_")  # type: ignore[arg-type]
+    return enum_name(resources_pb2.ActionType, value)
 
 
 def outcome(value: int) -> str:
     """``completed`` for STEP_OUTCOME_COMPLETED; "" while the step runs."""
-    return _enum_name(resources_pb2.StepOutcome.Name(value), "STEP_OUTCOME_")  # type: ignore[arg-type]
+    return enum_name(resources_pb2.StepOutcome, value)
 
 
 def _datetime(stamp: timestamp_pb2.Timestamp) -> datetime:
@@ -183,7 +165,7 @@ def shorten(text: str, width: int) -> str:
 
 def action_summary(action: resources_pb2.PendingAction) -> str:
     """What the action asks for, in one line: the parameters that matter for its type."""
-    parameters = struct_dict(action.parameters)
+    parameters = from_struct(action.parameters)
     kind = action.type
     if kind == resources_pb2.ACTION_TYPE_SHELL:
         text = f"$ {parameters.get('command') or ''}"
@@ -208,110 +190,53 @@ def action_summary(action: resources_pb2.PendingAction) -> str:
     return _json(parameters)
 
 
-_STEP_WIDTH: Final = 20
-_TYPE_WIDTH: Final = 10
+def action_line(action: resources_pb2.PendingAction, workflow_id: str) -> str:
+    """``waiting: prompt approve [confirm] Deploy?  (action 1f2e..., in child run X)``."""
+    where = f"action {action.action_id}"
+    if action.workflow_id and action.workflow_id != workflow_id:
+        where += f" in {action.workflow_id}"
+    return (
+        f"waiting: {action_type(action.type)} {action.step_id} {action_summary(action)}  ({where})"
+    )
 
-ForeachProgress = Callable[[resources_pb2.Workflow, str], "tuple[int, int] | None"]
-"""``(done, total)`` items of a running foreach step of a run, when they can be found."""
 
-
-class RunFollower:
-    """Prints a run as it moves: each step as it ends, each action it waits for, the end.
-
-    Feed it every status of the run (``WatchWorkflow``'s stream) through :meth:`update`.
-
-    Args:
-        out: Where to print.
-        progress: Finds the items done and the total of a running foreach step.
-    """
-
-    def __init__(self, out: TextIO, progress: ForeachProgress | None = None) -> None:
-        self.out = out
-        self.progress = progress
-        self._steps_done: set[tuple[str, str]] = set()
-        self._running: set[tuple[str, str]] = set()
-        self._actions: set[str] = set()
-        self._waits: set[tuple[str, str]] = set()
-        self._progress: dict[str, tuple[int, int]] = {}
-        self.status: int = resources_pb2.RUN_STATUS_UNSPECIFIED
-
-    def _print(self, line: str) -> None:
-        emit(line, self.out)
-        self.out.flush()
-
-    def update(self, workflow: resources_pb2.Workflow) -> None:
-        """Print what changed since the last status."""
-        for record in workflow.history:
-            key = (record.step_id, record.start_time.ToJsonString())
-            if record.outcome != resources_pb2.STEP_OUTCOME_UNSPECIFIED:
-                if key not in self._steps_done:
-                    self._steps_done.add(key)
-                    self._print(self.step_line(record))
-            elif record.type == "foreach":
-                self._foreach(workflow, record, key)
-        for action in workflow.pending_actions:
-            if action.action_id not in self._actions:
-                self._actions.add(action.action_id)
-                self._print(self.action_line(action, workflow.workflow_id))
-        if workflow.HasField("waiting"):
-            wait = workflow.waiting
-            key = (wait.step_id, wait.until.ToJsonString())
-            if key not in self._waits:
-                self._waits.add(key)
-                line = f"waiting: timer {wait.step_id} until {local_time(wait, 'until')}"
-                self._print(line + (f": {wait.message}" if wait.message else ""))
-        self.status = workflow.status
-        if workflow.status in TERMINAL:
-            self._print(self.end_line(workflow))
-
-    def _foreach(
-        self,
-        workflow: resources_pb2.Workflow,
-        record: resources_pb2.StepRecord,
-        key: tuple[str, str],
-    ) -> None:
-        if key not in self._running:
-            self._running.add(key)
-            self._print(f"running: {record.step_id} (foreach)")
-        found = self.progress(workflow, record.step_id) if self.progress else None
-        if found is not None and found != self._progress.get(record.step_id):
-            self._progress[record.step_id] = found
-            done, total = found
-            self._print(f"{record.step_id}: {done}/{total} items")
-
-    @staticmethod
-    def step_line(record: resources_pb2.StepRecord) -> str:
-        """``  build               shell      completed  1.25s`` (and the error of a failure)."""
-        parts = [
-            "  " + record.step_id.ljust(_STEP_WIDTH),
-            (record.type or "").ljust(_TYPE_WIDTH),
-            outcome(record.outcome),
-        ]
-        took = elapsed(record, "start_time", "finish_time")
-        if took and record.outcome != resources_pb2.STEP_OUTCOME_SKIPPED:
-            parts.append(took)
-        if record.attempts > 1:
-            parts.append(f"({record.attempts} attempts)")
-        line = " ".join(parts[:2]) + " " + "  ".join(parts[2:])
-        if record.error:
-            line += f": {record.error}"
-        return line
-
-    @staticmethod
-    def action_line(action: resources_pb2.PendingAction, workflow_id: str) -> str:
-        """``waiting: prompt approve [confirm] Deploy?  (action 1f2e..., in child run X)``."""
-        where = f"action {action.action_id}"
-        if action.workflow_id and action.workflow_id != workflow_id:
-            where += f" in {action.workflow_id}"
-        return (
-            f"waiting: {action_type(action.type)} {action.step_id} "
-            f"{action_summary(action)}  ({where})"
+def action_table(actions: Sequence[resources_pb2.PendingAction]) -> list[str]:
+    """Pending actions as a table: run, step, type, id, when, what they ask for."""
+    rows = [
+        (
+            a.workflow_id,
+            a.step_id,
+            action_type(a.type),
+            a.action_id,
+            local_time(a, "create_time"),
+            shorten(action_summary(a), 70),
         )
+        for a in actions
+    ]
+    return table(("WORKFLOW", "STEP", "TYPE", "ACTION", "CREATED", "DETAILS"), rows)
 
-    @staticmethod
-    def end_line(workflow: resources_pb2.Workflow) -> str:
-        """``completed: result <json>``, ``failed: <error>`` or ``cancelled: <error>``."""
-        status = run_status(workflow.status)
-        if workflow.status == resources_pb2.RUN_STATUS_COMPLETED:
-            return f"{status}: result {value_json(workflow.result)}"
-        return f"{status}: {error_text(status, workflow.error)}"
+
+FAILED: Final = frozenset({resources_pb2.RUN_STATUS_FAILED, resources_pb2.RUN_STATUS_CANCELLED})
+
+
+def advance_lines(
+    workflow_id: str,
+    status: int,
+    current_step: str,
+    actions: Sequence[resources_pb2.PendingAction],
+    result: struct_pb2.Value,
+    error: str,
+) -> list[str]:
+    """Where a run is after a start or a submission, as lines for a person."""
+    name = run_status(status)
+    if status == resources_pb2.RUN_STATUS_COMPLETED:
+        return [f"completed: result {value_json(result)}"]
+    if status in FAILED:
+        return [f"{name}: {error_text(name, error)}"]
+    if not current_step:  # a start does not say: the steps its actions belong to do
+        current_step = ", ".join(dict.fromkeys(action.step_id for action in actions))
+    lines = []
+    if name:
+        lines.append(f"{name}" + (f" at step {current_step}" if current_step else ""))
+    lines.extend(action_line(action, workflow_id) for action in actions)
+    return lines

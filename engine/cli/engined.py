@@ -43,7 +43,7 @@ from engine.stack import Stack
 from engine.worker import WorkerOptions
 from engine.workflow import build_worker, ensure_search_attributes
 
-__all__ = ["engined_main", "temporal_cli"]
+__all__ = ["main", "temporal_cli"]
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -79,7 +79,7 @@ def _configure_logging(log_format: str) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
-def engined_main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run ``engined`` with the given arguments and return its exit status."""
     parser = argparse.ArgumentParser(prog="engined", description="The workflow engine daemon.")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")

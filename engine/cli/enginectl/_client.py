@@ -1,20 +1,16 @@
-"""The connection of ``enginectl`` to the control plane: settings, channel, calls and errors.
+"""The connection of ``enginectl`` to the control plane: channel, calls and errors.
 
-Where the settings come from, weakest first: ``.engine/dev.env`` (written by ``engined dev``;
-``ENGINE_HOME`` moves the directory), then the environment (``ENGINE_ADDRESS``,
-``ENGINE_TOKEN``, ``ENGINE_TLS_CA``), then the command-line flags, which win over everything.
-
-The client uses gRPC's synchronous API: a command makes a handful of calls one after the other,
+Where the address and the token come from is :class:`engine.config.ClientSettings`. The client
+uses gRPC's synchronous API: a command makes a handful of calls one after the other,
 and only ``run --follow`` reads a stream. Every failure becomes a :class:`CliError` with a
 message for a person (never a traceback).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import TypeVar, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -27,19 +23,9 @@ from engine.api.v1 import (
     schedule_service_pb2_grpc,
     workflow_service_pb2_grpc,
 )
+from engine.config import ClientSettings
 
-__all__ = [
-    "DEFAULT_ADDRESS",
-    "CallFailedError",
-    "CliError",
-    "ClientSettings",
-    "EngineClient",
-    "read_env_file",
-]
-
-DEFAULT_ADDRESS: Final = "127.0.0.1:50051"
-"""Where ``engined dev`` listens unless told otherwise (``ENGINE_LISTEN``)."""
-DEV_ENV_FILE: Final = "dev.env"
+__all__ = ["CallFailedError", "CliError", "EngineClient"]
 
 _Response = TypeVar("_Response", bound=Message)
 
@@ -85,80 +71,6 @@ class CallFailedError(CliError):
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return lines
-
-
-@dataclass(frozen=True)
-class ClientSettings:
-    """How to reach the control plane.
-
-    Attributes:
-        address: ``host:port`` of the gRPC listener.
-        token: The bearer token, if any.
-        tls: Whether to use TLS.
-        ca_file: PEM file of the CA to trust (TLS); the system's roots when None.
-        origin: Where the address came from, for error messages.
-    """
-
-    address: str = DEFAULT_ADDRESS
-    token: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    origin: str = "the default"
-
-    @classmethod
-    def resolve(
-        cls,
-        environ: Mapping[str, str],
-        home: Path,
-        *,
-        address: str | None = None,
-        token: str | None = None,
-        tls: bool = False,
-        ca_file: str | None = None,
-    ) -> ClientSettings:
-        """Combine ``home/dev.env``, the environment and the flags (strongest last)."""
-        dev_env = read_env_file(home / DEV_ENV_FILE)
-        layers: list[tuple[str, Mapping[str, str]]] = [
-            (str(home / DEV_ENV_FILE), dev_env),
-            ("ENGINE_ADDRESS", environ),
-        ]
-        settings: dict[str, Any] = {"origin": "the default"}
-        for origin, layer in layers:
-            if layer.get("ENGINE_ADDRESS"):
-                settings["address"] = layer["ENGINE_ADDRESS"]
-                settings["origin"] = origin
-            if layer.get("ENGINE_TOKEN"):
-                settings["token"] = layer["ENGINE_TOKEN"]
-            if layer.get("ENGINE_TLS_CA"):
-                settings["ca_file"] = layer["ENGINE_TLS_CA"]
-        if address:
-            settings["address"] = address
-            settings["origin"] = "--address"
-        if token:
-            settings["token"] = token
-        if ca_file:
-            settings["ca_file"] = ca_file
-        settings["tls"] = tls or bool(settings.get("ca_file"))
-        return cls(**settings)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines (blank lines, ``#`` comments and ``export`` allowed); {} if absent."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return {}
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
 
 
 class EngineClient:

@@ -1,0 +1,166 @@
+"""``validate`` (offline), ``apply`` and ``defs``: workflow definitions."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Final
+
+import grpc
+
+from engine.api.v1 import definition_service_pb2
+from engine.cli.enginectl._client import CallFailedError, EngineClient
+from engine.cli.enginectl._common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    Subcommands,
+    add_command,
+    collect,
+    json_output,
+    print_lines,
+)
+from engine.cli.enginectl._output import emit, local_time, print_json, short_hash, shorten, table
+
+__all__ = ["register"]
+
+_LOCATED: Final = re.compile(r"\d+:\d+: ")
+# Failures that concern one file of `apply`; anything else (no token, no server) stops it.
+_PER_FILE: Final = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    }
+)
+
+
+def register(commands: Subcommands) -> None:
+    """Add ``validate``, ``apply`` and ``defs``."""
+    validate = commands.add_parser(
+        "validate",
+        help="check workflow definition files offline",
+        description=(
+            "Check workflow definition files without a server. Prints 'OK name:version hash' "
+            "and any warnings for each valid file, or its problems as FILE:LINE:COL: message."
+        ),
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="a YAML definition file")
+    validate.set_defaults(handler=validate_files)
+
+    apply = add_command(
+        commands,
+        "apply",
+        apply_files,
+        "register workflow definition files",
+        "Register each file's definition. Prints 'registered name:version hash' or "
+        "'unchanged name:version', warnings as FILE:LINE:COL: warning: ..., and the problems "
+        "of an invalid file as FILE:LINE:COL: message.",
+    )
+    apply.add_argument("files", nargs="+", metavar="FILE", help="a YAML definition file")
+
+    defs = add_command(
+        commands,
+        "defs",
+        list_definitions,
+        "list registered definitions",
+        "List the latest version of each registered definition, or every version of NAME.",
+    )
+    defs.add_argument("name", nargs="?", metavar="NAME", help="list every version of this one")
+
+
+def validate_files(args: argparse.Namespace) -> int:
+    """``enginectl validate FILE...``: check definitions without a server."""
+    status = EXIT_OK
+    for path in args.files:
+        if not _validate_file(path):
+            status = EXIT_INVALID
+    return status
+
+
+def _validate_file(path: str) -> bool:
+    """Validate one file, print the outcome, and tell whether it is valid."""
+    from engine.definition import DefinitionError, load_definition_file
+
+    try:
+        definition = load_definition_file(path)
+    except DefinitionError as error:
+        for problem in error.problems:
+            print(problem)
+        return False
+    except OSError as error:
+        print(f"{path}: cannot read: {error.strerror or error}")
+        return False
+    except UnicodeDecodeError as error:
+        print(f"{path}: cannot read: not UTF-8 text ({error.reason} at byte {error.start})")
+        return False
+    print(f"OK {definition.name}:{definition.version} {definition.content_hash}")
+    for warning in definition.warnings:
+        print(warning)
+    return True
+
+
+def apply_files(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl apply FILE...``: register definitions."""
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            emit(f"{path}: cannot read: {error.strerror or error}")
+            status = EXIT_INVALID
+            continue
+        except UnicodeDecodeError as error:
+            emit(f"{path}: cannot read: not UTF-8 text ({error.reason} at byte {error.start})")
+            status = EXIT_INVALID
+            continue
+        request = definition_service_pb2.RegisterDefinitionRequest(yaml=text)
+        try:
+            response = client.call(client.definitions.RegisterDefinition, request)
+        except CallFailedError as failure:
+            if failure.code not in _PER_FILE:
+                raise
+            status = EXIT_INVALID
+            if failure.code == grpc.StatusCode.INVALID_ARGUMENT and failure.violations:
+                for field, description in failure.violations:
+                    located = _LOCATED.match(description)
+                    emit(f"{path}:{description}" if located else f"{path}: {field}: {description}")
+            else:
+                emit(f"{path}: {failure.code.name}: {failure.message}")
+            continue
+        if json_output(args):
+            print_json(response, sys.stdout)
+            continue
+        definition = response.definition
+        if response.created:
+            emit(f"registered {definition.name}:{definition.version} {definition.content_hash}")
+        else:
+            emit(f"unchanged {definition.name}:{definition.version}")
+        for warning in response.warnings:
+            emit(f"{path}:{warning.line}:{warning.column}: warning: {warning.message}")
+    return status
+
+
+def list_definitions(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl defs [NAME]``: the latest of each definition, or every version of one."""
+    request = definition_service_pb2.ListDefinitionsRequest(name=args.name or "")
+    found, _ = collect(client, client.definitions.ListDefinitions, request, "definitions")
+    if json_output(args):
+        print_json(definition_service_pb2.ListDefinitionsResponse(definitions=found), sys.stdout)
+        return EXIT_OK
+    if not found:
+        emit(f"no definition named {args.name!r}" if args.name else "no definitions registered")
+        return EXIT_OK
+    rows = [
+        (
+            d.name,
+            str(d.version),
+            short_hash(d.content_hash),
+            local_time(d, "create_time"),
+            shorten(d.description, 60),
+        )
+        for d in found
+    ]
+    print_lines(table(("NAME", "VERSION", "HASH", "REGISTERED", "DESCRIPTION"), rows))
+    return EXIT_OK

@@ -1,0 +1,81 @@
+"""``org create`` and ``org ls``: organizations (admin)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+
+from google.protobuf import duration_pb2
+
+from engine.api.v1 import organization_service_pb2, resources_pb2
+from engine.cli.enginectl._client import EngineClient
+from engine.cli.enginectl._common import (
+    EXIT_OK,
+    Subcommands,
+    add_command,
+    collect,
+    json_output,
+    positive_int,
+    print_lines,
+)
+from engine.cli.enginectl._output import emit, print_json, table
+
+__all__ = ["register"]
+
+
+def register(commands: Subcommands) -> None:
+    """Add ``org`` and its commands."""
+    org = commands.add_parser(
+        "org", help="manage organizations (admin)", description="Manage organizations."
+    )
+    org_commands = org.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    create = add_command(
+        org_commands,
+        "create",
+        create_org,
+        "create an organization",
+        "Provision an organization.",
+    )
+    create.add_argument("org_id", metavar="ORG", help="the org id")
+    create.add_argument(
+        "--retention-days", type=positive_int, metavar="N", help="days closed runs are kept"
+    )
+    add_command(org_commands, "ls", list_orgs, "list organizations", "List organizations.")
+
+
+def _row(org: resources_pb2.Organization) -> tuple[str, str, str, str]:
+    days = org.retention.ToTimedelta() / timedelta(days=1)
+    retention = f"{days:g}d" if org.HasField("retention") else ""
+    return org.org_id, org.namespace, org.address, retention
+
+
+def create_org(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl org create ORG``: provision an organization (idempotent)."""
+    request = organization_service_pb2.CreateOrganizationRequest(org_id=args.org_id)
+    if args.retention_days:
+        request.retention.CopyFrom(duration_pb2.Duration(seconds=args.retention_days * 86400))
+    response = client.call(client.organizations.CreateOrganization, request)
+    if json_output(args):
+        print_json(response, sys.stdout)
+        return EXIT_OK
+    org_id, namespace, address, retention = _row(response.organization)
+    verb = "created" if response.created else "exists"
+    emit(f"{verb} {org_id}: namespace {namespace} at {address}, retention {retention}")
+    return EXIT_OK
+
+
+def list_orgs(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl org ls``: every organization."""
+    request = organization_service_pb2.ListOrganizationsRequest()
+    found, _ = collect(client, client.organizations.ListOrganizations, request, "organizations")
+    if json_output(args):
+        print_json(
+            organization_service_pb2.ListOrganizationsResponse(organizations=found), sys.stdout
+        )
+        return EXIT_OK
+    if not found:
+        emit("no organizations")
+        return EXIT_OK
+    print_lines(table(("ORG", "NAMESPACE", "ADDRESS", "RETENTION"), [_row(o) for o in found]))
+    return EXIT_OK

@@ -1,0 +1,99 @@
+"""``token create``: sign a token locally (no server needed)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Final
+
+from engine.cli.enginectl._client import CliError
+from engine.cli.enginectl._common import EXIT_OK, Subcommands, add_output_option, json_output
+from engine.cli.enginectl._output import emit, print_json
+from engine.config import ServerSettings
+from engine.errors import EngineError
+
+__all__ = ["SECRET_FILE", "register"]
+
+SECRET_FILE: Final = "secret"
+"""The HS256 secret ``engined dev`` keeps in its home directory (``.engine/secret``)."""
+
+
+def register(commands: Subcommands) -> None:
+    """Add ``token`` and its commands."""
+    token = commands.add_parser("token", help="issue tokens", description="Issue bearer tokens.")
+    token_commands = token.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    create = token_commands.add_parser(
+        "create",
+        help="sign a token for an organization",
+        description="Sign an HS256 token with ENGINE_TOKEN_SECRET, --secret, or the secret "
+        "'engined dev' keeps in .engine/secret, and print it.",
+    )
+    add_output_option(create, top=False)
+    create.set_defaults(handler=create_token)
+    create.add_argument("--org", required=True, help="the org the token speaks for")
+    create.add_argument("--admin", action="store_true", help="grant the admin role")
+    create.add_argument(
+        "--ttl",
+        type=_ttl,
+        default=3600,
+        metavar="TTL",
+        help="lifetime: seconds or a duration such as 15m, 1h, 7d (default 1h)",
+    )
+    create.add_argument("--secret", help="the HS256 secret")
+
+
+def _ttl(text: str) -> int:
+    """Seconds (``3600``) or a duration (``1h``, ``15m``, ``7d``) as whole seconds."""
+    if text.isdigit():
+        seconds = int(text)
+    else:
+        from engine.definition import parse_duration  # the definition language: only here
+
+        try:
+            seconds = int(parse_duration(text).total_seconds())
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least one second, got {text!r}")
+    return seconds
+
+
+def _secret(args: argparse.Namespace) -> str:
+    if args.secret:
+        return str(args.secret)
+    settings = ServerSettings.from_env()
+    if settings.token_secret:
+        return settings.token_secret
+    path = Path(settings.home) / SECRET_FILE
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        secret = ""
+    except (OSError, UnicodeDecodeError) as error:
+        raise CliError(f"cannot read the token secret {path}: {error}") from None
+    if not secret:
+        raise CliError(
+            f"no token secret: set ENGINE_TOKEN_SECRET, pass --secret, or run 'engined dev' "
+            f"(it keeps one in {path})"
+        )
+    return secret
+
+
+def create_token(args: argparse.Namespace) -> int:
+    """``enginectl token create --org ORG``: sign a token and print it."""
+    from engine.identity import issue_token  # PyJWT: only for this command
+
+    secret = _secret(args)
+    roles = ["admin"] if args.admin else []
+    try:
+        token = issue_token(secret, args.org, roles=roles, ttl_seconds=args.ttl)
+    except (EngineError, ValueError) as error:
+        raise CliError(str(error)) from None
+    if json_output(args):
+        print_json(
+            {"token": token, "org": args.org, "roles": roles, "ttl_seconds": args.ttl}, sys.stdout
+        )
+    else:
+        emit(token)
+    return EXIT_OK
