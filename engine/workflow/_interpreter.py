@@ -15,6 +15,10 @@ the way the SDK's worker composes its own:
 - :class:`~engine.workflow._compensation.Compensations`: what to undo if it fails;
 - :class:`~engine.workflow._budget.PayloadBudget`: the sizes that keep its status under 2 MiB.
 
+The module is a little over 500 lines because of this docstring: the class itself is about 400,
+the handlers and the sequencing that must be read together (an update waits for what the
+sequencing does next).
+
 Determinism. Everything here is replayed from history: time comes from ``workflow.now()``, ids
 from ``workflow.uuid4()``, and waiting from ``workflow.wait_condition`` (durable timers). Workers
 pass ``engine.workflow`` through the sandbox (it is imported once per process, so it keeps no
