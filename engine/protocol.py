@@ -16,31 +16,42 @@ from __future__ import annotations
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
 __all__ = [
+    "ACTION_ACTIVITY",
+    "ACTION_FAILED",
+    "ACTION_RELEASED",
     "AWAIT_SUSPENSION",
     "CANCEL_WORKFLOW",
+    "DEFAULT_LEASE",
+    "GET_CHANGES",
     "GET_STATUS",
+    "INBOX_MEMO",
     "REPORT_ACTIONS",
     "RUN_STATES",
     "SIGNALS",
     "SUBMIT_RESULT",
     "UPDATE_TIMEOUT",
     "Advance",
+    "Changes",
     "DefinitionInfo",
     "HistoryEntry",
     "ItemError",
     "PendingAction",
+    "RunChange",
     "RunState",
     "RunStatus",
     "StepOutcome",
     "StepRecord",
     "Submission",
     "WaitingInfo",
+    "action_queue",
 ]
 
 # -- the names a run answers to ---------------------------------------------------------------
 
 GET_STATUS: Final = "get_status"
 """Query: the run's :class:`RunStatus`."""
+GET_CHANGES: Final = "get_changes"
+"""Query (argument: a version): the run's :class:`Changes` since that version."""
 SUBMIT_RESULT: Final = "submit_result"
 """Update (answers an :class:`Advance`) and signal (fire-and-forget): a :class:`Submission`."""
 AWAIT_SUSPENSION: Final = "await_suspension"
@@ -54,6 +65,41 @@ REPORT_ACTIONS: Final = "report_actions"
 
 SIGNALS: Final = frozenset({SUBMIT_RESULT, CANCEL_WORKFLOW, UPDATE_TIMEOUT})
 """The signals a caller may send to a run."""
+
+# -- executors --------------------------------------------------------------------------------
+#
+# Each pending action is also a Temporal activity task, on a task queue of the run's namespace
+# named after the action's type (and a delegate's agent). Executors claim it through the
+# control plane, which polls that queue for them: Temporal's matching service then gives one
+# action to one executor at a time, a lease (the activity's heartbeat timeout) and redelivery
+# when a lease expires. No worker of the engine executes these activities.
+
+ACTION_ACTIVITY: Final = "engine.action"
+"""The activity type of every pending action; its input is the :class:`PendingAction`."""
+ACTION_FAILED: Final = "ActionFailed"
+"""The error type with which an executor reports that it could not perform an action (not
+retried by Temporal: the step's ``on_error`` decides)."""
+ACTION_RELEASED: Final = "ActionReleased"
+"""The error type with which the control plane gives back an action it polled for an executor
+that stopped waiting. Temporal offers it again under the retry policy; when that was its last
+delivery, the run offers it afresh (a release is no executor's failure)."""
+DEFAULT_LEASE: Final = 60.0
+"""Seconds an executor may go without a heartbeat before its action is given to another."""
+INBOX_MEMO: Final = "engine_actions"
+"""The memo key under which a waiting run keeps its own pending actions: the inbox lists runs
+through visibility and reads their actions from there, without a query per run."""
+
+
+def action_queue(task_queue: str, action_type: str, agent: str | None = None) -> str:
+    """The task queue of actions of a type (and, for ``delegate``, of an agent).
+
+    ``engine/shell``, ``engine/prompt``, ``engine/delegate/@reviewer``: the interpreter's own
+    task queue, then the routing.
+    """
+    if action_type == "delegate" and agent:
+        return f"{task_queue}/delegate/{agent}"
+    return f"{task_queue}/{action_type}"
+
 
 # -- vocabularies -----------------------------------------------------------------------------
 
@@ -84,6 +130,8 @@ class PendingAction(TypedDict):
         workflow_id: The run that owns it (a foreach item's run for a step inside a foreach).
         run_id: That run's run id.
         state: The state keys named by the step's ``needs_state``, when it names any.
+        truncated: In the inbox only: the parameters and state were too large to list and are
+            left out (``GetWorkflow`` has them).
     """
 
     action_id: str
@@ -97,6 +145,7 @@ class PendingAction(TypedDict):
     workflow_id: str
     run_id: str
     state: NotRequired[dict[str, Any]]
+    truncated: NotRequired[bool]
 
 
 class HistoryEntry(TypedDict):
@@ -183,6 +232,7 @@ class RunStatus(TypedDict):
         error: Why it failed or was cancelled.
         started_at: When its first run started (ISO-8601).
         continued: How many times it continued as new.
+        version: How many times the status changed in this run (see :data:`GET_CHANGES`).
     """
 
     workflow_id: str
@@ -201,6 +251,42 @@ class RunStatus(TypedDict):
     error: str | None
     started_at: str
     continued: int
+    version: NotRequired[int]
+
+
+class RunChange(TypedDict):
+    """The run as it was right after one change of its status.
+
+    Attributes:
+        version: The change's number (the status's ``version`` then).
+        status: Where the run was.
+        current_step: The step it was at.
+        waiting: The ``wait`` step in progress, if any.
+        pending_actions: The actions it waited for, those of its foreach items included.
+        history_length: How many entries its step history had.
+    """
+
+    version: int
+    status: RunState
+    current_step: str | None
+    waiting: WaitingInfo | None
+    pending_actions: list[PendingAction]
+    history_length: int
+
+
+class Changes(TypedDict):
+    """The answer of :data:`GET_CHANGES`: every change since a version, then the status now.
+
+    Attributes:
+        changes: The changes after the version asked for, oldest first (the run keeps its
+            recent ones only).
+        complete: False when changes after that version were no longer kept.
+        status: The run's status now (``version`` is the last change's).
+    """
+
+    changes: list[RunChange]
+    complete: bool
+    status: RunStatus
 
 
 class Advance(TypedDict):

@@ -13,20 +13,25 @@ signals ``submit_result``, ``cancel_workflow`` and ``update_timeout``, and the q
 
 from __future__ import annotations
 
-from engine.workflow._actions import ResultRejectedError
+from engine.workflow._actions import ResultRejectedError, result_shape_error
 from engine.workflow._factory import RunStart, WorkflowFactory, get_workflow_status, start_workflow
 from engine.workflow._interpreter import EngineWorkflow
 from engine.workflow._registry import (
+    GET_VERSION,
+    LIST_VERSIONS,
     REGISTRY_WORKFLOW_TYPE,
     DefinitionRegistryWorkflow,
     RegistryInput,
     registry_workflow_id,
 )
 from engine.workflow._search import (
+    ENGINE_ACTION_TYPE,
+    ENGINE_AGENT,
     ENGINE_DEFINITION,
     ENGINE_ORG,
     ENGINE_STATUS,
     ENGINE_STEP,
+    PROVISIONED,
     SEARCH_ATTRIBUTES,
     ensure_search_attributes,
     search_attributes,
@@ -37,13 +42,18 @@ from engine.workflow._worker import PASSTHROUGH_MODULES, build_worker, sandbox_r
 
 __all__ = [
     "ACTION_STEP_TYPES",
+    "ENGINE_ACTION_TYPE",
+    "ENGINE_AGENT",
     "ENGINE_DEFINITION",
     "ENGINE_ORG",
     "ENGINE_STATUS",
     "ENGINE_STEP",
     "EXECUTORS",
+    "GET_VERSION",
+    "LIST_VERSIONS",
     "PASSTHROUGH_MODULES",
     "PAYLOAD_LIMIT",
+    "PROVISIONED",
     "REGISTRY_WORKFLOW_TYPE",
     "SEARCH_ATTRIBUTES",
     "DefinitionRegistryWorkflow",
@@ -57,6 +67,7 @@ __all__ = [
     "ensure_search_attributes",
     "get_workflow_status",
     "registry_workflow_id",
+    "result_shape_error",
     "sandbox_runner",
     "search_attributes",
     "start_workflow",

@@ -7,6 +7,7 @@ decide, before anything is written to history, whether that result fits a waitin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,10 +16,19 @@ from typing import Any, Final
 from engine.expr import json_equal
 from engine.protocol import PendingAction
 
-__all__ = ["Action", "OpenActions", "ResultRejectedError", "check_result"]
+__all__ = [
+    "Action",
+    "OpenActions",
+    "ResultRejectedError",
+    "check_result",
+    "inbox_entry",
+    "result_shape_error",
+]
 
 ANSWERED_KEPT: Final = 500
 """Answered action ids remembered, to tell a duplicate from an unknown id."""
+INBOX_DETAIL_KEPT: Final = 4096
+"""Most bytes of an action's parameters and state (as JSON) that its inbox entry carries."""
 
 
 class ResultRejectedError(ValueError):
@@ -166,6 +176,10 @@ class OpenActions:
         else:
             action.result = check_result(action, submission.get("result"))
         action.resolved = True
+        self.note_answered(action)
+
+    def note_answered(self, action: Action) -> None:
+        """Remember that ``action`` was answered (a later submission is a duplicate)."""
         self.answered[action.action_id] = action.step_id
         if len(self.answered) > ANSWERED_KEPT:
             del self.answered[next(iter(self.answered))]
@@ -180,10 +194,27 @@ def check_result(action: Action, result: Any) -> Any:
     Raises:
         ResultRejectedError: With a message that names what is wrong.
     """
-    if action.type == "shell":
+    return _checked(action.type, action.parameters, result)
+
+
+def result_shape_error(action_type: str, parameters: dict[str, Any], result: Any) -> str | None:
+    """What is wrong with ``result`` for an action of this type and parameters (None: nothing).
+
+    The control plane checks an executor's result with this before anything is written; a
+    prompt's check reads ``prompt_type`` and ``options`` of its parameters.
+    """
+    try:
+        _checked(action_type, parameters, result)
+    except ResultRejectedError as rejected:
+        return str(rejected)
+    return None
+
+
+def _checked(action_type: str, parameters: dict[str, Any], result: Any) -> Any:
+    if action_type == "shell":
         return _shell_result(result)
-    if action.type == "prompt":
-        return _prompt_result(action.parameters, result)
+    if action_type == "prompt":
+        return _prompt_result(parameters, result)
     return result
 
 
@@ -239,3 +270,18 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     return type(value).__name__ if isinstance(value, dict | list) else str(value)
+
+
+def inbox_entry(action: PendingAction) -> PendingAction:
+    """The action as the inbox carries it: whole, unless its parameters and state are large.
+
+    The inbox reads actions from the runs' memos (one visibility call per page); a memo is
+    copied into visibility at every change, so it stays small. A large action's entry leaves
+    out its parameters and state and says so (``truncated``): ``GetWorkflow`` has them.
+    """
+    detail = {"parameters": action["parameters"], "state": action.get("state")}
+    if len(json.dumps(detail, separators=(",", ":"))) <= INBOX_DETAIL_KEPT:
+        return action
+    entry: PendingAction = {**action, "parameters": {}, "truncated": True}
+    entry.pop("state", None)
+    return entry

@@ -44,10 +44,16 @@ class WorkflowFactory:
 
     One interpreter serves every definition: a run's input carries the definition's
     canonical JSON and hash, so new definitions and versions need no worker restart.
+
+    Args:
+        task_queue: The interpreter's task queue.
+        lease: Seconds an executor may hold an action of these runs without a heartbeat
+            (None: the interpreter's default).
     """
 
-    def __init__(self, task_queue: str = "engine") -> None:
+    def __init__(self, task_queue: str = "engine", *, lease: float | None = None) -> None:
         self.task_queue = task_queue
+        self.lease = lease
 
     def prepare(
         self,
@@ -67,6 +73,7 @@ class WorkflowFactory:
             definition_hash=definition.content_hash,
             inputs=validated,
             org=org.to_json(),
+            lease=self.lease,
         )
         return RunStart(
             workflow_type=definition.workflow_type,

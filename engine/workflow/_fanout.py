@@ -70,6 +70,7 @@ class ItemRuns:
             inputs=parent.inputs,
             org=parent.org,
             scope={"foreach": step.id, "vars": variables, "state": state},
+            lease=parent.lease,
         )
         child_id = self.child_id(step, index, attempt)
         # Known before it starts: its first report may come with the news that it started.

@@ -67,6 +67,7 @@ stopped with its state intact.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -89,17 +90,22 @@ from engine.expr import ExpressionError
 from engine.protocol import (
     AWAIT_SUSPENSION,
     CANCEL_WORKFLOW,
+    DEFAULT_LEASE,
+    GET_CHANGES,
     GET_STATUS,
+    INBOX_MEMO,
     REPORT_ACTIONS,
     SUBMIT_RESULT,
     UPDATE_TIMEOUT,
     Advance,
+    Changes,
     HistoryEntry,
     PendingAction,
+    RunChange,
     RunState,
     RunStatus,
 )
-from engine.workflow._actions import OpenActions, ResultRejectedError, check_result
+from engine.workflow._actions import OpenActions, ResultRejectedError, check_result, inbox_entry
 from engine.workflow._budget import PayloadBudget, fail_if_too_large, json_size
 from engine.workflow._compensation import Compensations
 from engine.workflow._fanout import ItemRuns
@@ -122,6 +128,8 @@ from engine.workflow._types import (
 
 __all__ = ["EngineWorkflow"]
 
+CHANGES_KEPT: Final = 128
+"""Recent status changes a run keeps for its watchers (see :meth:`EngineWorkflow.get_changes`)."""
 _LONGEST_DELAY: Final = 100 * 365 * 24 * 3600.0
 """update_timeout moves a deadline at most this many seconds ahead (about a century)."""
 
@@ -151,7 +159,9 @@ class EngineWorkflow:
         carried = progress["state"] if "state" in progress else scope.get("state")
         self.state: dict[str, Any] = dict(carried or {})
         self.budget = PayloadBudget(progress.get("steps", {}))
-        self.record = RunRecord(progress, self.budget)
+        self.version = 0
+        self.changes: collections.deque[RunChange] = collections.deque(maxlen=CHANGES_KEPT)
+        self.record = RunRecord(progress, self.budget, self.note_change)
         self.actions = OpenActions(progress.get("answered", {}))
         parent_id = info.parent.workflow_id if info.parent else None
         self.items = ItemRuns(self.workflow_id, parent_id, int(progress.get("reports", 0)))
@@ -331,6 +341,16 @@ class EngineWorkflow:
     def org(self) -> dict[str, Any]:
         return {"id": self.org_id}
 
+    @property
+    def lease(self) -> timedelta:
+        """How long an executor may hold one of the run's actions without a heartbeat."""
+        return timedelta(seconds=self.input.lease or DEFAULT_LEASE)
+
+    def publish_inbox(self) -> None:
+        """Mirror the run's own pending actions into its memo, where the inbox reads them."""
+        own = [inbox_entry(action) for action in self.actions.views(workflow.now())]
+        workflow.upsert_memo({INBOX_MEMO: own})
+
     def check_status(self, what: str, extra: int = 0) -> None:
         """Fail the step unless the run's status would still fit in a payload."""
         self.budget.check_status(what, self.get_status(), self.state, extra)
@@ -357,6 +377,20 @@ class EngineWorkflow:
         """Tell the parent (for a foreach item) which actions wait in this subtree."""
         if self.items.parent_id is not None:
             await self.items.report_to_parent(self.pending_actions())
+
+    def note_change(self) -> None:
+        """Keep the run as it is now for watchers: every change reaches them, in order."""
+        self.version += 1
+        self.changes.append(
+            {
+                "version": self.version,
+                "status": self.record.status,
+                "current_step": self.record.current_step,
+                "waiting": self.record.waiting,
+                "pending_actions": self.pending_actions(),
+                "history_length": len(self.record.history),
+            }
+        )
 
     def pending_actions(self) -> list[PendingAction]:
         """The run's own pending actions, then those its foreach items reported."""
@@ -389,6 +423,7 @@ class EngineWorkflow:
             org=self.input.org,
             scope=self.input.scope,
             progress=progress,
+            lease=self.input.lease,
         )
         fail_if_too_large("the state carried to the next run", progress)
         workflow.continue_as_new(next_input)
@@ -455,6 +490,23 @@ class EngineWorkflow:
             "error": record.error,
             "started_at": record.started_at,
             "continued": record.continued,
+            "version": self.version,
+        }
+
+    @workflow.query(name=GET_CHANGES)
+    def get_changes(self, after: int) -> Changes:
+        """The changes of the run's status since version ``after``, then its status now.
+
+        Watchers long-poll the run's history and ask this at each new event, so they see
+        every state the run passed through however fast it moved (the recent ones: a watcher
+        that falls far behind is told so with ``complete`` False).
+        """
+        changes = [change for change in self.changes if change["version"] > after]
+        oldest = self.changes[0]["version"] if self.changes else self.version + 1
+        return {
+            "changes": changes,
+            "complete": after >= oldest - 1 or after >= self.version,
+            "status": self.get_status(),
         }
 
     # The handlers take what callers send as Any: whatever arrives reaches the validator,
@@ -528,6 +580,7 @@ class EngineWorkflow:
     async def report_actions(self, report: dict[str, Any]) -> None:
         """A foreach item's pending actions (its whole subtree), kept for the tree's status."""
         if self.items.take(report):
+            self.note_change()
             await self.publish_actions()
 
 

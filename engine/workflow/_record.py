@@ -7,7 +7,7 @@ carries to its next run when it continues as new.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from temporalio import workflow
@@ -15,7 +15,7 @@ from temporalio import workflow
 from engine.definition import StepBase
 from engine.protocol import HistoryEntry, ItemError, RunState, StepOutcome, StepRecord, WaitingInfo
 from engine.workflow._budget import PayloadBudget
-from engine.workflow._search import ENGINE_STATUS, ENGINE_STEP
+from engine.workflow._search import ENGINE_ACTION_TYPE, ENGINE_AGENT, ENGINE_STATUS, ENGINE_STEP
 from engine.workflow._types import Progress
 
 __all__ = ["HISTORY_KEPT", "RunRecord"]
@@ -30,6 +30,7 @@ class RunRecord:
     Args:
         progress: What the previous run carried over ({} for a new run).
         budget: Told the size of every new step record.
+        changed: Called after every change of where the run is or of its history.
 
     Attributes:
         status: Where the run is (the ``EngineStatus`` search attribute follows it).
@@ -45,8 +46,11 @@ class RunRecord:
         continued: How many times it continued as new.
     """
 
-    def __init__(self, progress: Progress, budget: PayloadBudget) -> None:
+    def __init__(
+        self, progress: Progress, budget: PayloadBudget, changed: Callable[[], None]
+    ) -> None:
         self.budget = budget
+        self.changed = changed
         self.status: RunState = "running"
         self.current_step: str | None = None
         self.waiting: WaitingInfo | None = None
@@ -58,7 +62,11 @@ class RunRecord:
         self.started_at: str = progress.get("started_at") or workflow.now().isoformat()
         self.continued = int(progress.get("continued", 0))
         # What the search attributes say now: an upsert that changes nothing is not sent.
-        self._searchable: tuple[str, str | None] = ("running", None)
+        self._searchable: tuple[str | None, ...] = ("running", None)
+        # The type and agent of the action the run waits for (the inbox's filters); None until
+        # an action is delivered on a task queue, so the upserts of runs that never do are the
+        # ones their recorded histories hold.
+        self._action: tuple[str | None, str | None] | None = None
         # A foreach's failed items, kept for its record until the step finishes.
         self._item_errors: dict[str, list[ItemError]] = {}
 
@@ -69,11 +77,13 @@ class RunRecord:
         self.status = status
         self.current_step = step_id
         self.upsert_search()
+        self.changed()
 
     def resume(self, step_id: str) -> None:
         """The run goes on after waiting at ``step_id``."""
         self.status = "running"
         self.current_step = step_id
+        self.changed()
 
     def end(self, status: RunState) -> None:
         """The run ended: completed, failed or cancelled."""
@@ -81,21 +91,35 @@ class RunRecord:
         self.current_step = None
         self.waiting = None
         self.upsert_search()
+        self.changed()
+
+    def waiting_on(self, action_type: str | None, agent: str | None) -> None:
+        """The action the run waits for (None when none): sent with the next upsert."""
+        self._action = (action_type, agent)
 
     def upsert_search(self) -> None:
-        """Bring ``EngineStatus`` and ``EngineStep`` up to date (no command when unchanged)."""
-        wanted = (self.status, self.current_step)
+        """Bring the engine's search attributes up to date (no command when unchanged)."""
+        wanted: tuple[str | None, ...] = (self.status, self.current_step)
+        if self._action is not None:
+            wanted += self._action
         if wanted == self._searchable:
             return
         self._searchable = wanted
-        workflow.upsert_search_attributes(
-            [
-                ENGINE_STATUS.value_set(self.status),
-                ENGINE_STEP.value_set(self.current_step)
-                if self.current_step
-                else ENGINE_STEP.value_unset(),
+        updates = [
+            ENGINE_STATUS.value_set(self.status),
+            ENGINE_STEP.value_set(self.current_step)
+            if self.current_step
+            else ENGINE_STEP.value_unset(),
+        ]
+        if self._action is not None:
+            action_type, agent = self._action
+            updates += [
+                ENGINE_ACTION_TYPE.value_set(action_type)
+                if action_type
+                else ENGINE_ACTION_TYPE.value_unset(),
+                ENGINE_AGENT.value_set(agent) if agent else ENGINE_AGENT.value_unset(),
             ]
-        )
+        workflow.upsert_search_attributes(updates)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -118,6 +142,7 @@ class RunRecord:
         self.history.append(entry)
         if len(self.history) > HISTORY_KEPT:
             del self.history[: len(self.history) - HISTORY_KEPT]
+        self.changed()
         return entry
 
     def item_errors(self, step_id: str, errors: list[ItemError]) -> None:
@@ -149,6 +174,7 @@ class RunRecord:
         self.steps[step.id] = record
         self.budget.record_changed(step.id, record)
         self.done.add(step.id)
+        self.changed()
 
     def last_output(self, block: Sequence[StepBase]) -> Any:
         """The output of the block's last completed step: a block's value without ``return``."""

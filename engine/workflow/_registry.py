@@ -17,6 +17,8 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 __all__ = [
+    "GET_VERSION",
+    "LIST_VERSIONS",
     "REGISTRY_WORKFLOW_TYPE",
     "DefinitionRegistryWorkflow",
     "RegistryInput",
@@ -25,6 +27,10 @@ __all__ = [
 ]
 
 REGISTRY_WORKFLOW_TYPE: Final = "engine.definition-registry"
+GET_VERSION: Final = "get_version"
+"""The registry's query of one version (0: the latest), with its YAML."""
+LIST_VERSIONS: Final = "list_versions"
+"""The registry's query of every version, without YAML."""
 _UPDATES_PER_RUN: Final = 200
 """Continue as new after this many versions, even if Temporal has not suggested it yet."""
 
@@ -99,7 +105,7 @@ class DefinitionRegistryWorkflow:
                 non_retryable=True,
             )
 
-    @workflow.query(name="get_version")
+    @workflow.query(name=GET_VERSION)
     def get_version(self, version: int) -> dict[str, Any] | None:
         """One version with its YAML (version 0: the latest), or None."""
         if not self.versions:
@@ -107,7 +113,7 @@ class DefinitionRegistryWorkflow:
         key = max(self.versions, key=int) if version == 0 else str(version)
         return self.versions.get(key)
 
-    @workflow.query(name="list_versions")
+    @workflow.query(name=LIST_VERSIONS)
     def list_versions(self) -> list[dict[str, Any]]:
         """Every version without its YAML, oldest first."""
         return [

@@ -15,10 +15,13 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from engine.protocol import RunState
 
 __all__ = [
+    "ENGINE_ACTION_TYPE",
+    "ENGINE_AGENT",
     "ENGINE_DEFINITION",
     "ENGINE_ORG",
     "ENGINE_STATUS",
     "ENGINE_STEP",
+    "PROVISIONED",
     "SEARCH_ATTRIBUTES",
     "ensure_search_attributes",
     "search_attributes",
@@ -33,7 +36,16 @@ ENGINE_ORG: Final = SearchAttributeKey.for_keyword("EngineOrg")
 ENGINE_DEFINITION: Final = SearchAttributeKey.for_keyword("EngineDefinition")
 """The definition's name (the workflow type adds the version)."""
 
-SEARCH_ATTRIBUTES: Final = (ENGINE_STATUS, ENGINE_STEP, ENGINE_ORG, ENGINE_DEFINITION)
+ENGINE_ACTION_TYPE: Final = SearchAttributeKey.for_keyword("EngineActionType")
+"""The type of the action a waiting run waits for (shell, mcp_call, prompt, delegate)."""
+ENGINE_AGENT: Final = SearchAttributeKey.for_keyword("EngineAgent")
+"""The agent a waiting ``delegate`` action is for (``@reviewer``)."""
+
+PROVISIONED: Final = (ENGINE_STATUS, ENGINE_STEP, ENGINE_ORG, ENGINE_DEFINITION)
+"""The attributes every engine has registered when it provisioned an org: their presence says
+provisioning finished (later ones are added when a worker starts serving the namespace)."""
+SEARCH_ATTRIBUTES: Final = (*PROVISIONED, ENGINE_ACTION_TYPE, ENGINE_AGENT)
+"""Every attribute the engine's workflows may set."""
 
 
 def search_attributes(

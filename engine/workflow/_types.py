@@ -148,6 +148,9 @@ class RunInput:
         org: The organization context (``OrgContext.to_json()``).
         scope: For a foreach item's run: which steps it runs, with what.
         progress: What a previous run carried over through continue-as-new.
+        lease: Seconds an executor may hold one of the run's actions without a heartbeat
+            (None: :data:`engine.protocol.DEFAULT_LEASE`). In the input, not in the workflow
+            code, so that a deployment can choose it and replay still sees the same value.
     """
 
     definition: str
@@ -156,3 +159,4 @@ class RunInput:
     org: dict[str, Any] = field(default_factory=dict)
     scope: ChildScope | None = None
     progress: Progress | None = None
+    lease: float | None = None

@@ -9,6 +9,10 @@ sees with ``update_timeout``; and stops when the run is completed, failed or can
 An answer is a value (the result), :class:`Fail` (submit an error instead), :class:`Signal`
 (submit through the signal), :data:`LATER` (not yet: ask again on the next round), or a callable
 that takes the pending action (a dict) and returns any of those.
+
+With ``claimed_types``, actions of those types are performed as an executor does instead: the
+driver polls the action's task queue (``engine.protocol.action_queue``) and completes (or fails)
+the activity task, the way the control plane does for executors.
 """
 
 from __future__ import annotations
@@ -17,11 +21,22 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Final
 
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    PollActivityTaskQueueRequest,
+    PollActivityTaskQueueResponse,
+    RespondActivityTaskCompletedRequest,
+    RespondActivityTaskFailedRequest,
+)
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from engine.definition import WorkflowDefinition
+from engine.protocol import ACTION_FAILED, action_queue
 from tests.helpers.runs import status as query_status
 
 __all__ = [
@@ -72,7 +87,7 @@ class Answered:
         action: The pending action as the status showed it.
         result: The result submitted (``None`` when an error was).
         error: The error submitted, if any.
-        via: ``"update"`` or ``"signal"``.
+        via: ``"update"``, ``"signal"`` or ``"claim"`` (performed as an executor).
         advance: What the update answered (where that workflow went next); ``None`` for signals.
     """
 
@@ -146,6 +161,8 @@ async def drive(
     *,
     timeout: float = 30.0,
     log: list[Answered] | None = None,
+    claimed_types: frozenset[str] = frozenset(),
+    task_queue: str = "",
 ) -> Drive:
     """Answer every pending action of the run's tree with ``answers`` until the run ends.
 
@@ -157,11 +174,15 @@ async def drive(
         timeout: Seconds until the driver gives up and fails with the last status it saw.
         log: A list the driver appends each :class:`Answered` to as it goes, so that callable
             answers can look at what was answered before them.
+        claimed_types: Action types performed as an executor (claimed from their queues).
+        task_queue: The runs' task queue (with ``claimed_types``: the queues derive from it).
 
     Raises:
         AssertionError: A pending action has no scripted answer, or the run did not end in time.
     """
     driver = _Driver(client, handle, definition, answers, log if log is not None else [])
+    driver.claimed_types = claimed_types
+    driver.task_queue = task_queue
     return await driver.run(timeout)
 
 
@@ -183,6 +204,9 @@ class _Driver:
         self.finished: set[str] = set()  # children seen in a final status: not asked again
         self.workflows: list[str] = [handle.id]
         self.shortened: list[tuple[str, str]] = []
+        self.claimed_types: frozenset[str] = frozenset()
+        self.task_queue = ""
+        self.polled: dict[str, PollActivityTaskQueueResponse] = {}
 
     async def run(self, timeout: float) -> Drive:
         deadline = time.monotonic() + timeout
@@ -289,6 +313,9 @@ class _Driver:
         via = "update"
         if isinstance(answer, Signal):
             via, answer = "signal", answer.answer
+        elif action["type"] in self.claimed_types:
+            await self.claim(action, answer)
+            return
         submission: dict[str, Any] = {"action_id": action["action_id"]}
         if isinstance(answer, Fail):
             submission["error"] = answer.message
@@ -306,3 +333,57 @@ class _Driver:
             await handle.signal("submit_result", submission)
         else:
             record.advance = await handle.execute_update("submit_result", submission)
+
+    async def claim(self, action: dict[str, Any], answer: Any) -> None:
+        """Perform the action as an executor: claim its task, complete or fail it."""
+        polled = await self._poll_for(action)
+        record = Answered(
+            action=action,
+            result=None if isinstance(answer, Fail) else answer,
+            error=answer.message if isinstance(answer, Fail) else None,
+            via="claim",
+        )
+        self.log.append(record)
+        service = self.client.workflow_service
+        namespace = self.client.namespace
+        if isinstance(answer, Fail):
+            await service.respond_activity_task_failed(
+                RespondActivityTaskFailedRequest(
+                    namespace=namespace,
+                    task_token=polled.task_token,
+                    identity="drive",
+                    failure=Failure(
+                        message=answer.message,
+                        application_failure_info=ApplicationFailureInfo(
+                            type=ACTION_FAILED, non_retryable=True
+                        ),
+                    ),
+                )
+            )
+            return
+        payloads = await self.client.data_converter.encode([{"result": answer}])
+        await service.respond_activity_task_completed(
+            RespondActivityTaskCompletedRequest(
+                namespace=namespace,
+                task_token=polled.task_token,
+                identity="drive",
+                result=Payloads(payloads=payloads),
+            )
+        )
+
+    async def _poll_for(self, action: dict[str, Any]) -> PollActivityTaskQueueResponse:
+        """The action's task: polled from its queue (others polled meanwhile are kept)."""
+        agent = action["parameters"].get("agent") if action["type"] == "delegate" else None
+        queue = action_queue(self.task_queue, action["type"], agent or None)
+        while action["action_id"] not in self.polled:
+            response = await self.client.workflow_service.poll_activity_task_queue(
+                PollActivityTaskQueueRequest(
+                    namespace=self.client.namespace,
+                    task_queue=TaskQueue(name=queue),
+                    identity="drive",
+                ),
+                timeout=timedelta(seconds=10),
+            )
+            if response.task_token:
+                self.polled[response.activity_id] = response
+        return self.polled.pop(action["action_id"])

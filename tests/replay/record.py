@@ -3,13 +3,18 @@
 
 Starts its own Temporal dev server and interpreter worker, runs the scripted main path of every
 example in ``examples/`` (``tests/helpers/example_scripts.py``) with the end-to-end tests'
-driver, and writes each run's history (``WorkflowHistory.to_json()``) next to this file:
+driver, and writes each run's history (``WorkflowHistory.to_json()``) under ``claimed/``:
 ``<example>.json`` for the run, ``<example>.<foreach step>.<index>[...].json`` for each foreach
 child. A run's workflow id is ``replay-<example>``, so the replay test can derive every id from
 the file name (a child's id, ``{parent}/{step}/{index}``, is part of its parent's commands).
+Shell, MCP and delegate actions are performed as executors do (claimed from their task queues);
+prompts are answered by id, as people do.
 
-Re-record (``make replay-record``) after a change to the interpreter that is *meant* to change
-the commands a run issues; the replay tests exist to catch the changes that are not.
+The histories directly in this directory were recorded before actions were activity tasks
+(every action answered by id); they are kept as they are, so that runs started then keep
+replaying. Re-record (``make replay-record``) after a change to the interpreter that is *meant*
+to change the commands a run issues, behind ``workflow.patched``; the replay tests exist to
+catch the changes that are not.
 
 Usage: record.py [EXAMPLE ...]   (default: every example)
 """
@@ -31,8 +36,10 @@ from tests.helpers.drive import drive  # noqa: E402
 from tests.helpers.example_scripts import example_names, load_example, script  # noqa: E402
 from tests.helpers.runs import start  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "claimed"
 TASK_QUEUE = "replay-recorder"
+CLAIMED = frozenset({"shell", "mcp_call", "delegate"})
+"""Action types performed as an executor does; prompts are answered by id."""
 ID_PREFIX = "replay-"
 
 
@@ -57,10 +64,19 @@ async def record(examples: list[str]) -> int:
                     workflow_id=f"{ID_PREFIX}{example}",
                     task_queue=TASK_QUEUE,
                 )
-                run = await drive(client, handle, definition, run_script.answers, timeout=60)
+                run = await drive(
+                    client,
+                    handle,
+                    definition,
+                    run_script.answers,
+                    timeout=60,
+                    claimed_types=CLAIMED,
+                    task_queue=TASK_QUEUE,
+                )
                 if run.failure is not None:
                     print(f"{example}: the run failed: {run.failure_message}", file=sys.stderr)
                     return 1
+                HERE.mkdir(exist_ok=True)
                 for stale in HERE.glob(f"{example}.*json"):
                     stale.unlink()
                 for workflow_id in run.workflows:

@@ -21,7 +21,9 @@ from engine.workflow import EngineWorkflow, sandbox_runner
 from tests.helpers.example_scripts import example_names
 
 HERE = Path(__file__).resolve().parent
-HISTORIES = sorted(HERE.glob("*.json"))
+HISTORIES = sorted([*HERE.glob("*.json"), *HERE.glob("claimed/*.json")])
+"""Histories recorded before actions were activity tasks (answered by id), and since (their
+shell, MCP and delegate actions claimed by executors)."""
 
 
 def workflow_id(path: Path) -> str:
@@ -41,14 +43,17 @@ def replayer() -> Replayer:
 
 
 def test_every_example_has_a_recorded_history() -> None:
-    recorded = {path.stem for path in HISTORIES}
-    missing = [name for name in example_names() if name not in recorded]
-    assert not missing, f"no history for {missing}: run `make replay-record`"
-    # Children are workflows of their own: at least the deploy rollout's are recorded.
-    assert {"deploy-service.rollout.0", "deploy-service.rollout.1"} <= recorded
+    for folder in (HERE, HERE / "claimed"):
+        recorded = {path.stem for path in folder.glob("*.json")}
+        missing = [name for name in example_names() if name not in recorded]
+        assert not missing, f"no history for {missing} in {folder}: run `make replay-record`"
+        # Children are workflows of their own: at least the deploy rollout's are recorded.
+        assert {"deploy-service.rollout.0", "deploy-service.rollout.1"} <= recorded
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+@pytest.mark.parametrize(
+    "path", HISTORIES, ids=[str(path.relative_to(HERE).with_suffix("")) for path in HISTORIES]
+)
 async def test_history_replays(path: Path) -> None:
     history = load(path)
     events = json.loads(path.read_text())["events"]

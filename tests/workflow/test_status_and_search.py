@@ -56,7 +56,9 @@ async def test_status_shape_while_waiting_and_after(client: Client, worker: Work
         "error",
         "started_at",
         "continued",
+        "version",
     }
+    assert current["version"] >= 1  # the changes so far (see get_changes)
     assert current["workflow_id"] == handle.id
     assert current["run_id"] == (await handle.describe()).run_id
     assert current["workflow_type"] == "status-shape:2"

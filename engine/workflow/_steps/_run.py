@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
 from typing import Any, Protocol
 
 from engine.definition import StepBase, WorkflowDefinition
@@ -47,6 +48,15 @@ class Run(Protocol):
     branches: dict[str, str]
     fanouts: dict[str, FanoutProgress]
     cancel_reason: str | None
+
+    @property
+    def lease(self) -> timedelta:
+        """How long an executor may hold one of the run's actions without a heartbeat."""
+        ...
+
+    def publish_inbox(self) -> None:
+        """Mirror the run's own pending actions into its memo (what the inbox lists)."""
+        ...
 
     def context(self, step: StepBase, scope: Scope) -> dict[str, Any]:
         """What the step's expressions see: inputs, state, steps, workflow, org, variables."""

@@ -1,31 +1,57 @@
 """``shell``, ``mcp_call``, ``prompt``, ``delegate``: suspend with a pending action until an
-external executor submits its result, the action times out, or the run is cancelled."""
+external executor performs it, the action times out, or the run is cancelled.
+
+An action reaches its executor in one of two ways, and the first answer wins:
+
+- **Claimed from a task queue.** The action is also a Temporal activity (``engine.action``) on
+  the task queue of its type (and agent), which no worker of the engine polls: executors claim
+  it through the control plane. Temporal gives it to one executor at a time, under a lease (the
+  activity's heartbeat timeout); a lease that expires makes it deliverable again, under the
+  step's retry policy. The executor's result completes the activity, and the run takes it from
+  there.
+- **Answered by id.** A person, or the ``@task`` agent that started the run, submits the
+  result with the ``submit_result`` update; the run then cancels the activity, which tells an
+  executor still holding it (its next heartbeat says so).
+
+Runs started before actions were activities wait for an answer by id only: that path stays,
+behind ``workflow.patched``, so their histories keep replaying.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 from engine.definition import PromptStep, StepBase, format_duration
-from engine.workflow._actions import Action
+from engine.protocol import ACTION_ACTIVITY, ACTION_FAILED, ACTION_RELEASED, action_queue
+from engine.workflow._actions import Action, ResultRejectedError, check_result
 from engine.workflow._flow import Scope, StepFailedError, seconds_until
 from engine.workflow._steps._run import Run
 
-__all__ = ["run_action"]
+__all__ = ["ON_TASK_QUEUES", "run_action"]
+
+ON_TASK_QUEUES: Final = "actions-on-task-queues"
+"""The patch under which actions are also activity tasks that executors claim."""
+_NO_TIMEOUT: Final = timedelta(days=3650)
+"""How long one delivery may last when the step has no timeout (Temporal needs a bound)."""
 
 
 async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> Any:
     """Issue the step's action and wait for its result.
 
     Returns:
-        The submitted result (checked against the action's shape when it was submitted).
+        The result (checked against the action's shape).
 
     Raises:
-        StepFailedError: Retryable: the action timed out, the executor reported an error, or
-            a shell command exited non-zero (its result is the failure's output). Not
-            retryable: the action would not fit in the run's status.
+        StepFailedError: Retryable: the action timed out, the executor reported an error, no
+            executor finished it within its deliveries, or a shell command exited non-zero
+            (its result is the failure's output). Not retryable: the action would not fit in
+            the run's status.
     """
     context = run.context(step, scope)
     parameters = step.render_params(context)
@@ -51,17 +77,10 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
     except StepFailedError:
         run.actions.remove(action)
         raise
-    try:
-        run.suspend("waiting", step.id)
-        await run.publish_actions()
-        while not action.resolved:
-            remaining = seconds_until(action.deadline)
-            if remaining is not None and remaining <= 0:
-                break
-            action.deadline_changed = False
-            await run.wait_for(lambda: action.resolved or action.deadline_changed, remaining)
-    finally:
-        run.actions.remove(action)
+    if workflow.patched(ON_TASK_QUEUES):
+        await _delivered(run, step, action, timeout)
+    else:
+        await _answered(run, step, action)
     # A timed-out action leaves the status too: during a retry's backoff nothing waits.
     await run.publish_actions()
     run.resume(step.id)
@@ -80,6 +99,134 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
             output=result,
         )
     return result
+
+
+async def _answered(run: Run, step: StepBase, action: Action) -> None:
+    """Wait for an answer by id (``submit_result``), the deadline, or a cancellation."""
+    try:
+        run.suspend("waiting", step.id)
+        await run.publish_actions()
+        await _until_resolved(run, action, lambda: False)
+    finally:
+        run.actions.remove(action)
+
+
+async def _delivered(run: Run, step: StepBase, action: Action, timeout: timedelta | None) -> None:
+    """Offer the action on its task queue and wait for an executor's result, an answer by id,
+    the deadline, or a cancellation."""
+    agent = action.parameters.get("agent") if action.type == "delegate" else None
+    agent = agent if isinstance(agent, str) and agent else None
+    task = _offer(run, step, action, timeout, agent)
+    run.record.waiting_on(action.type, agent)
+    run.publish_inbox()
+    try:
+        run.suspend("waiting", step.id)
+        await run.publish_actions()
+        await _until_resolved(run, action, task.done)
+        while not action.resolved and task.done() and _released(task):
+            # Its last delivery was given back unclaimed (no executor failed it): afresh.
+            task = _offer(run, step, action, timeout, agent)
+            await _until_resolved(run, action, task.done)
+    except GeneratorExit:
+        raise  # collected after its worker dropped it (the process exits): nothing to tidy
+    except BaseException:
+        _withdraw(run, action, task)
+        raise
+    _withdraw(run, action, task)
+    if not action.resolved and task.done():
+        _take_delivery(action, task)
+        run.actions.note_answered(action)
+
+
+def _offer(
+    run: Run, step: StepBase, action: Action, timeout: timedelta | None, agent: str | None
+) -> Any:
+    """Start the action's activity on the task queue of its type (and agent)."""
+    policy = step.retry or run.definition.defaults.retry
+    return workflow.start_activity(
+        ACTION_ACTIVITY,
+        action.to_json(workflow.now()),
+        activity_id=action.action_id,
+        task_queue=action_queue(workflow.info().task_queue, action.type, agent),
+        # The run's own deadline (which update_timeout moves) is the authority; the activity's
+        # timeouts only bound one delivery, and the lease is its heartbeat timeout.
+        start_to_close_timeout=timeout or _NO_TIMEOUT,
+        heartbeat_timeout=run.lease,
+        retry_policy=RetryPolicy(
+            initial_interval=policy.initial_interval,
+            backoff_coefficient=policy.backoff,
+            maximum_interval=policy.max_interval,
+            maximum_attempts=policy.max_attempts,
+            non_retryable_error_types=[ACTION_FAILED],
+        ),
+        cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
+    )
+
+
+def _released(task: Any) -> bool:
+    """Whether the delivery ended with the control plane giving the action back."""
+    if task.cancelled() or task.exception() is None:
+        return False
+    cause = getattr(task.exception(), "cause", None)
+    return isinstance(cause, ApplicationError) and cause.type == ACTION_RELEASED
+
+
+async def _until_resolved(run: Run, action: Action, delivered: Any) -> None:
+    """Wait until the action is answered (or ``delivered()``), or its deadline passes."""
+    while not action.resolved and not delivered():
+        remaining = seconds_until(action.deadline)
+        if remaining is not None and remaining <= 0:
+            return
+        action.deadline_changed = False
+        await run.wait_for(
+            lambda: action.resolved or delivered() or action.deadline_changed, remaining
+        )
+
+
+def _withdraw(run: Run, action: Action, task: Any) -> None:
+    """The action is no longer pending: out of the run's status and inbox, and its delivery
+    cancelled if still out (answered by id, timed out or cancelled: a holder should stop)."""
+    run.actions.remove(action)
+    run.record.waiting_on(None, None)
+    run.publish_inbox()
+    if not task.done():
+        task.cancel()
+        task.add_done_callback(_retrieved)
+
+
+def _retrieved(task: Any) -> None:
+    """A cancelled delivery's outcome matters to nobody: taken, so asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _take_delivery(action: Action, task: Any) -> None:
+    """Resolve the action with what its executor delivered: a result, or why there is none."""
+    try:
+        delivered = task.result()
+    except ActivityError as error:
+        action.error = _why_undelivered(error)
+    else:
+        submitted = delivered if isinstance(delivered, dict) else {}
+        try:
+            action.result = check_result(action, submitted.get("result"))
+        except ResultRejectedError as rejected:
+            # The control plane checks a result before it completes the activity; an executor
+            # that bypassed it has failed the action.
+            action.error = f"the executor's result does not fit the action: {rejected}"
+    action.resolved = True
+
+
+def _why_undelivered(error: ActivityError) -> str:
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type == ACTION_FAILED:
+        return cause.message
+    if isinstance(cause, ActivityTimeoutError):
+        return (
+            "no executor finished the action: its lease expired on every delivery "
+            f"({cause.type.name.lower() if cause.type else 'timeout'})"
+        )
+    return str(getattr(cause, "message", None) or cause or error)
 
 
 def _timed_out(action: Action, timeout: timedelta | None) -> str:
