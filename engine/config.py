@@ -7,10 +7,10 @@ here, with its default; no other module reads ``os.environ``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -19,8 +19,11 @@ __all__ = [
     "ServerSettings",
     "TemporalSettings",
     "TenancySettings",
+    "WorkerSettings",
     "read_env_file",
 ]
+
+_N = TypeVar("_N", int, float)
 
 DEFAULT_ADDRESS: Final = "127.0.0.1:50051"
 """Where ``engined dev`` listens unless told otherwise (``ENGINE_LISTEN``)."""
@@ -37,22 +40,82 @@ class TemporalSettings:
         namespace: One namespace for ``engined worker`` to serve, outside any organization
             (``TEMPORAL_NAMESPACE``); None to serve the organizations.
         task_queue: The task queue of the interpreter's workers (``TEMPORAL_TASK_QUEUE``).
+        action_lease: Seconds an executor may hold a pending action without a heartbeat
+            before it is given to another (``ENGINE_ACTION_LEASE``; None: 60). Runs carry the
+            value they started with.
     """
 
     address: str = "127.0.0.1:7233"
     namespace: str | None = None
     task_queue: str = "engine"
+    action_lease: float | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TemporalSettings:
-        """Read ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE`` and ``TEMPORAL_TASK_QUEUE``."""
+        """Read ``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_TASK_QUEUE`` and
+        ``ENGINE_ACTION_LEASE``.
+
+        Raises:
+            ValueError: ``ENGINE_ACTION_LEASE`` is not a number of seconds above 0.
+        """
         env = os.environ if environ is None else environ
         defaults = cls()
         return cls(
             address=env.get("TEMPORAL_ADDRESS", defaults.address),
             namespace=env.get("TEMPORAL_NAMESPACE") or None,
             task_queue=env.get("TEMPORAL_TASK_QUEUE", defaults.task_queue),
+            action_lease=_positive(env, "ENGINE_ACTION_LEASE", float, "a number of seconds"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How each worker of the pool runs.
+
+    Attributes:
+        cached_runs: Runs a namespace's worker keeps in memory between their tasks
+            (``ENGINE_WORKER_CACHED_RUNS``); a run not kept is replayed from its history for
+            its next task or query.
+        grace: Seconds in-flight tasks get to finish when the worker stops
+            (``ENGINE_WORKER_GRACE``); the process exits a few seconds later in any case.
+    """
+
+    cached_runs: int = 1000
+    grace: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        """Read ``ENGINE_WORKER_CACHED_RUNS`` and ``ENGINE_WORKER_GRACE``.
+
+        Raises:
+            ValueError: A value is not a number above 0.
+        """
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        cached = _positive(env, "ENGINE_WORKER_CACHED_RUNS", int, "a whole number")
+        grace = _positive(env, "ENGINE_WORKER_GRACE", float, "a number of seconds")
+        return cls(
+            cached_runs=defaults.cached_runs if cached is None else cached,
+            grace=defaults.grace if grace is None else grace,
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, kind: Callable[[str], _N], what: str) -> _N | None:
+    """The variable's value if set, as ``kind``; None if unset.
+
+    Raises:
+        ValueError: It is set but not a value of ``kind`` above 0 (a year at most).
+    """
+    value = env.get(name) or None
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        number = kind("0")
+    if not 0 < number < 86400 * 365:
+        raise ValueError(f"{name} must be {what} above 0, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +141,11 @@ class TenancySettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TenancySettings:
         """Read ``ENGINE_NAMESPACE_PREFIX``, ``ENGINE_NAMESPACE_MAP``, ``ENGINE_RETENTION_DAYS``."""
         env = os.environ if environ is None else environ
-        days = env.get("ENGINE_RETENTION_DAYS", "3")
-        if not days.isdigit() or int(days) < 1:
-            raise ValueError(f"ENGINE_RETENTION_DAYS must be a positive integer, got {days!r}")
+        days = _positive(env, "ENGINE_RETENTION_DAYS", int, "a whole number of days")
         return cls(
             namespace_prefix=env.get("ENGINE_NAMESPACE_PREFIX"),
             namespace_map=env.get("ENGINE_NAMESPACE_MAP") or None,
-            retention_days=int(days),
+            retention_days=cls().retention_days if days is None else days,
             environ=dict(env),
         )
 

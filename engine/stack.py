@@ -15,6 +15,7 @@ part                   what it is
 ``registry``           the registered definitions of each organization
 ``dispatcher``         starts, reads, lists and drives runs in the caller's namespace
 ``scheduler``          schedules, on Temporal Schedules in the org's namespace
+``broker``             executors' claims of pending actions, on the org's task queues
 =====================  ========================================================================
 
 The gRPC control plane on top (:meth:`Stack.control_plane`) is built when a process serves the
@@ -28,7 +29,7 @@ from collections.abc import Collection, Mapping
 from datetime import timedelta
 
 from engine.config import TemporalSettings, TenancySettings
-from engine.dispatcher import DefinitionRegistry, TemporalDispatcher
+from engine.dispatcher import ActionBroker, DefinitionRegistry, TemporalDispatcher
 from engine.identity import TokenVerifier
 from engine.scheduler import Scheduler
 from engine.server import ControlPlane, build_server
@@ -59,6 +60,8 @@ class Stack:
         refresh_interval: Seconds between the pool's discoveries of new orgs (None: never).
         retention: Retention of closed runs in namespaces provisioned from now on.
         rpc_timeout: Bound on each Temporal call of the dispatcher and the registry.
+        action_lease: How long an executor may hold an action of the runs started here
+            without a heartbeat (None: the interpreter's default, a minute).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class Stack:
         refresh_interval: float | None = 30.0,
         retention: timedelta = timedelta(days=3),
         rpc_timeout: timedelta = timedelta(seconds=10),
+        action_lease: timedelta | None = None,
     ) -> None:
         self.resolver = resolver
         self.task_queue = task_queue
@@ -90,14 +94,21 @@ class Stack:
         self.registry = DefinitionRegistry(
             resolver, self.clients, task_queue=task_queue, rpc_timeout=rpc_timeout
         )
+        lease = action_lease.total_seconds() if action_lease is not None else None
         self.dispatcher = TemporalDispatcher(
             resolver,
             self.clients,
             task_queue=task_queue,
             definitions=self.registry,
             rpc_timeout=rpc_timeout,
+            lease=lease,
         )
-        self.scheduler = Scheduler(resolver, self.clients, self.registry, task_queue=task_queue)
+        self.scheduler = Scheduler(
+            resolver, self.clients, self.registry, task_queue=task_queue, lease=lease
+        )
+        self.broker = ActionBroker(
+            resolver, self.clients, task_queue=task_queue, rpc_timeout=rpc_timeout
+        )
 
     @classmethod
     def from_settings(
@@ -131,12 +142,14 @@ class Stack:
             tenancy.namespace_map,
             tenancy.environ if environ is None else environ,
         )
+        lease = temporal.action_lease
         return cls(
             resolver,
             task_queue=temporal.task_queue,
             workers=workers,
             orgs=orgs,
             retention=timedelta(days=tenancy.retention_days),
+            action_lease=timedelta(seconds=lease) if lease is not None else None,
         )
 
     async def start(self) -> None:
@@ -170,6 +183,7 @@ class Stack:
             dispatcher=self.dispatcher,
             registry=self.registry,
             scheduler=self.scheduler,
+            broker=self.broker,
             provisioner=self.provisioner,
             directory=self.directory,
             verifier=verifier,

@@ -8,7 +8,9 @@ are simply not found.
 
 from __future__ import annotations
 
+from engine.dispatcher._claims import ActionBroker, Claim
 from engine.dispatcher._dispatcher import (
+    ActionPage,
     DefinitionRef,
     RunPage,
     RunSummary,
@@ -16,8 +18,11 @@ from engine.dispatcher._dispatcher import (
     TemporalDispatcher,
 )
 from engine.dispatcher._errors import (
+    ActionClosedError,
+    ClaimNotFoundError,
     DefinitionNotFoundError,
     InvalidRequestError,
+    LeaseExpiredError,
     SubmissionRejectedError,
     WorkflowAlreadyFinishedError,
     WorkflowAlreadyStartedError,
@@ -30,11 +35,17 @@ from engine.dispatcher._registry import (
 )
 
 __all__ = [
+    "ActionBroker",
+    "ActionClosedError",
+    "ActionPage",
+    "Claim",
+    "ClaimNotFoundError",
     "DefinitionNotFoundError",
     "DefinitionRef",
     "DefinitionRegistry",
     "DefinitionVersionConflictError",
     "InvalidRequestError",
+    "LeaseExpiredError",
     "RegisteredDefinition",
     "RunPage",
     "RunSummary",

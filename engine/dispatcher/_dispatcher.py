@@ -30,6 +30,7 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowQueryFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlreadyStarted
@@ -43,14 +44,18 @@ from engine.dispatcher._errors import (
     WorkflowNotFoundError,
     translate,
 )
+from engine.dispatcher._watch import RunFeeds
 from engine.protocol import (
     AWAIT_SUSPENSION,
+    GET_CHANGES,
     GET_STATUS,
+    INBOX_MEMO,
     RUN_STATES,
     SIGNALS,
     SUBMIT_RESULT,
     UPDATE_TIMEOUT,
     Advance,
+    Changes,
     PendingAction,
     RunState,
     RunStatus,
@@ -58,6 +63,8 @@ from engine.protocol import (
 )
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter
 from engine.workflow import (
+    ENGINE_ACTION_TYPE,
+    ENGINE_AGENT,
     ENGINE_DEFINITION,
     ENGINE_ORG,
     ENGINE_STATUS,
@@ -70,6 +77,7 @@ from engine.workflow import (
 )
 
 __all__ = [
+    "ActionPage",
     "DefinitionRef",
     "RunPage",
     "RunSummary",
@@ -137,6 +145,14 @@ class RunSummary:
 
 
 @dataclass(frozen=True)
+class ActionPage:
+    """A page of the inbox and the token of the next page (None at the end)."""
+
+    actions: list[PendingAction]
+    next_page_token: bytes | None
+
+
+@dataclass(frozen=True)
 class RunPage:
     """A page of runs and the token of the next page (None at the end)."""
 
@@ -153,6 +169,8 @@ class TemporalDispatcher:
         task_queue: The interpreter's task queue.
         definitions: Resolves :class:`DefinitionRef` to definitions (the registry).
         rpc_timeout: Bound on each Temporal call, so a dead server is UNAVAILABLE quickly.
+        lease: Seconds an executor may hold an action of the runs started here without a
+            heartbeat (None: the interpreter's default).
     """
 
     def __init__(
@@ -163,9 +181,11 @@ class TemporalDispatcher:
         task_queue: str = "engine",
         definitions: DefinitionSource | None = None,
         rpc_timeout: timedelta = timedelta(seconds=10),
+        lease: float | None = None,
     ) -> None:
         self.router = OrgRouter(resolver, clients)
-        self.factory = WorkflowFactory(task_queue)
+        self.factory = WorkflowFactory(task_queue, lease=lease)
+        self._feeds = RunFeeds()
         self.definitions = definitions
         self.rpc_timeout = rpc_timeout
 
@@ -332,7 +352,9 @@ class TemporalDispatcher:
         self, client: Client, org: OrgContext, workflow_id: str, run_id: str
     ) -> StartedRun:
         handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-        status: RunStatus = await handle.query(GET_STATUS, rpc_timeout=self.rpc_timeout)
+        status: RunStatus = await self.router.query(
+            org, handle, GET_STATUS, rpc_timeout=self.rpc_timeout
+        )
         failed = [e for e in status["history"] if e["outcome"] == "failed"]
         if not failed:
             raise InvalidRequestError(
@@ -431,7 +453,9 @@ class TemporalDispatcher:
         """The run's ``get_status``: status, step, pending actions, history, state."""
         handle = await self.handle(org, workflow_id, run_id)
         with self._translated(org, workflow_id):
-            status: RunStatus = await handle.query(GET_STATUS, rpc_timeout=self.rpc_timeout)
+            status: RunStatus = await self.router.query(
+                org, handle, GET_STATUS, rpc_timeout=self.rpc_timeout
+            )
         return status
 
     async def result(self, org: OrgContext, workflow_id: str, run_id: str | None = None) -> Any:
@@ -480,6 +504,84 @@ class TemporalDispatcher:
             clauses.append("ParentWorkflowId IS NULL")
         if query:
             clauses.append(f"({query})")
+        executions, token = await self._visible(org, clauses, page_size, page_token)
+        return RunPage([_summary(execution) for execution in executions], token)
+
+    async def pending_actions(
+        self,
+        org: OrgContext,
+        *,
+        page_size: int = 100,
+        page_token: bytes | None = None,
+        action_type: str | None = None,
+        agent: str | None = None,
+        definition: str | None = None,
+        step_id: str | None = None,
+        workflow_id: str | None = None,
+    ) -> ActionPage:
+        """The inbox: the pending actions of the org's waiting runs (foreach items included).
+
+        One visibility call per page, whatever the number of runs: each waiting run keeps its
+        own actions in its memo. A page holds the actions of at most ``page_size`` runs (a run
+        waits on one action of its own at a time), oldest first; pages follow visibility's
+        order of the runs. Runs started by an engine that did not keep that memo yet are asked
+        one by one.
+        """
+        clauses = [
+            f"{ENGINE_ORG.name} = {_quote(org.org_id)}",
+            f"WorkflowType != {_quote(REGISTRY_WORKFLOW_TYPE)}",
+            f"({_STATUS_CLAUSES['waiting']})",
+        ]
+        for key, value in (
+            (ENGINE_ACTION_TYPE, action_type),
+            (ENGINE_AGENT, agent),
+            (ENGINE_DEFINITION, definition),
+            (ENGINE_STEP, step_id),
+        ):
+            if value:
+                clauses.append(f"{key.name} = {_quote(value)}")
+        if workflow_id:
+            clauses.append(
+                f"(WorkflowId = {_quote(workflow_id)} OR RootWorkflowId = {_quote(workflow_id)})"
+            )
+        executions, token = await self._visible(org, clauses, page_size, page_token)
+        actions: builtins.list[PendingAction] = []
+        asked: builtins.list[WorkflowExecution] = []
+        for execution in executions:
+            memo = await execution.memo()
+            if INBOX_MEMO in memo:
+                actions.extend(memo[INBOX_MEMO] or [])
+            else:
+                asked.append(execution)
+        if asked:
+            actions.extend(await self._asked_actions(org, asked))
+        actions.sort(key=lambda action: (action["created_at"], action["action_id"]))
+        return ActionPage(actions, token)
+
+    async def _asked_actions(
+        self, org: OrgContext, executions: builtins.list[WorkflowExecution]
+    ) -> builtins.list[PendingAction]:
+        """The own actions of runs that keep none in their memo, asked by query (in turn:
+        see ``ClientPool.query``)."""
+
+        async def own_actions(execution: WorkflowExecution) -> builtins.list[PendingAction]:
+            try:
+                status = await self.status(org, execution.id)
+            except (WorkflowNotFoundError, WorkflowAlreadyFinishedError):
+                return []
+            return [a for a in status["pending_actions"] if a["workflow_id"] == execution.id]
+
+        found = await asyncio.gather(*(own_actions(execution) for execution in executions))
+        return [action for group in found for action in group]
+
+    async def _visible(
+        self,
+        org: OrgContext,
+        clauses: builtins.list[str],
+        page_size: int,
+        page_token: bytes | None,
+    ) -> tuple[builtins.list[WorkflowExecution], bytes | None]:
+        """One page of the org's executions matching every clause, and the next page's token."""
         if not 1 <= page_size <= 1000:
             raise InvalidRequestError(f"page_size must be between 1 and 1000, got {page_size}")
         client = await self.client(org)
@@ -491,52 +593,38 @@ class TemporalDispatcher:
                 rpc_timeout=self.rpc_timeout,
             )
             await iterator.fetch_next_page()
-        runs = [_summary(execution) for execution in iterator.current_page or []]
-        return RunPage(runs, iterator.next_page_token or None)
+        return builtins.list(iterator.current_page or []), iterator.next_page_token or None
 
-    async def pending_actions(
-        self, org: OrgContext, *, limit: int = 1000
-    ) -> builtins.list[PendingAction]:
-        """Every waiting action in the org (runs and foreach children): the executor's inbox."""
-        page = await self.list(
-            org, status="waiting", include_children=True, page_size=min(limit, 1000)
-        )
-        gate = asyncio.Semaphore(16)
+    async def watch(self, org: OrgContext, workflow_id: str) -> AsyncIterator[RunStatus]:
+        """Yield the run's status at every change, in order, until the run ends.
 
-        async def own_actions(run: RunSummary) -> builtins.list[PendingAction]:
-            async with gate:
-                try:
-                    status = await self.status(org, run.workflow_id)
-                except (WorkflowNotFoundError, WorkflowAlreadyFinishedError):
-                    return []
-            return [a for a in status["pending_actions"] if a["workflow_id"] == run.workflow_id]
+        Pushed, not polled: see :mod:`engine.dispatcher._watch`.
+        """
+        client = await self.client(org)
 
-        found = await asyncio.gather(*(own_actions(run) for run in page.runs))
-        actions = [action for group in found for action in group]
-        actions.sort(key=lambda a: (a["created_at"], a["action_id"]))
-        return actions[:limit]
+        async def ask_status() -> RunStatus:
+            return await self.status(org, workflow_id)
 
-    async def watch(
-        self, org: OrgContext, workflow_id: str, *, interval: float = 0.2
-    ) -> AsyncIterator[RunStatus]:
-        """Yield the run's status each time it changes, until the run ends."""
-        last: tuple[Any, ...] | None = None
-        while True:
-            status = await self.status(org, workflow_id)
-            fingerprint = (
-                status["status"],
-                status["current_step"],
-                tuple(a["action_id"] for a in status["pending_actions"]),
-                len(status["history"]),
-                status["history"][-1]["outcome"] if status["history"] else None,
-                status["waiting"]["until"] if status["waiting"] else None,
-            )
-            if fingerprint != last:
-                last = fingerprint
+        async def ask_changes(run_id: str, version: int) -> Changes:
+            return await self._changes(org, workflow_id, run_id, version)
+
+        with self._translated(org, workflow_id):
+            async for status in self._feeds.watch(client, workflow_id, ask_status, ask_changes):
                 yield status
-            if status["status"] in _TERMINAL:
-                return
-            await asyncio.sleep(interval)
+
+    async def _changes(
+        self, org: OrgContext, workflow_id: str, run_id: str, version: int
+    ) -> Changes:
+        handle = await self.handle(org, workflow_id, run_id)
+        try:
+            changes: Changes = await self.router.query(
+                org, handle, GET_CHANGES, version, rpc_timeout=self.rpc_timeout
+            )
+        except WorkflowQueryFailedError:
+            # A worker of an engine that keeps no changes: the status now is all there is.
+            status = await self.status(org, workflow_id, run_id)
+            return {"changes": [], "complete": False, "status": status}
+        return changes
 
     # -- driving --------------------------------------------------------------------------
 
@@ -549,8 +637,13 @@ class TemporalDispatcher:
         step_id: str | None = None,
         result: Any = None,
         error: str | None = None,
+        request_id: str | None = None,
     ) -> Advance:
         """Resume a waiting step; returns the next pending actions or the final result.
+
+        With a ``request_id``, submitting again after a call whose outcome was lost is safe:
+        Temporal keeps each update's outcome by its id, and answers the retry with the first
+        call's outcome.
 
         Raises:
             SubmissionRejectedError: No such waiting step or action, a duplicate, or a result
@@ -567,9 +660,10 @@ class TemporalDispatcher:
         if error is not None:
             submission["error"] = error
         handle = await self.handle(org, workflow_id)
+        update_id = f"submit/{action_id or step_id}/{request_id}" if request_id else None
         with self._translated(org, workflow_id):
             advance: Advance = await handle.execute_update(
-                SUBMIT_RESULT, submission, rpc_timeout=self.rpc_timeout
+                SUBMIT_RESULT, submission, id=update_id, rpc_timeout=self.rpc_timeout
             )
         return advance
 

@@ -7,16 +7,23 @@ import contextlib
 from collections.abc import Iterator
 from typing import ClassVar
 
-from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import (
+    RPCTimeoutOrCancelledError,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlreadyStarted
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.errors import EngineError
-from engine.tenancy import OrgNotFoundError, temporal_refusal
+from engine.tenancy import OrgNotFoundError, TemporalUnavailableError, temporal_refusal
 
 __all__ = [
+    "ActionClosedError",
+    "ClaimNotFoundError",
     "DefinitionNotFoundError",
     "InvalidRequestError",
+    "LeaseExpiredError",
     "SubmissionRejectedError",
     "WorkflowAlreadyFinishedError",
     "WorkflowAlreadyStartedError",
@@ -60,6 +67,28 @@ class DefinitionNotFoundError(EngineError):
     reason: ClassVar[str] = "DEFINITION_NOT_FOUND"
 
 
+class ClaimNotFoundError(EngineError):
+    """A claim token that is malformed, or not a claim of the caller's organization."""
+
+    code: ClassVar[str] = "NOT_FOUND"
+    reason: ClassVar[str] = "CLAIM_NOT_FOUND"
+
+
+class LeaseExpiredError(EngineError):
+    """A claim whose lease ran out: the action may have been given to another executor."""
+
+    code: ClassVar[str] = "FAILED_PRECONDITION"
+    reason: ClassVar[str] = "LEASE_EXPIRED"
+
+
+class ActionClosedError(EngineError):
+    """A claimed action that takes no result any more: answered elsewhere, timed out, or its
+    run cancelled or ended."""
+
+    code: ClassVar[str] = "FAILED_PRECONDITION"
+    reason: ClassVar[str] = "ACTION_CLOSED"
+
+
 class InvalidRequestError(EngineError):
     """A request the dispatcher refuses before asking Temporal (e.g. an unknown signal)."""
 
@@ -84,6 +113,14 @@ def translate(where: str, workflow_id: str | None) -> Iterator[None]:
         raise SubmissionRejectedError(_message(error.cause) or str(error)) from None
     except WorkflowQueryFailedError as error:
         raise InvalidRequestError(f"{run} in {where}: {error}") from None
+    except RPCTimeoutOrCancelledError:
+        # An update that no worker took in time (a worker down, or all of them busy): it may
+        # still be taken later. The caller retries with the same request id, which Temporal
+        # answers with the first call's outcome.
+        raise TemporalUnavailableError(
+            f"{run} in {where} did not answer in time (is a worker of the org running?); the "
+            "call may still take effect: retry it with the same request id"
+        ) from None
     except RPCError as error:
         raise _from_rpc(error, run, where) from None
 

@@ -1,15 +1,19 @@
 """Registered definitions, stored in each org's own namespace (see engine.workflow._registry).
 
 Versions never change once registered, so this process caches them for ever; any number of
-control-plane replicas see the same registry because it lives in Temporal.
+control-plane replicas see the same registry because it lives in Temporal. Which version is
+the latest can change: it is cached for :data:`LATEST_CACHED` seconds, and a registration
+through this process updates it at once (another replica's registration is seen within that
+time), so an unpinned start costs no call to Temporal.
 """
 
 from __future__ import annotations
 
 import builtins
+import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
@@ -21,6 +25,8 @@ from engine.dispatcher._errors import DefinitionNotFoundError, InvalidRequestErr
 from engine.errors import EngineError
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter
 from engine.workflow import (
+    GET_VERSION,
+    LIST_VERSIONS,
     REGISTRY_WORKFLOW_TYPE,
     DefinitionRegistryWorkflow,
     RegistryInput,
@@ -28,7 +34,15 @@ from engine.workflow import (
     search_attributes,
 )
 
-__all__ = ["DefinitionRegistry", "DefinitionVersionConflictError", "RegisteredDefinition"]
+__all__ = [
+    "LATEST_CACHED",
+    "DefinitionRegistry",
+    "DefinitionVersionConflictError",
+    "RegisteredDefinition",
+]
+
+LATEST_CACHED: Final = 5.0
+"""Seconds the latest version of a definition is taken from this process's cache."""
 
 
 class DefinitionVersionConflictError(EngineError):
@@ -88,6 +102,8 @@ class DefinitionRegistry:
         self.rpc_timeout = rpc_timeout
         self._cache: dict[tuple[str, str, int], tuple[RegisteredDefinition, WorkflowDefinition]]
         self._cache = {}
+        # (namespace, name) -> when the latest version was read, and its version.
+        self._latest: dict[tuple[str, str], tuple[float, int]] = {}
 
     async def register(
         self, org: OrgContext, yaml_text: str, source: str = "<request>"
@@ -135,6 +151,12 @@ class DefinitionRegistry:
                 raise
         registered = _registered(outcome["version"])
         self._remember(org, registered, definition)
+        latest = self._latest.get((self.router.target(org).namespace, definition.name))
+        if latest is not None and latest[1] < registered.version:
+            self._latest[(self.router.target(org).namespace, definition.name)] = (
+                time.monotonic(),
+                registered.version,
+            )
         return registered, bool(outcome["created"]), definition.warnings
 
     async def get(self, org: OrgContext, name: str, version: int | None) -> WorkflowDefinition:
@@ -150,9 +172,13 @@ class DefinitionRegistry:
     async def lookup(
         self, org: OrgContext, name: str, version: int | None
     ) -> tuple[RegisteredDefinition, WorkflowDefinition]:
-        """Both the record and the loaded definition (cached for explicit versions)."""
+        """Both the record and the loaded definition (the latest one's for a few seconds)."""
         _check_name(name)
         namespace = self.router.target(org).namespace
+        if not version:
+            latest = self._latest.get((namespace, name))
+            if latest is not None and time.monotonic() - latest[0] < LATEST_CACHED:
+                version = latest[1]
         if version:
             cached = self._cache.get((namespace, name, version))
             if cached is not None:
@@ -160,10 +186,8 @@ class DefinitionRegistry:
         client = await self.router.client(org)
         handle = client.get_workflow_handle(registry_workflow_id(name))
         try:
-            record = await handle.query(
-                DefinitionRegistryWorkflow.get_version,
-                version or 0,
-                rpc_timeout=self.rpc_timeout,
+            record = await self.router.query(
+                org, handle, GET_VERSION, version or 0, rpc_timeout=self.rpc_timeout
             )
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
@@ -177,6 +201,8 @@ class DefinitionRegistry:
             )
         registered = _registered(record)
         definition = load_definition(registered.yaml, f"{name}:{registered.version}")
+        if not version:
+            self._latest[(namespace, name)] = (time.monotonic(), registered.version)
         return self._remember(org, registered, definition)
 
     async def versions(self, org: OrgContext, name: str) -> builtins.list[RegisteredDefinition]:
@@ -185,8 +211,8 @@ class DefinitionRegistry:
         client = await self.router.client(org)
         handle = client.get_workflow_handle(registry_workflow_id(name))
         try:
-            records = await handle.query(
-                DefinitionRegistryWorkflow.list_versions, rpc_timeout=self.rpc_timeout
+            records = await self.router.query(
+                org, handle, LIST_VERSIONS, rpc_timeout=self.rpc_timeout
             )
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:

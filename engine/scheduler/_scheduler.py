@@ -131,6 +131,8 @@ class Scheduler:
         clients: The shared client pool.
         definitions: The definition registry.
         task_queue: The interpreter's task queue.
+        lease: Seconds an executor may hold an action of the runs it starts without a
+            heartbeat (None: the interpreter's default).
     """
 
     def __init__(
@@ -140,10 +142,11 @@ class Scheduler:
         definitions: DefinitionSource,
         *,
         task_queue: str = "engine",
+        lease: float | None = None,
     ) -> None:
         self.router = OrgRouter(resolver, clients)
         self.definitions = definitions
-        self.factory = WorkflowFactory(task_queue)
+        self.factory = WorkflowFactory(task_queue, lease=lease)
 
     async def client(self, org: OrgContext) -> Client:
         """The client of the caller's org namespace."""

@@ -13,6 +13,8 @@ from grpc_reflection.v1alpha import reflection
 from engine.api.v1 import (
     definition_service_pb2,
     definition_service_pb2_grpc,
+    executor_service_pb2,
+    executor_service_pb2_grpc,
     organization_service_pb2,
     organization_service_pb2_grpc,
     schedule_service_pb2,
@@ -20,9 +22,10 @@ from engine.api.v1 import (
     workflow_service_pb2,
     workflow_service_pb2_grpc,
 )
-from engine.dispatcher import DefinitionRegistry, TemporalDispatcher
+from engine.dispatcher import ActionBroker, DefinitionRegistry, TemporalDispatcher
 from engine.identity import TokenVerifier
 from engine.scheduler import Scheduler
+from engine.server._executors import ExecutorServicer
 from engine.server._interceptors import ControlPlaneInterceptor
 from engine.server._schedules import ScheduleServicer
 from engine.server._servicers import DefinitionServicer, OrganizationServicer, WorkflowServicer
@@ -35,6 +38,7 @@ SERVICE_NAMES: Final = (
     definition_service_pb2.DESCRIPTOR.services_by_name["DefinitionService"].full_name,
     workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
     schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
+    executor_service_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
 )
 _PUBLIC: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _ADMIN_ONLY: Final = ("/engine.api.v1.OrganizationService/",)
@@ -65,6 +69,7 @@ def build_server(
     dispatcher: TemporalDispatcher,
     registry: DefinitionRegistry,
     scheduler: Scheduler,
+    broker: ActionBroker,
     provisioner: Provisioner,
     directory: OrgDirectory,
     verifier: TokenVerifier,
@@ -95,6 +100,9 @@ def build_server(
     )
     schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
         ScheduleServicer(scheduler), server
+    )
+    executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
+        ExecutorServicer(broker), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -74,6 +74,8 @@ def action_to_proto(action: PendingAction) -> resources_pb2.PendingAction:
     state = action.get("state")
     if state is not None:
         message.state.CopyFrom(to_struct(state))
+    if action.get("truncated"):
+        message.truncated = True
     return message
 
 

@@ -3,7 +3,8 @@
 Every :class:`~engine.errors.EngineError` becomes its declared status code with its message
 and an ``ErrorInfo`` (its ``reason``); definition problems and bad inputs add ``BadRequest``
 field violations (with line:column), NOT_FOUND adds ``ResourceInfo`` (the resource's message
-type and, taken from the request, its name), UNAVAILABLE adds ``RetryInfo``. Anything else
+type and, taken from the request, its name), UNAVAILABLE and RESOURCE_EXHAUSTED add
+``RetryInfo``. Anything else
 becomes INTERNAL with an id that is also in the server log, so no Python traceback ever reaches
 a client.
 """
@@ -99,7 +100,8 @@ def status_of(error: BaseException, method: str, request: Any = None) -> status_
                 description=message,
             )
         )
-    if code == grpc.StatusCode.UNAVAILABLE:
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        # Both say "not now": the client may retry, after this long.
         details.append(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1)))
     return _status(code, message, error.reason, details)
 

@@ -55,9 +55,14 @@ from engine.server._requests import (
     token_bytes,
 )
 from engine.tenancy import Organization, OrgDirectory, Provisioner
-from engine.wire import from_struct, from_value, to_value
+from engine.wire import enum_name, from_struct, from_value, to_value
 
 __all__ = ["DefinitionServicer", "OrganizationServicer", "WorkflowServicer"]
+
+
+def _token_text(token: bytes | None) -> str:
+    """A visibility page token as the API's (URL-safe base64; "" at the end)."""
+    return base64.urlsafe_b64encode(token).decode() if token else ""
 
 
 def _problem(problem: Problem) -> resources_pb2.DefinitionProblem:
@@ -275,12 +280,9 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
             if run.close_time:
                 summary.close_time.CopyFrom(timestamp(run.close_time))
             workflows.append(summary)
-        following = (
-            base64.urlsafe_b64encode(listed.next_page_token).decode()
-            if listed.next_page_token
-            else ""
+        return workflows_pb.ListWorkflowsResponse(
+            workflows=workflows, next_page_token=_token_text(listed.next_page_token)
         )
-        return workflows_pb.ListWorkflowsResponse(workflows=workflows, next_page_token=following)
 
     async def SubmitResult(  # noqa: N802
         self, request: workflows_pb.SubmitResultRequest, context: Any
@@ -295,6 +297,7 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
             step_id=request.step_id or None,
             result=from_value(request.result),
             error=request.error or None,
+            request_id=request.request_id or None,
         )
         return workflows_pb.SubmitResultResponse(
             status=run_status(advance.get("status")),
@@ -331,10 +334,24 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
     async def ListPendingActions(  # noqa: N802
         self, request: workflows_pb.ListPendingActionsRequest, context: Any
     ) -> workflows_pb.ListPendingActionsResponse:
-        actions = await self.dispatcher.pending_actions(org_of(context))
-        found, token = page(actions, request.page_size, request.page_token)
+        action_type = None
+        if request.action_type != resources_pb2.ACTION_TYPE_UNSPECIFIED:
+            action_type = enum_name(resources_pb2.ActionType, request.action_type)
+            if not action_type:
+                raise FieldError("action_type", f"unknown action type {request.action_type}")
+        found = await self.dispatcher.pending_actions(
+            org_of(context),
+            page_size=page_size(request.page_size),
+            page_token=token_bytes(request.page_token) if request.page_token else None,
+            action_type=action_type,
+            agent=request.agent or None,
+            definition=request.definition_name or None,
+            step_id=request.step_id or None,
+            workflow_id=request.workflow_id or None,
+        )
         return workflows_pb.ListPendingActionsResponse(
-            pending_actions=[action_to_proto(a) for a in found], next_page_token=token
+            pending_actions=[action_to_proto(a) for a in found.actions],
+            next_page_token=_token_text(found.next_page_token),
         )
 
     async def WatchWorkflow(  # noqa: N802

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RetryConfig, TLSConfig
 
 from engine.tenancy._errors import TemporalUnavailableError
@@ -28,12 +28,72 @@ class ClientPool:
 
     Connections are opened lazily on first use, reused by every namespace on the same endpoint
     (``Client(service_client, namespace=...)``), and reconnect by themselves after an outage.
+
+    Queries go through :meth:`query`, which bounds and coalesces them.
+
+    Args:
+        queries_per_namespace: Most queries at once in one namespace from this process.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, queries_per_namespace: int = 8) -> None:
         self._connections: dict[Endpoint, Client] = {}
         self._clients: dict[tuple[Endpoint, str], Client] = {}
         self._lock = asyncio.Lock()
+        self.queries_per_namespace = queries_per_namespace
+        self._query_slots: dict[tuple[Endpoint, str], asyncio.Semaphore] = {}
+        self._asked: dict[tuple[object, ...], asyncio.Task[Any]] = {}
+
+    async def query(
+        self,
+        target: NamespaceTarget,
+        handle: WorkflowHandle[Any, Any],
+        name: str,
+        *args: Any,
+        rpc_timeout: timedelta | None = None,
+    ) -> Any:
+        """Ask a run's query, sharing the answer with every caller asking the same at once.
+
+        A query is answered by a worker of the namespace, which must hold the run in its
+        cache or load it (evicting another). Two rules keep that load from wedging the worker:
+        the same query of the same run is asked once however many callers want it (they all
+        get the one answer), and at most ``queries_per_namespace`` queries are in flight in a
+        namespace (the others wait their turn).
+
+        Why: the Temporal SDK's worker (core 1.35, still so upstream) mishandles a run that has
+        several tasks waiting for a cache slot, as concurrent queries of runs it does not hold
+        produce (a query that waits too long on the run's sticky queue is sent again on the
+        shared one). It drops an activation ("Extra buffered run should not have produced an
+        activation" in its log); that run then never finishes its task, holds a task slot for
+        good, and blocks the worker's shutdown. A few of those and the worker takes no more
+        workflow tasks at all.
+        """
+        key = (target.endpoint, target.namespace, handle.id, handle.run_id, name, repr(args))
+        asked = self._asked.get(key)
+        if asked is None:
+            asked = asyncio.create_task(self._ask(target, handle, name, args, rpc_timeout))
+            self._asked[key] = asked
+            asked.add_done_callback(lambda done: self._answered(key, done))
+        return await asyncio.shield(asked)
+
+    async def _ask(
+        self,
+        target: NamespaceTarget,
+        handle: WorkflowHandle[Any, Any],
+        name: str,
+        args: tuple[Any, ...],
+        rpc_timeout: timedelta | None,
+    ) -> Any:
+        key = (target.endpoint, target.namespace)
+        slots = self._query_slots.get(key)
+        if slots is None:
+            slots = self._query_slots[key] = asyncio.Semaphore(self.queries_per_namespace)
+        async with slots:
+            return await handle.query(name, *args, rpc_timeout=rpc_timeout)
+
+    def _answered(self, key: tuple[object, ...], done: asyncio.Task[Any]) -> None:
+        self._asked.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # every caller may have gone: taken, so asyncio does not log it
 
     async def client(self, target: NamespaceTarget) -> Client:
         """The client of a namespace (connecting to its endpoint the first time).

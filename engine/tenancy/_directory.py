@@ -24,7 +24,7 @@ from engine.tenancy._clients import ClientPool
 from engine.tenancy._errors import OrgNotFoundError
 from engine.tenancy._resolve import Endpoint, NamespaceResolver, NamespaceTarget
 from engine.worker import ServedNamespace
-from engine.workflow import SEARCH_ATTRIBUTES
+from engine.workflow import PROVISIONED
 
 __all__ = ["ENGINE_TAG", "OrgDirectory", "Organization"]
 
@@ -139,7 +139,7 @@ class OrgDirectory:
             if error.status == RPCStatusCode.NOT_FOUND:
                 return False
             raise
-        if any(a.name not in listed.custom_attributes for a in SEARCH_ATTRIBUTES):
+        if any(a.name not in listed.custom_attributes for a in PROVISIONED):
             return False
         self._ready.add(key)
         return True

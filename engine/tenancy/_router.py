@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
 
 from engine.context import OrgContext
 from engine.tenancy._clients import ClientPool
@@ -44,6 +47,19 @@ class OrgRouter:
     async def client(self, org: OrgContext) -> Client:
         """The client of the caller's org namespace."""
         return await self.clients.client(self.target(org))
+
+    async def query(
+        self,
+        org: OrgContext,
+        handle: WorkflowHandle[Any, Any],
+        name: str,
+        *args: Any,
+        rpc_timeout: timedelta | None = None,
+    ) -> Any:
+        """Ask a query of a run of the caller's org, bounded and coalesced (see
+        ``ClientPool.query``)."""
+        target = self.target(org)
+        return await self.clients.query(target, handle, name, *args, rpc_timeout=rpc_timeout)
 
     def where(self, org: OrgContext) -> str:
         """The org and its namespace, for messages: ``org 'acme' (namespace 'engine-acme')``."""

@@ -29,6 +29,7 @@ from tests.cli.test_enginectl import (
 )
 from tests.helpers.devserver import free_port
 from tests.tenancy.orgkit import eventually
+from tests.tenancy.orgkit import inbox as inbox_of
 
 ROLLOUT = """\
 name: cli-rollout
@@ -482,7 +483,7 @@ async def test_actions_and_answer_walk_a_person_through_every_prompt(
     assert (await ctl("run", "cli-quiz", "--id", quiz_id, org="inbox")).status == 0
     inbox = definitions.org("inbox")
     await eventually(
-        lambda: definitions.tenancy.dispatcher.pending_actions(inbox),
+        lambda: inbox_of(definitions.tenancy.dispatcher, inbox),
         lambda actions: len(actions) == 2,
         what="both runs in the inbox",
     )

@@ -35,6 +35,7 @@ from tests.tenancy.orgkit import (
     Tenancy,
     definition,
     eventually,
+    inbox,
     wait_for_action,
     wait_for_listed,
 )
@@ -289,8 +290,8 @@ async def test_a_run_closed_by_temporal_is_not_listed_as_waiting(api: Tenancy) -
     assert summary.status == "failed"
     waiting = await api.dispatcher.list(org, status="waiting")
     assert run.workflow_id not in {r.workflow_id for r in waiting.runs}
-    inbox = await api.dispatcher.pending_actions(org)
-    assert run.workflow_id not in {a["workflow_id"] for a in inbox}
+    listed = await inbox(api.dispatcher, org)
+    assert run.workflow_id not in {a["workflow_id"] for a in listed}
 
 
 async def test_list_refuses_a_bad_status_or_page_size(api: Tenancy) -> None:
@@ -468,31 +469,41 @@ async def test_pending_actions_lists_every_action_of_the_org_once(api: Tenancy) 
     tree = await dispatcher.start(org, FANOUT, workflow_id=_id("tree"))
     expected_runs = {single.workflow_id} | {f"{tree.workflow_id}/each/{i}" for i in range(3)}
 
-    inbox = await eventually(
-        lambda: dispatcher.pending_actions(org),
+    listed = await eventually(
+        lambda: inbox(dispatcher, org),
         lambda actions: {a["workflow_id"] for a in actions} == expected_runs,
         what="four actions in the inbox",
     )
 
-    assert len(inbox) == 4
-    assert Counter(a["action_id"] for a in inbox).most_common(1)[0][1] == 1
-    assert Counter(a["workflow_id"] for a in inbox) == Counter(dict.fromkeys(expected_runs, 1))
-    assert [a["created_at"] for a in inbox] == sorted(a["created_at"] for a in inbox)
-    assert {a["step_id"] for a in inbox} == {"ask", "name_item"}
-    assert len(await dispatcher.pending_actions(org, limit=2)) == 2
+    assert len(listed) == 4
+    assert Counter(a["action_id"] for a in listed).most_common(1)[0][1] == 1
+    assert Counter(a["workflow_id"] for a in listed) == Counter(dict.fromkeys(expected_runs, 1))
+    assert {a["step_id"] for a in listed} == {"ask", "name_item"}
+    # A page holds the actions of page_size runs; paging goes through every one, once.
+    first = await dispatcher.pending_actions(org, page_size=2)
+    assert len(first.actions) == 2 and first.next_page_token is not None
+    rest = await dispatcher.pending_actions(org, page_size=2, page_token=first.next_page_token)
+    paged = [a["action_id"] for a in [*first.actions, *rest.actions]]
+    assert sorted(paged) == sorted(a["action_id"] for a in listed)
+    # Filters: by step, by type, by run (its foreach items included).
+    assert {a["step_id"] for a in await inbox(dispatcher, org, step_id="ask")} == {"ask"}
+    assert len(await inbox(dispatcher, org, action_type="prompt")) == 4
+    assert await inbox(dispatcher, org, action_type="shell") == []
+    of_tree = await inbox(dispatcher, org, workflow_id=tree.workflow_id)
+    assert {a["workflow_id"] for a in of_tree} == expected_runs - {single.workflow_id}
 
     # Answering a child's action takes it out of the inbox; the others stay, once each.
-    child = next(a for a in inbox if a["step_id"] == "name_item")
+    child = next(a for a in listed if a["step_id"] == "name_item")
     await dispatcher.submit_result(
         org, child["workflow_id"], action_id=child["action_id"], result="first"
     )
-    rest = await eventually(
-        lambda: dispatcher.pending_actions(org),
+    left = await eventually(
+        lambda: inbox(dispatcher, org),
         lambda actions: len(actions) == 3,
         what="three actions left",
     )
-    assert child["action_id"] not in {a["action_id"] for a in rest}
-    assert len({a["action_id"] for a in rest}) == 3
+    assert child["action_id"] not in {a["action_id"] for a in left}
+    assert len({a["action_id"] for a in left}) == 3
     await dispatcher.cancel(org, single.workflow_id)
     await dispatcher.cancel(org, tree.workflow_id)
 
@@ -503,7 +514,7 @@ async def test_watch_yields_each_change_and_stops_at_the_end(api: Tenancy) -> No
     seen: list[dict[str, Any]] = []
 
     async def follow() -> None:
-        async for status in api.dispatcher.watch(d, run.workflow_id, interval=0.05):
+        async for status in api.dispatcher.watch(d, run.workflow_id):
             seen.append(status)
             if status["pending_actions"]:
                 await api.dispatcher.submit_result(d, run.workflow_id, step_id="ask", result=True)
@@ -529,7 +540,7 @@ async def test_an_unprovisioned_org_is_not_found(api: Tenancy) -> None:
         "start": api.dispatcher.start(ghost, QUICK),
         "status": api.dispatcher.status(ghost, "any"),
         "list": api.dispatcher.list(ghost),
-        "pending_actions": api.dispatcher.pending_actions(ghost),
+        "pending_actions": inbox(api.dispatcher, ghost),
         "submit_result": api.dispatcher.submit_result(ghost, "any", step_id="s", result=1),
         "signal": api.dispatcher.signal(ghost, "any", "cancel_workflow"),
         "cancel": api.dispatcher.cancel(ghost, "any"),

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import grpc
@@ -118,6 +119,7 @@ async def open_stack(
     workers: bool,
     verifier: TokenVerifier | None = None,
     tls: tuple[str, str] | None = None,
+    action_lease: timedelta | None = None,
 ) -> ServingStack:
     """Build and start a control plane (and, with ``workers``, a worker pool) on a free port.
 
@@ -130,6 +132,7 @@ async def open_stack(
         task_queue=TASK_QUEUE,
         workers=worker_options() if workers else None,
         refresh_interval=None,
+        action_lease=action_lease,
     )
     try:
         await stack.start()
@@ -218,11 +221,15 @@ class ControlPlaneKit:
 
 
 async def open_control_plane(
-    temporal_address: str, *, tag: str, orgs: Iterable[str] = ("acme", "globex")
+    temporal_address: str,
+    *,
+    tag: str,
+    orgs: Iterable[str] = ("acme", "globex"),
+    action_lease: timedelta | None = None,
 ) -> ControlPlaneKit:
     """Start a control plane with its worker pool and provision ``orgs`` concurrently."""
     resolver = PrefixResolver(Endpoint(temporal_address), unique_prefix(tag))
-    stack = await open_stack(resolver, workers=True)
+    stack = await open_stack(resolver, workers=True, action_lease=action_lease)
     wanted = tuple(orgs)
     try:
         await asyncio.gather(*(stack.provisioner.provision(org_id) for org_id in wanted))

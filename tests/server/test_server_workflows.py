@@ -825,12 +825,21 @@ async def test_list_pending_actions_is_the_orgs_inbox_across_runs_and_foreach_ch
     assert all(a.workflow_id.startswith(f"{fanout.workflow_id}/each/") for a in children)
     assert len({a.workflow_id for a in children}) == 3
 
+    # A page holds the actions of page_size runs, oldest first; pages go through each once.
     first = await actions(page_size=3)
     rest = await actions(page_size=3, page_token=first.next_page_token)
-    assert [a.action_id for a in [*first.pending_actions, *rest.pending_actions]] == [
-        a.action_id for a in pending
-    ]
+    paged = [a.action_id for a in [*first.pending_actions, *rest.pending_actions]]
+    assert sorted(paged) == sorted(a.action_id for a in pending)
+    assert (len(first.pending_actions), len(rest.pending_actions)) == (3, 1)
+    for page in (first, rest):
+        times = [a.create_time.ToDatetime() for a in page.pending_actions]
+        assert times == sorted(times)
     assert rest.next_page_token == ""
+    # Filters: by step and by run (its foreach items included).
+    by_step = await actions(step_id="name_item")
+    assert {a.step_id for a in by_step.pending_actions} == {"name_item"}
+    by_run = await actions(workflow_id=fanout.workflow_id)
+    assert {a.workflow_id for a in by_run.pending_actions} == {a.workflow_id for a in children}
 
     x = next(a for a in children if a.parameters["message"] == "Name x")
     answered = await inbox.submit(x.workflow_id, action_id=x.action_id, result=_value("ex"))

@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio.client import Client
@@ -103,6 +104,7 @@ async def open_tenancy(
     refresh_interval: float | None = None,
     shard: Iterable[str] | None = None,
     workers: bool = True,
+    action_lease: timedelta | None = None,
 ) -> Tenancy:
     """Start a stack (with its worker pool, unless ``workers`` is False) and provision ``orgs``
     (concurrently: each takes a second or two)."""
@@ -112,6 +114,7 @@ async def open_tenancy(
         workers=worker_options() if workers else None,
         orgs=None if shard is None else frozenset(shard),
         refresh_interval=refresh_interval,
+        action_lease=action_lease,
     )
     try:
         await tenancy.start()
@@ -179,6 +182,20 @@ async def wait_for_listed(
         return (await dispatcher.list(org, **filters)).runs
 
     return await eventually(runs, predicate, timeout=timeout, what=f"a listing {filters}")
+
+
+async def inbox(
+    dispatcher: TemporalDispatcher, org: OrgContext, **filters: Any
+) -> list[dict[str, Any]]:
+    """Every pending action of the org's inbox, page after page (filters as the dispatcher's)."""
+    actions: list[dict[str, Any]] = []
+    token: bytes | None = None
+    while True:
+        page = await dispatcher.pending_actions(org, page_token=token, **filters)
+        actions.extend(dict(action) for action in page.actions)
+        token = page.next_page_token
+        if token is None:
+            return actions
 
 
 def definition(text: str) -> WorkflowDefinition:

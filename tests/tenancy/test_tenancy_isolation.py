@@ -28,6 +28,7 @@ from tests.tenancy.orgkit import (
     Tenancy,
     definition,
     eventually,
+    inbox,
     open_tenancy,
     unique_prefix,
     wait_for_action,
@@ -150,7 +151,7 @@ async def test_another_org_neither_lists_nor_sees_pending_actions(
     dispatcher = two_orgs.dispatcher
     # Once a's own inbox shows the action, visibility has caught up: b's views are settled too.
     await eventually(
-        lambda: dispatcher.pending_actions(a),
+        lambda: inbox(dispatcher, a),
         lambda actions: run_of_a.action["action_id"] in [x["action_id"] for x in actions],
         what="a's action in a's inbox",
     )
@@ -167,7 +168,7 @@ async def test_another_org_neither_lists_nor_sees_pending_actions(
     # Even a query that breaks out of its parentheses stays in b's namespace.
     escaped = await dispatcher.list(b, query="EngineOrg = 'a') OR (EngineOrg = 'a'")
     assert run_of_a.workflow_id not in [r.workflow_id for r in escaped.runs]
-    inbox_b = await dispatcher.pending_actions(b)
+    inbox_b = await inbox(dispatcher, b)
     assert run_of_a.action["action_id"] not in [x["action_id"] for x in inbox_b]
     assert all(x["workflow_id"] != run_of_a.workflow_id for x in inbox_b)
 

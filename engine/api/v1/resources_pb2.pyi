@@ -141,6 +141,7 @@ class PendingAction(_message.Message):
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
     """Unique id of this attempt of the step; name it when submitting the result."""
     type: Global___ActionType.ValueType
@@ -153,6 +154,10 @@ class PendingAction(_message.Message):
     """The run (or foreach child run) that waits for it: submit results there."""
     run_id: _builtins.str
     """The run id of that run."""
+    truncated: _builtins.bool
+    """In an inbox listing only: the parameters and state were too large to list and are left
+    out (GetWorkflow has them).
+    """
     @_builtins.property
     def parameters(self) -> _struct_pb2.Struct:
         """The step's fields, rendered against the state it may see (e.g. command, env, message)."""
@@ -187,10 +192,11 @@ class PendingAction(_message.Message):
         workflow_id: _builtins.str = ...,
         run_id: _builtins.str = ...,
         state: _struct_pb2.Struct | None = ...,
+        truncated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deadline", b"deadline", "parameters", b"parameters", "state", b"state", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "attempt", b"attempt", "create_time", b"create_time", "deadline", b"deadline", "parameters", b"parameters", "run_id", b"run_id", "state", b"state", "step_id", b"step_id", "timeout", b"timeout", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "attempt", b"attempt", "create_time", b"create_time", "deadline", b"deadline", "parameters", b"parameters", "run_id", b"run_id", "state", b"state", "step_id", b"step_id", "timeout", b"timeout", "truncated", b"truncated", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

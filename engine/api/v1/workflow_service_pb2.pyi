@@ -277,6 +277,7 @@ class SubmitResultRequest(_message.Message):
     STEP_ID_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     """The run (or foreach child run) the action belongs to: PendingAction.workflow_id."""
     action_id: _builtins.str
@@ -285,6 +286,11 @@ class SubmitResultRequest(_message.Message):
     """The waiting step's id."""
     error: _builtins.str
     """Set instead of a result to report that the action failed (the step's on_error applies)."""
+    request_id: _builtins.str
+    """Idempotency key: submitting again with the same request id (after a call whose outcome
+    you did not learn) answers with the outcome of the first submission, not "already
+    submitted".
+    """
     @_builtins.property
     def result(self) -> _struct_pb2.Value:
         """The result (shell: {exit_code, stdout, stderr}; confirm: a boolean; choice: an option;
@@ -299,10 +305,11 @@ class SubmitResultRequest(_message.Message):
         step_id: _builtins.str = ...,
         result: _struct_pb2.Value | None = ...,
         error: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "result", b"result", "step_id", b"step_id", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "error", b"error", "result", b"result", "step_id", b"step_id", "target", b"target", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "error", b"error", "request_id", b"request_id", "result", b"result", "step_id", b"step_id", "target", b"target", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["action_id", "step_id"]  # noqa: Y015
     _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
@@ -452,19 +459,41 @@ class ListPendingActionsRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ACTION_TYPE_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    DEFINITION_NAME_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Most actions to return (1-1000; 100 when unset)."""
+    """Most waiting runs whose actions one page holds (1-1000; 100 when unset). A run waits on
+    one action of its own at a time; a foreach item is a run of its own.
+    """
     page_token: _builtins.str
     """The next_page_token of a previous call, to continue from there."""
+    action_type: _resources_pb2.ActionType.ValueType
+    """Only actions of this type."""
+    agent: _builtins.str
+    """Only delegate actions for this agent ("@reviewer")."""
+    definition_name: _builtins.str
+    """Only actions of runs of this definition."""
+    step_id: _builtins.str
+    """Only actions of this step."""
+    workflow_id: _builtins.str
+    """Only actions of this run and its foreach items."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        action_type: _resources_pb2.ActionType.ValueType = ...,
+        agent: _builtins.str = ...,
+        definition_name: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_type", b"action_type", "agent", b"agent", "definition_name", b"definition_name", "page_size", b"page_size", "page_token", b"page_token", "step_id", b"step_id", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -482,7 +511,9 @@ class ListPendingActionsResponse(_message.Message):
     """Token of the next page; empty at the end."""
     @_builtins.property
     def pending_actions(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.PendingAction]:
-        """The actions, oldest first."""
+        """The actions of this page's runs, oldest first (pages follow visibility's order of the
+        runs, the newest first).
+        """
 
     def __init__(
         self,

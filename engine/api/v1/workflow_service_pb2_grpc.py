@@ -134,14 +134,16 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListPendingActions(self, request, context):
-        """Lists every pending action of the organization, across runs and foreach children.
+        """Lists the pending actions of the organization (the inbox), across runs and foreach
+        children, filtered by type, agent, definition, step and run: one visibility query per page.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchWorkflow(self, request, context):
-        """Streams a run's status each time it changes, until the run ends.
+        """Streams a run's status each time it changes, in order, until the run ends: every state
+        the run passed through, however fast it moved.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

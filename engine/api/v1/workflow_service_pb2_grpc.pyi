@@ -53,9 +53,13 @@ class WorkflowServiceStub:
     UpdateTimeout: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.UpdateTimeoutRequest, _workflow_service_pb2.UpdateTimeoutResponse]
     """Moves the deadline of a waiting step (or the end of a wait) to now + timeout."""
     ListPendingActions: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.ListPendingActionsRequest, _workflow_service_pb2.ListPendingActionsResponse]
-    """Lists every pending action of the organization, across runs and foreach children."""
+    """Lists the pending actions of the organization (the inbox), across runs and foreach
+    children, filtered by type, agent, definition, step and run: one visibility query per page.
+    """
     WatchWorkflow: _grpc.UnaryStreamMultiCallable[_workflow_service_pb2.WatchWorkflowRequest, _workflow_service_pb2.WatchWorkflowResponse]
-    """Streams a run's status each time it changes, until the run ends."""
+    """Streams a run's status each time it changes, in order, until the run ends: every state
+    the run passed through, however fast it moved.
+    """
     RetryWorkflow: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.RetryWorkflowRequest, _workflow_service_pb2.RetryWorkflowResponse]
     """Re-runs a failed run: from its failed step (a reset to before the failure) or from the
     start with the same definition and inputs.
@@ -86,9 +90,13 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     UpdateTimeout: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.UpdateTimeoutRequest, _workflow_service_pb2.UpdateTimeoutResponse]  # type: ignore[assignment]
     """Moves the deadline of a waiting step (or the end of a wait) to now + timeout."""
     ListPendingActions: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.ListPendingActionsRequest, _workflow_service_pb2.ListPendingActionsResponse]  # type: ignore[assignment]
-    """Lists every pending action of the organization, across runs and foreach children."""
+    """Lists the pending actions of the organization (the inbox), across runs and foreach
+    children, filtered by type, agent, definition, step and run: one visibility query per page.
+    """
     WatchWorkflow: _aio.UnaryStreamMultiCallable[_workflow_service_pb2.WatchWorkflowRequest, _workflow_service_pb2.WatchWorkflowResponse]  # type: ignore[assignment]
-    """Streams a run's status each time it changes, until the run ends."""
+    """Streams a run's status each time it changes, in order, until the run ends: every state
+    the run passed through, however fast it moved.
+    """
     RetryWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RetryWorkflowRequest, _workflow_service_pb2.RetryWorkflowResponse]  # type: ignore[assignment]
     """Re-runs a failed run: from its failed step (a reset to before the failure) or from the
     start with the same definition and inputs.
@@ -158,7 +166,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.ListPendingActionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_service_pb2.ListPendingActionsResponse, _abc.Awaitable[_workflow_service_pb2.ListPendingActionsResponse]]:
-        """Lists every pending action of the organization, across runs and foreach children."""
+        """Lists the pending actions of the organization (the inbox), across runs and foreach
+        children, filtered by type, agent, definition, step and run: one visibility query per page.
+        """
 
     @_abc_1.abstractmethod
     def WatchWorkflow(
@@ -166,7 +176,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_service_pb2.WatchWorkflowRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_workflow_service_pb2.WatchWorkflowResponse], _abc.AsyncIterator[_workflow_service_pb2.WatchWorkflowResponse]]:
-        """Streams a run's status each time it changes, until the run ends."""
+        """Streams a run's status each time it changes, in order, until the run ends: every state
+        the run passed through, however fast it moved.
+        """
 
     @_abc_1.abstractmethod
     def RetryWorkflow(

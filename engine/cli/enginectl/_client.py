@@ -19,6 +19,7 @@ from grpc_status import rpc_status
 
 from engine.api.v1 import (
     definition_service_pb2_grpc,
+    executor_service_pb2_grpc,
     organization_service_pb2_grpc,
     schedule_service_pb2_grpc,
     workflow_service_pb2_grpc,
@@ -98,6 +99,7 @@ class EngineClient:
         self.definitions = definition_service_pb2_grpc.DefinitionServiceStub(self.channel)
         self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self.channel)
         self.schedules = schedule_service_pb2_grpc.ScheduleServiceStub(self.channel)
+        self.executors = executor_service_pb2_grpc.ExecutorServiceStub(self.channel)
         self._connected = False
 
     def __enter__(self) -> EngineClient:
@@ -135,8 +137,10 @@ class EngineClient:
             ) from None
         self._connected = True
 
-    def call(self, method: Callable[..., _Response], request: Message) -> _Response:
-        """Make a unary call with the token and the deadline.
+    def call(
+        self, method: Callable[..., _Response], request: Message, *, timeout: float | None = None
+    ) -> _Response:
+        """Make a unary call with the token and the deadline (``timeout``, else the client's).
 
         Raises:
             CliError: The channel did not connect.
@@ -144,7 +148,7 @@ class EngineClient:
         """
         self.connect()
         try:
-            return method(request, metadata=self._metadata(), timeout=self.timeout)
+            return method(request, metadata=self._metadata(), timeout=timeout or self.timeout)
         except grpc.RpcError as error:
             raise self.failure(error) from None
 

@@ -15,6 +15,7 @@ from engine.cli.enginectl import (
     _runs,
     _schedules,
     _tokens,
+    _work,
 )
 from engine.cli.enginectl._client import CallFailedError, CliError
 from engine.cli.enginectl._common import (
@@ -27,7 +28,7 @@ from engine.cli.enginectl._common import (
 
 __all__ = ["main"]
 
-_GROUPS = (_definitions, _runs, _actions, _orgs, _schedules, _tokens)
+_GROUPS = (_definitions, _runs, _actions, _work, _orgs, _schedules, _tokens)
 """Every command group, in the order ``--help`` lists their commands."""
 
 
