@@ -21,19 +21,22 @@ import ctypes.util
 import dataclasses
 import json
 import logging
+import os
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from temporalio.client import Client
 
-from engine.config import ServerSettings, TemporalSettings, TenancySettings
+from engine.config import ServerSettings, TemporalSettings, TenancySettings, WorkerSettings
 from engine.context import OrgContext
 from engine.definition import DefinitionError
 from engine.errors import EngineError
@@ -51,6 +54,13 @@ DEV_ORG: Final = "default"
 DEV_PREFIX: Final = "engine-"
 DEV_RETENTION_DAYS: Final = 1
 ADMIN_TOKEN_TTL: Final = 30 * 24 * 3600
+TEMPORAL_STOP: Final = 25.0
+"""Seconds ``engined dev`` gives its Temporal server to stop (then kills it)."""
+PLANE_STOP: Final = 5.0
+"""Seconds the control plane gives in-flight calls when it stops."""
+EXIT_MARGIN: Final = 5.0
+"""Seconds beyond the bounds of an orderly stop (the workers' ``stop_deadline``, the control
+plane's ``PLANE_STOP``, ``dev``'s ``TEMPORAL_STOP``) after which ``engined`` exits regardless."""
 
 log = logging.getLogger("engined")
 
@@ -109,11 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         tenancy = TenancySettings.from_env()
         server = ServerSettings.from_env()
+        settings = WorkerSettings.from_env()
+        workers = WorkerOptions(
+            max_cached_workflows=settings.cached_runs, graceful_shutdown_seconds=settings.grace
+        )
         if arguments.command == "dev":
-            return asyncio.run(_dev(arguments, temporal, tenancy, server))
+            return asyncio.run(_dev(arguments, temporal, tenancy, server, workers))
         if arguments.command == "serve":
-            return asyncio.run(_serve(arguments, temporal, tenancy, server))
-        return asyncio.run(_worker(arguments, temporal, tenancy))
+            return asyncio.run(_serve(arguments, temporal, tenancy, server, workers))
+        return asyncio.run(_worker(arguments, temporal, tenancy, workers))
     except KeyboardInterrupt:
         return EXIT_OK
     except (EngineError, ValueError, OSError) as error:
@@ -146,19 +160,39 @@ def _control_plane(
 
 
 @contextlib.asynccontextmanager
-async def _until_stopped() -> AsyncIterator[asyncio.Event]:
-    """An event set by SIGINT or SIGTERM."""
+async def _until_stopped(deadline: float = 0.0) -> AsyncIterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM.
+
+    With a ``deadline``, the signal also arms a watchdog: a process that has not exited that
+    many seconds later (its orderly shutdown stuck in a worker or a thread) exits at once with
+    status 1, so a supervisor's SIGTERM always ends it.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping() -> None:
+        if deadline and not stop.is_set():
+            watchdog = threading.Timer(deadline, _give_up, args=(deadline,))
+            watchdog.daemon = True
+            watchdog.start()
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stopping)
     try:
         yield stop
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(signum)
+
+
+def _give_up(deadline: float) -> None:
+    log.error("still running %ss after the signal to stop; exiting now", deadline)
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(EXIT_FAILED)
 
 
 def _orgs(value: str | None) -> list[str] | None:
@@ -173,15 +207,16 @@ async def _serve(
     temporal: TemporalSettings,
     tenancy: TenancySettings,
     server: ServerSettings,
+    workers: WorkerOptions,
 ) -> int:
     verifier = _verifier(server)
     stack = Stack.from_settings(
         temporal,
         tenancy,
-        workers=None if arguments.no_worker else WorkerOptions(),
+        workers=None if arguments.no_worker else workers,
         orgs=_orgs(arguments.orgs),
     )
-    async with _until_stopped() as stop, stack:
+    async with _until_stopped(workers.stop_deadline + PLANE_STOP + EXIT_MARGIN) as stop, stack:
         plane = _control_plane(stack, verifier, arguments.listen or server.listen, server)
         await plane.start()
         log.info(
@@ -189,12 +224,15 @@ async def _serve(
         )
         await stop.wait()
         log.info("stopping")
-        await plane.stop()
+        await plane.stop(PLANE_STOP)
     return EXIT_OK
 
 
 async def _worker(
-    arguments: argparse.Namespace, temporal: TemporalSettings, tenancy: TenancySettings
+    arguments: argparse.Namespace,
+    temporal: TemporalSettings,
+    tenancy: TenancySettings,
+    workers: WorkerOptions,
 ) -> int:
     temporal = dataclasses.replace(
         temporal,
@@ -203,11 +241,9 @@ async def _worker(
         namespace=arguments.namespace or temporal.namespace,
     )
     if temporal.namespace:
-        return await _namespace_worker(temporal)
-    stack = Stack.from_settings(
-        temporal, tenancy, workers=WorkerOptions(), orgs=_orgs(arguments.orgs)
-    )
-    async with _until_stopped() as stop, stack:
+        return await _namespace_worker(temporal, workers)
+    stack = Stack.from_settings(temporal, tenancy, workers=workers, orgs=_orgs(arguments.orgs))
+    async with _until_stopped(workers.stop_deadline + EXIT_MARGIN) as stop, stack:
         assert stack.pool is not None
         log.info("worker pool serving orgs %s", ", ".join(stack.pool.served_orgs) or "(none yet)")
         await stop.wait()
@@ -215,17 +251,22 @@ async def _worker(
     return EXIT_OK
 
 
-async def _namespace_worker(temporal: TemporalSettings) -> int:
+async def _namespace_worker(temporal: TemporalSettings, workers: WorkerOptions) -> int:
     """One worker for one namespace, outside any organization (``--namespace``)."""
     assert temporal.namespace is not None
-    async with _until_stopped() as stop:
+    async with _until_stopped(workers.stop_deadline + EXIT_MARGIN) as stop:
         try:
             client = await Client.connect(temporal.address, namespace=temporal.namespace)
         except RuntimeError as error:
             print(f"engined: cannot reach Temporal at {temporal.address}: {error}", file=sys.stderr)
             return EXIT_FAILED
         await ensure_search_attributes(client)
-        async with build_worker(client, task_queue=temporal.task_queue):
+        async with build_worker(
+            client,
+            task_queue=temporal.task_queue,
+            max_cached_workflows=workers.max_cached_workflows,
+            graceful_shutdown_timeout=timedelta(seconds=workers.graceful_shutdown_seconds),
+        ):
             log.info(
                 "worker serving namespace %s, task queue %s at %s",
                 temporal.namespace,
@@ -319,7 +360,7 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=TEMPORAL_STOP - 5)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
@@ -344,10 +385,14 @@ async def _dev(
     temporal: TemporalSettings,
     tenancy: TenancySettings,
     server: ServerSettings,
+    workers: WorkerOptions,
 ) -> int:
     home = Path(arguments.home or server.home).resolve()
     address = f"127.0.0.1:{arguments.temporal_port}"
-    async with _until_stopped() as stop:  # also shields the orderly shutdown below
+    # The signal also shields the orderly shutdown below (Temporal last, within its own bound).
+    async with _until_stopped(
+        workers.stop_deadline + PLANE_STOP + TEMPORAL_STOP + EXIT_MARGIN
+    ) as stop:
         temporal_process = await _start_temporal(home, arguments.temporal_port, arguments.ui_port)
         stack: Stack | None = None
         plane: ControlPlane | None = None
@@ -357,7 +402,7 @@ async def _dev(
             stack = Stack.from_settings(
                 dataclasses.replace(temporal, address=address),
                 dataclasses.replace(tenancy, namespace_map=None, retention_days=DEV_RETENTION_DAYS),
-                workers=WorkerOptions(),
+                workers=workers,
                 default_prefix=DEV_PREFIX,
             )
             await stack.start()
@@ -389,7 +434,7 @@ async def _dev(
             log.info("stopping")
         finally:
             if plane is not None:
-                await plane.stop()
+                await plane.stop(PLANE_STOP)
             if stack is not None:
                 await stack.close()
             _stop_process(temporal_process)

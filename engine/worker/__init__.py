@@ -6,6 +6,6 @@ hundreds of namespaces keeps a bounded number of threads.
 
 from __future__ import annotations
 
-from engine.worker._pool import ServedNamespace, WorkerOptions, WorkerPool
+from engine.worker._pool import STOP_MARGIN, ServedNamespace, WorkerOptions, WorkerPool
 
-__all__ = ["ServedNamespace", "WorkerOptions", "WorkerPool"]
+__all__ = ["STOP_MARGIN", "ServedNamespace", "WorkerOptions", "WorkerPool"]

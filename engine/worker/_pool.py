@@ -9,16 +9,19 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from engine.workflow import build_worker
+from engine.workflow import build_worker, ensure_search_attributes
 
-__all__ = ["ServedNamespace", "WorkerOptions", "WorkerPool"]
+__all__ = ["STOP_MARGIN", "ServedNamespace", "WorkerOptions", "WorkerPool"]
 
 log = logging.getLogger("engine.worker")
+
+STOP_MARGIN: Final = 5.0
+"""Seconds a worker gets, beyond its graceful shutdown, to report that it stopped."""
 
 
 @dataclass(frozen=True)
@@ -29,18 +32,27 @@ class WorkerOptions:
         task_queue: The interpreter's task queue in every namespace.
         workflow_task_threads: Size of the ONE thread pool that runs workflow tasks for every
             worker of the pool (each Worker would otherwise make its own, of up to 500 threads).
-        max_cached_workflows: Runs kept in memory between tasks, per namespace.
+        max_cached_workflows: Runs kept in memory between tasks, per namespace (the SDK's own
+            default). A run not in the cache is replayed from its history for its next task
+            or query; a small cache under many waiting runs makes every answer a replay.
         max_concurrent_workflow_tasks: Workflow tasks processed at once, per namespace.
-        graceful_shutdown_seconds: How long in-flight tasks get to finish on shutdown.
+        graceful_shutdown_seconds: How long in-flight tasks get to finish on shutdown; a
+            worker that has not stopped :data:`STOP_MARGIN` seconds later is abandoned (see
+            :meth:`WorkerPool.stop`).
         extra: Any other :class:`temporalio.worker.Worker` option (e.g. poller behaviour).
     """
 
     task_queue: str = "engine"
     workflow_task_threads: int = 16
-    max_cached_workflows: int = 100
+    max_cached_workflows: int = 1000
     max_concurrent_workflow_tasks: int = 16
     graceful_shutdown_seconds: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stop_deadline(self) -> float:
+        """Seconds :meth:`WorkerPool.stop` takes at most."""
+        return self.graceful_shutdown_seconds + STOP_MARGIN
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,12 @@ class WorkerPool:
         if self.orgs is not None and target.org_id not in self.orgs:
             return
         key = (target.org_id, target.namespace)
+        served = self._served.get(key)
+        if served is not None and not served.task.done():
+            return
+        # An org provisioned by an older engine may lack attributes that runs now set (a run
+        # that sets an unknown one fails its workflow task): add them before serving it.
+        await ensure_search_attributes(target.client, target.namespace)
         async with self._lock:
             if self._stopped:
                 return
@@ -139,7 +157,13 @@ class WorkerPool:
             log.info("serving org %s (namespace %s)", target.org_id, target.namespace)
 
     async def stop(self) -> None:
-        """Stop every worker gracefully (in-flight tasks finish first), then the thread pool."""
+        """Stop every worker gracefully (in-flight tasks finish first), then the thread pool.
+
+        Bounded: it returns within ``options.stop_deadline`` seconds whatever the workers do. A
+        worker whose SDK core does not finish its shutdown by then (as a wedged one does not)
+        is abandoned with an error in the log; the process can still exit, and the runs it
+        held go to another worker when their tasks time out.
+        """
         self._stopped = True
         if self._refresher is not None:
             self._refresher.cancel()
@@ -148,12 +172,29 @@ class WorkerPool:
         async with self._lock:  # no serve() is half-way through starting a worker
             served = list(self._served.values())
             self._served.clear()
-        await asyncio.gather(
-            *(s.worker.shutdown() for s in served if not s.task.done()), return_exceptions=True
-        )
-        await asyncio.gather(*(s.task for s in served), return_exceptions=True)
-        # Joining the threads blocks; do it off the event loop.
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        running = [s for s in served if not s.task.done()]
+        pending: list[asyncio.Task[None]] = [
+            *(asyncio.create_task(s.worker.shutdown()) for s in running),
+            *(s.task for s in served),
+        ]
+        late: set[asyncio.Task[None]] = set()
+        if pending:
+            done, late = await asyncio.wait(pending, timeout=self.options.stop_deadline)
+            for task in done:  # a worker that failed to stop has said so in the log
+                if not task.cancelled():
+                    task.exception()
+        for s in served:
+            if s.task in late:
+                log.error(
+                    "the worker of org %s did not stop within %ss of shutdown; abandoning it",
+                    s.target.org_id,
+                    self.options.stop_deadline,
+                )
+        for task in late:
+            task.cancel()
+        # Joining the threads blocks; do it off the event loop (not at all if a worker is
+        # stuck, as one of its threads may be).
+        await asyncio.to_thread(self._executor.shutdown, wait=not late, cancel_futures=True)
 
     async def __aenter__(self) -> WorkerPool:
         await self.start()

@@ -6,7 +6,9 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from engine.config import TemporalSettings, TenancySettings
+import pytest
+
+from engine.config import TemporalSettings, TenancySettings, WorkerSettings
 from engine.stack import Stack
 from engine.tenancy import Endpoint, MapResolver, PrefixResolver
 from engine.worker import WorkerOptions
@@ -75,3 +77,31 @@ def test_settings_choose_the_resolver_the_task_queue_and_the_retention(tmp_path:
     )
     assert isinstance(mapped.resolver, MapResolver)
     assert mapped.resolver.resolve("acme").endpoint.api_key == "secret"
+
+
+def test_numeric_settings_default_and_name_what_is_wrong() -> None:
+    assert WorkerSettings.from_env({}) == WorkerSettings(cached_runs=1000, grace=10.0)
+    tuned = WorkerSettings.from_env(
+        {"ENGINE_WORKER_CACHED_RUNS": "250", "ENGINE_WORKER_GRACE": "2.5"}
+    )
+    assert (tuned.cached_runs, tuned.grace) == (250, 2.5)
+    assert TemporalSettings.from_env({}).action_lease is None
+    assert TemporalSettings.from_env({"ENGINE_ACTION_LEASE": "15"}).action_lease == 15.0
+    assert TenancySettings.from_env({}).retention_days == 3
+
+    for name, value, expected in [
+        ("ENGINE_WORKER_CACHED_RUNS", "lots", "ENGINE_WORKER_CACHED_RUNS must be a whole number"),
+        ("ENGINE_WORKER_CACHED_RUNS", "0", "ENGINE_WORKER_CACHED_RUNS must be a whole number"),
+        ("ENGINE_WORKER_GRACE", "-1", "ENGINE_WORKER_GRACE must be a number of seconds"),
+        ("ENGINE_ACTION_LEASE", "1m", "ENGINE_ACTION_LEASE must be a number of seconds"),
+        ("ENGINE_RETENTION_DAYS", "1.5", "ENGINE_RETENTION_DAYS must be a whole number of days"),
+    ]:
+        reader = {
+            "ENGINE_WORKER_CACHED_RUNS": WorkerSettings.from_env,
+            "ENGINE_WORKER_GRACE": WorkerSettings.from_env,
+            "ENGINE_ACTION_LEASE": TemporalSettings.from_env,
+            "ENGINE_RETENTION_DAYS": TenancySettings.from_env,
+        }[name]
+        with pytest.raises(ValueError, match=expected) as error:
+            reader({name: value})
+        assert f"got {value!r}" in str(error.value)

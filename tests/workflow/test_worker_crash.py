@@ -9,91 +9,15 @@ everything it had computed before the crash.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client
 
 from tests.helpers.devserver import DevServer
+from tests.helpers.processes import WorkerProcess
 from tests.helpers.runs import start, status, submit, unique_id, wait_for_action, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
-ENGINED = ROOT / "cmd" / "engined"
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable)
-READY = "worker serving namespace"
-
-
-class WorkerProcess:
-    """``python cmd/engined worker`` in a subprocess, its output in a log file."""
-
-    def __init__(self, address: str, task_queue: str) -> None:
-        self.address = address
-        self.task_queue = task_queue
-        self.log = Path(tempfile.mkstemp(prefix="engined-worker-", suffix=".log")[1])
-        env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": address,
-            "TEMPORAL_NAMESPACE": "default",
-            "TEMPORAL_TASK_QUEUE": task_queue,
-        }
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [
-                    PYTHON,
-                    str(ENGINED),
-                    "worker",
-                    "--address",
-                    address,
-                    "--task-queue",
-                    task_queue,
-                ],
-                env=env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def ready(self, timeout: float = 30.0) -> None:
-        """Wait until the worker says it polls its task queue."""
-        deadline = time.monotonic() + timeout
-        while READY not in self.log.read_text(errors="replace"):
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"engined worker exited {self.process.returncode}: {self.output}"
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"engined worker not ready within {timeout}s: {self.output}")
-            await asyncio.sleep(0.05)
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def kill9(self) -> None:
-        """SIGKILL: the process dies at once, in the middle of whatever it was doing."""
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        assert self.process.returncode == -signal.SIGKILL
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.unlink(missing_ok=True)
 
 
 @pytest.fixture
