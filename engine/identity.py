@@ -32,6 +32,8 @@ __all__ = [
 ADMIN: Final = "admin"
 """The role that may provision organizations."""
 _ASYMMETRIC: Final = frozenset({"RS256", "ES256"})
+_VERIFIED_KEPT: Final = 4096
+"""Most verified tokens a verifier remembers (the oldest go first)."""
 
 
 class UnauthenticatedError(EngineError):
@@ -87,6 +89,9 @@ class TokenVerifier:
         self.algorithm = algorithm
         self.issuer = issuer
         self.audience = audience
+        # Tokens verified already, until they expire: an executor sends the same token with
+        # every poll, heartbeat and result, and a signature check costs more than the call.
+        self._verified: dict[str, tuple[Claims, float]] = {}
 
     def verify(self, authorization: str | None) -> Claims:
         """Verify an ``authorization`` metadata value (``Bearer <jwt>``).
@@ -97,11 +102,23 @@ class TokenVerifier:
         if not authorization:
             raise UnauthenticatedError("missing 'authorization: Bearer <token>' metadata")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise UnauthenticatedError("the authorization metadata must be 'Bearer <token>'")
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        verified, expires = self._decode(token)
+        if len(self._verified) >= _VERIFIED_KEPT:
+            self._verified.pop(next(iter(self._verified)))  # the oldest
+        self._verified[token] = (verified, expires)
+        return verified
+
+    def _decode(self, token: str) -> tuple[Claims, float]:
+        """Check the token's signature and claims: its claims, and when it expires."""
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 self.key,
                 algorithms=[self.algorithm],
                 issuer=self.issuer,
@@ -121,7 +138,7 @@ class TokenVerifier:
             org_id = validate_org_id(claims["org"])
         except InvalidOrgIdError as error:
             raise UnauthenticatedError(f"the token's 'org' claim is invalid: {error}") from None
-        return Claims(org_id, tuple(roles))
+        return Claims(org_id, tuple(roles)), float(claims["exp"])
 
 
 def issue_token(

@@ -23,7 +23,10 @@ from typing import Any, Final
 
 from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import (
+    ListWorkflowExecutionsRequest,
+    ResetWorkflowExecutionRequest,
+)
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -544,34 +547,48 @@ class TemporalDispatcher:
             clauses.append(
                 f"(WorkflowId = {_quote(workflow_id)} OR RootWorkflowId = {_quote(workflow_id)})"
             )
-        executions, token = await self._visible(org, clauses, page_size, page_token)
+        client = await self.client(org)
+        _check_page_size(page_size)
+        request = ListWorkflowExecutionsRequest(
+            namespace=client.namespace,
+            page_size=page_size,
+            next_page_token=page_token or b"",
+            query=" AND ".join(clauses),
+        )
+        with self._translated(org, None):
+            page = await client.workflow_service.list_workflow_executions(
+                request, timeout=self.rpc_timeout
+            )
+        # Only the inbox's memo is read (and decoded, all in one call): the SDK's own listing
+        # would decode every search attribute of every run as well.
+        kept = [(info, info.memo.fields.get(INBOX_MEMO)) for info in page.executions]
+        decoded = iter(await client.data_converter.decode([p for _, p in kept if p is not None]))
         actions: builtins.list[PendingAction] = []
-        asked: builtins.list[WorkflowExecution] = []
-        for execution in executions:
-            memo = await execution.memo()
-            if INBOX_MEMO in memo:
-                actions.extend(memo[INBOX_MEMO] or [])
+        asked: builtins.list[str] = []
+        for info, payload in kept:
+            if payload is not None:
+                actions.extend(next(decoded) or [])
             else:
-                asked.append(execution)
+                asked.append(info.execution.workflow_id)
         if asked:
             actions.extend(await self._asked_actions(org, asked))
         actions.sort(key=lambda action: (action["created_at"], action["action_id"]))
-        return ActionPage(actions, token)
+        return ActionPage(actions, page.next_page_token or None)
 
     async def _asked_actions(
-        self, org: OrgContext, executions: builtins.list[WorkflowExecution]
+        self, org: OrgContext, workflow_ids: builtins.list[str]
     ) -> builtins.list[PendingAction]:
         """The own actions of runs that keep none in their memo, asked by query (in turn:
         see ``ClientPool.query``)."""
 
-        async def own_actions(execution: WorkflowExecution) -> builtins.list[PendingAction]:
+        async def own_actions(workflow_id: str) -> builtins.list[PendingAction]:
             try:
-                status = await self.status(org, execution.id)
+                status = await self.status(org, workflow_id)
             except (WorkflowNotFoundError, WorkflowAlreadyFinishedError):
                 return []
-            return [a for a in status["pending_actions"] if a["workflow_id"] == execution.id]
+            return [a for a in status["pending_actions"] if a["workflow_id"] == workflow_id]
 
-        found = await asyncio.gather(*(own_actions(execution) for execution in executions))
+        found = await asyncio.gather(*(own_actions(workflow_id) for workflow_id in workflow_ids))
         return [action for group in found for action in group]
 
     async def _visible(
@@ -582,8 +599,7 @@ class TemporalDispatcher:
         page_token: bytes | None,
     ) -> tuple[builtins.list[WorkflowExecution], bytes | None]:
         """One page of the org's executions matching every clause, and the next page's token."""
-        if not 1 <= page_size <= 1000:
-            raise InvalidRequestError(f"page_size must be between 1 and 1000, got {page_size}")
+        _check_page_size(page_size)
         client = await self.client(org)
         with self._translated(org, None):
             iterator = client.list_workflows(
@@ -707,6 +723,11 @@ def _generated_id(name: str, request_id: str | None) -> str:
     return f"{name}-{suffix or uuid.uuid4().hex[:20]}"
 
 
+def _check_page_size(page_size: int) -> None:
+    if not 1 <= page_size <= 1000:
+        raise InvalidRequestError(f"page_size must be between 1 and 1000, got {page_size}")
+
+
 def _quote(value: str) -> str:
     # Visibility queries take single-quoted strings; ids are validated, but quote safely anyway.
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -714,12 +735,14 @@ def _quote(value: str) -> str:
 
 def _summary(execution: WorkflowExecution) -> RunSummary:
     attributes = execution.typed_search_attributes
+    status = _run_status(execution.status, attributes.get(ENGINE_STATUS))
     return RunSummary(
         workflow_id=execution.id,
         run_id=execution.run_id,
         workflow_type=execution.workflow_type,
-        status=_run_status(execution.status, attributes.get(ENGINE_STATUS)),
-        current_step=attributes.get(ENGINE_STEP),
+        status=status,
+        # What the run last said; a closed run is at no step (whatever it last said).
+        current_step=attributes.get(ENGINE_STEP) if status in ("running", "waiting") else None,
         definition=attributes.get(ENGINE_DEFINITION),
         org_id=attributes.get(ENGINE_ORG),
         start_time=execution.start_time,

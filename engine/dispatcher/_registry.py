@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Final
 
-from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    RPCTimeoutOrCancelledError,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -189,20 +193,30 @@ class DefinitionRegistry:
             record = await self.router.query(
                 org, handle, GET_VERSION, version or 0, rpc_timeout=self.rpc_timeout
             )
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
+        except (RPCError, RPCTimeoutOrCancelledError) as error:
+            if isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND:
+                record = None
+            else:
+                # The registry cannot answer now (no worker, or Temporal is away): the latest
+                # version it last gave still starts runs, which need a worker to go on anyway.
+                known = self._latest.get((namespace, name)) if not version else None
+                cached = self._cache.get((namespace, name, known[1])) if known else None
+                if cached is not None:
+                    return cached
                 with translate(self.router.where(org), None):
                     raise
-            record = None
         if record is None:
             which = f"version {version} of definition" if version else "definition"
             raise DefinitionNotFoundError(
                 f"{which} '{name}' is not registered in org '{org.org_id}'"
             )
         registered = _registered(record)
-        definition = load_definition(registered.yaml, f"{name}:{registered.version}")
         if not version:
             self._latest[(namespace, name)] = (time.monotonic(), registered.version)
+            cached = self._cache.get((namespace, name, registered.version))
+            if cached is not None:  # the latest is still the one cached: no need to load it
+                return cached
+        definition = load_definition(registered.yaml, f"{name}:{registered.version}")
         return self._remember(org, registered, definition)
 
     async def versions(self, org: OrgContext, name: str) -> builtins.list[RegisteredDefinition]:

@@ -73,6 +73,9 @@ class ClaimedAction:
         self.lease_deadline = claimed.lease_deadline.ToDatetime(tzinfo=UTC)
         self.stopped = asyncio.Event()
         self._finished = asyncio.Event()
+        # One report per claim, the same on every attempt: a retry of a report that was taken
+        # is answered with its outcome.
+        self._request_id = f"{self.action_id}/{self.delivery}/{_PROCESS}"
         self._heartbeats = asyncio.get_running_loop().create_task(self._heartbeat())
 
     @property
@@ -105,7 +108,7 @@ class ClaimedAction:
                 elsewhere: drop it), or the control plane did not answer.
         """
         request = pb.CompleteActionRequest(
-            claim_token=self._token, result=to_value(result), request_id=uuid.uuid4().hex
+            claim_token=self._token, result=to_value(result), request_id=self._request_id
         )
         await self._report(self._executor._stub.CompleteAction, request)
 
@@ -116,7 +119,7 @@ class ClaimedAction:
             ExecutorError: As for :meth:`complete`.
         """
         request = pb.FailActionRequest(
-            claim_token=self._token, error=message or "failed", request_id=uuid.uuid4().hex
+            claim_token=self._token, error=message or "failed", request_id=self._request_id
         )
         await self._report(self._executor._stub.FailAction, request)
 
@@ -285,6 +288,10 @@ class Executor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+_PROCESS: Final = uuid.uuid4().hex[:12]
+"""Tells this process's reports from another's (a claim is one executor's at a time)."""
 
 
 def _channel(settings: ClientSettings) -> grpc.aio.Channel:

@@ -160,6 +160,7 @@ class EngineWorkflow:
         self.state: dict[str, Any] = dict(carried or {})
         self.budget = PayloadBudget(progress.get("steps", {}))
         self.version = 0
+        self.inbox_stale = False
         self.changes: collections.deque[RunChange] = collections.deque(maxlen=CHANGES_KEPT)
         self.record = RunRecord(progress, self.budget, self.note_change)
         self.actions = OpenActions(progress.get("answered", {}))
@@ -347,9 +348,15 @@ class EngineWorkflow:
         return timedelta(seconds=self.input.lease or DEFAULT_LEASE)
 
     def publish_inbox(self) -> None:
-        """Mirror the run's own pending actions into its memo, where the inbox reads them."""
-        own = [inbox_entry(action) for action in self.actions.views(workflow.now())]
-        workflow.upsert_memo({INBOX_MEMO: own})
+        """The run's own pending actions changed: its memo, where the inbox reads them, follows
+        at the next suspension (one upsert for an answer and the next action)."""
+        self.inbox_stale = True
+
+    def _flush_inbox(self) -> None:
+        if self.inbox_stale:
+            self.inbox_stale = False
+            own = [inbox_entry(action) for action in self.actions.views(workflow.now())]
+            workflow.upsert_memo({INBOX_MEMO: own})
 
     def check_status(self, what: str, extra: int = 0) -> None:
         """Fail the step unless the run's status would still fit in a payload."""
@@ -358,6 +365,7 @@ class EngineWorkflow:
     def suspend(self, status: RunState, step_id: str) -> None:
         """The run waits at ``step_id``: handlers waiting for that moment may answer."""
         self.record.suspend(status, step_id)
+        self._flush_inbox()
         self.suspensions += 1
 
     def resume(self, step_id: str) -> None:
@@ -459,6 +467,7 @@ class EngineWorkflow:
     async def settle(self, status: RunState) -> None:
         self.items.forget_reports()
         self.record.end(status)
+        # No memo for the inbox: it lists waiting runs only (the memo keeps the last actions).
         self.suspensions += 1
         # Let update handlers waiting for this moment return their answer before the run ends.
         await workflow.wait_condition(workflow.all_handlers_finished)

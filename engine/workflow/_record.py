@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeKey
 
 from engine.definition import StepBase
 from engine.protocol import HistoryEntry, ItemError, RunState, StepOutcome, StepRecord, WaitingInfo
@@ -62,7 +63,10 @@ class RunRecord:
         self.started_at: str = progress.get("started_at") or workflow.now().isoformat()
         self.continued = int(progress.get("continued", 0))
         # What the search attributes say now: an upsert that changes nothing is not sent.
-        self._searchable: tuple[str | None, ...] = ("running", None)
+        self._searchable: dict[SearchAttributeKey[str], str | None] = {
+            ENGINE_STATUS: "running",
+            ENGINE_STEP: None,
+        }
         # The type and agent of the action the run waits for (the inbox's filters); None until
         # an action is delivered on a task queue, so the upserts of runs that never do are the
         # ones their recorded histories hold.
@@ -99,27 +103,26 @@ class RunRecord:
 
     def upsert_search(self) -> None:
         """Bring the engine's search attributes up to date (no command when unchanged)."""
-        wanted: tuple[str | None, ...] = (self.status, self.current_step)
+        wanted: dict[SearchAttributeKey[str], str | None] = {
+            ENGINE_STATUS: self.status,
+            ENGINE_STEP: self.current_step,
+        }
         if self._action is not None:
-            wanted += self._action
-        if wanted == self._searchable:
+            wanted[ENGINE_ACTION_TYPE], wanted[ENGINE_AGENT] = self._action
+        changed = {
+            key: value
+            for key, value in wanted.items()
+            if key not in self._searchable or self._searchable[key] != value
+        }
+        if not changed:
             return
-        self._searchable = wanted
-        updates = [
-            ENGINE_STATUS.value_set(self.status),
-            ENGINE_STEP.value_set(self.current_step)
-            if self.current_step
-            else ENGINE_STEP.value_unset(),
-        ]
-        if self._action is not None:
-            action_type, agent = self._action
-            updates += [
-                ENGINE_ACTION_TYPE.value_set(action_type)
-                if action_type
-                else ENGINE_ACTION_TYPE.value_unset(),
-                ENGINE_AGENT.value_set(agent) if agent else ENGINE_AGENT.value_unset(),
-            ]
-        workflow.upsert_search_attributes(updates)
+        self._searchable.update(wanted)
+        # Runs that deliver actions on task queues send what changed; the others send all, as
+        # their recorded histories hold.
+        sent = changed if self._action is not None else wanted
+        workflow.upsert_search_attributes(
+            [key.value_set(value) if value else key.value_unset() for key, value in sent.items()]
+        )
 
     # -- steps ------------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ class Run(Protocol):
         ...
 
     def publish_inbox(self) -> None:
-        """Mirror the run's own pending actions into its memo (what the inbox lists)."""
+        """The run's own pending actions changed: its memo (what the inbox lists) follows."""
         ...
 
     def context(self, step: StepBase, scope: Scope) -> dict[str, Any]:
