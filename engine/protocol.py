@@ -21,6 +21,7 @@ __all__ = [
     "ACTION_RELEASED",
     "AWAIT_SUSPENSION",
     "CANCEL_WORKFLOW",
+    "CLAIMED_ACTION_TYPES",
     "DEFAULT_LEASE",
     "GET_CHANGES",
     "GET_STATUS",
@@ -74,6 +75,9 @@ SIGNALS: Final = frozenset({SUBMIT_RESULT, CANCEL_WORKFLOW, UPDATE_TIMEOUT})
 # action to one executor at a time, a lease (the activity's heartbeat timeout) and redelivery
 # when a lease expires. No worker of the engine executes these activities.
 
+CLAIMED_ACTION_TYPES: Final = frozenset({"shell", "mcp_call", "delegate"})
+"""The action types executors claim from task queues. A ``prompt`` is a question for a person:
+it waits in the inbox until someone answers it by id (``submit_result``), with no lease."""
 ACTION_ACTIVITY: Final = "engine.action"
 """The activity type of every pending action; its input is the :class:`PendingAction`."""
 ACTION_FAILED: Final = "ActionFailed"

@@ -100,7 +100,6 @@ class _Token:
     run_id: str
     action_id: str
     action_type: str
-    shape: dict[str, Any]
     lease: float
     identity: str
     task_token: bytes
@@ -113,7 +112,6 @@ class _Token:
             "r": self.run_id,
             "a": self.action_id,
             "t": self.action_type,
-            "s": self.shape,
             "l": self.lease,
             "i": self.identity,
         }
@@ -132,7 +130,6 @@ class _Token:
                 run_id=str(head["r"]),
                 action_id=str(head["a"]),
                 action_type=str(head["t"]),
-                shape=dict(head["s"]),
                 lease=float(head["l"]),
                 identity=str(head["i"]),
                 task_token=_unb64(task_text),
@@ -356,12 +353,6 @@ class ActionBroker:
             log.exception("an activity on an action queue carried no action; dropped")
             return None
         lease = response.heartbeat_timeout.ToTimedelta()
-        parameters = action.get("parameters") or {}
-        shape = (
-            {k: parameters.get(k) for k in ("prompt_type", "options")}
-            if action.get("type") == "prompt"
-            else {}
-        )
         token = _Token(
             org_id=org.org_id,
             namespace=client.namespace,
@@ -369,7 +360,6 @@ class ActionBroker:
             run_id=response.workflow_execution.run_id,
             action_id=response.activity_id,
             action_type=str(action.get("type", "")),
-            shape=shape,
             lease=lease.total_seconds(),
             identity=identity or "executor",
             task_token=response.task_token,
@@ -422,7 +412,7 @@ class ActionBroker:
             ActionClosedError: The action was answered elsewhere, timed out or cancelled.
         """
         claim, client = await self._open(org, token)
-        problem = result_shape_error(claim.action_type, claim.shape, result)
+        problem = result_shape_error(claim.action_type, {}, result)  # no prompt is claimed
         if problem is not None:
             raise SubmissionRejectedError(f"result: {problem}")
         payloads = Payloads(payloads=await client.data_converter.encode([{"result": result}]))

@@ -85,7 +85,7 @@ class ClaimedAction:
 
     @property
     def type(self) -> str:
-        """shell, mcp_call, prompt or delegate."""
+        """shell, mcp_call or delegate."""
         return str(self.action["type"])
 
     @property
@@ -225,7 +225,7 @@ class Executor:
         """Wait up to ``wait`` seconds for the next action of a queue and claim it.
 
         Args:
-            action_type: ``shell``, ``mcp_call``, ``prompt`` or ``delegate``.
+            action_type: ``shell``, ``mcp_call`` or ``delegate`` (a prompt is answered by id).
             agent: For ``delegate``: the agent (``@reviewer``).
             wait: Longest to wait (at most 60 s).
             on_done: Called once the claim is reported or abandoned.

@@ -96,6 +96,7 @@ def workflow_to_proto(status: RunStatus) -> resources_pb2.Workflow:
         result=to_value(status.get("result")),
         error=status.get("error") or "",
         org_id=status.get("org_id", ""),
+        status_version=int(status.get("version") or 0),
     )
     if status.get("started_at"):
         message.start_time.CopyFrom(timestamp(status["started_at"]))

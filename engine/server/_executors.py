@@ -8,6 +8,7 @@ from engine.api.v1 import executor_service_pb2 as pb
 from engine.api.v1 import executor_service_pb2_grpc as pb_grpc
 from engine.api.v1 import resources_pb2
 from engine.dispatcher import ActionBroker
+from engine.protocol import CLAIMED_ACTION_TYPES
 from engine.server._convert import action_to_proto, duration, timestamp
 from engine.server._errors import FieldError
 from engine.server._requests import org_of, required, seconds
@@ -30,7 +31,13 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
     ) -> pb.PollActionResponse:
         action_type = enum_name(resources_pb2.ActionType, request.action_type)
         if not action_type:
-            raise FieldError("action_type", "is required: shell, mcp_call, prompt or delegate")
+            raise FieldError("action_type", "is required: shell, mcp_call or delegate")
+        if action_type not in CLAIMED_ACTION_TYPES:
+            raise FieldError(
+                "action_type",
+                f"{action_type} actions are not claimed: a person answers them by id "
+                "(SubmitResult); executors claim shell, mcp_call or delegate",
+            )
         if request.agent and action_type != "delegate":
             raise FieldError("agent", "is for delegate actions only")
         wait = _DEFAULT_WAIT

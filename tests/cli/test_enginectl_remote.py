@@ -96,6 +96,16 @@ steps:
      value: "${{ {'agreed': state.agreed, 'env': state.env, 'name': state.name} }}"}
 """
 
+REVIEW = """\
+name: cli-review
+version: 1
+steps:
+  - {id: review, type: delegate, agent: "@cli-worker", instruction: "Review the release",
+     output_to: verdict}
+  - {id: done, type: return, value: "${{ state.verdict }}"}
+"""
+"""One delegate action, on a queue (``delegate/@cli-worker``) no other test uses."""
+
 UUID = r"[0-9a-f-]{36}"
 
 
@@ -108,7 +118,7 @@ async def definitions(plane: Plane) -> Plane:
     """The definitions the run tests start, registered once (in ``acme``; QUIZ and BUILD in
     ``inbox`` too)."""
     await asyncio.gather(
-        *(plane.register(text) for text in (ROLLOUT, ASK, QUICK, BUILD)),
+        *(plane.register(text) for text in (ROLLOUT, ASK, QUICK, BUILD, REVIEW)),
         plane.register(QUIZ, "inbox"),
         plane.register(BUILD, "inbox"),
     )
@@ -361,6 +371,46 @@ async def test_run_answers_where_the_run_waits_then_get_submit_and_json(
     assert data["status"] == "RUN_STATUS_COMPLETED"
     assert data["result"] == "hello ann"
     assert [h["step_id"] for h in data["history"]] == ["ask", "done"]
+
+
+async def test_work_claims_an_action_and_complete_heartbeat_report_on_it(
+    definitions: Plane, ctl: Ctl
+) -> None:
+    queue = ("--type", "delegate", "--agent", "@cli-worker", "--once")
+    nothing = await ctl("work", *queue, "--wait", "1")
+    assert (nothing.status, nothing.out) == (3, [])
+
+    workflow_id = _id("review")
+    assert (await ctl("run", "cli-review", "--id", workflow_id)).status == 0
+    claimed = await ctl("work", *queue, "--wait", "20")
+    assert claimed.status == 0, claimed.err
+    (line,) = claimed.out
+    claim = json.loads(line)
+    assert claim["action"]["workflow_id"] == workflow_id
+    assert claim["action"]["type"] == "delegate"
+    assert claim["action"]["parameters"]["agent"] == "@cli-worker"
+    assert (claim["delivery"], claim["lease_seconds"]) == (1, 60.0)
+    token = claim["claim_token"]
+
+    held = await ctl("heartbeat", token)
+    assert held.status == 0
+    assert re.fullmatch(r"holding until \S+Z", held.out[0])
+
+    done = await ctl("complete", token, '{"verdict": "ship it"}')
+    assert (done.status, done.out) == (0, ["completed"])
+    result = await definitions.tenancy.dispatcher.result(definitions.org(), workflow_id)
+    assert result == {"verdict": "ship it"}
+
+    late = await ctl("complete", token, '{"verdict": "no"}')
+    assert late.status == 1
+    assert late.err.startswith("enginectl: FAILED_PRECONDITION: ")
+    stopped = await ctl("heartbeat", token)
+    assert stopped.status == 1
+    assert stopped.err.startswith("enginectl: FAILED_PRECONDITION: ")
+
+    forged = await ctl("complete", "not-a-token", "{}")
+    assert forged.status == 1
+    assert forged.err == "enginectl: NOT_FOUND: claim_token is not a claim this engine issued\n"
 
 
 async def test_follow_json_streams_the_run_and_a_failed_run_exits_1(

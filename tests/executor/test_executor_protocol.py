@@ -21,7 +21,8 @@ from engine.dispatcher import WorkflowAlreadyFinishedError
 from engine.executor import ClaimedAction, Executor, ExecutorError
 from engine.wire import to_value
 from tests.executor.kit import LEASE, ok, start
-from tests.server.harness import ControlPlaneKit
+from tests.server.harness import ControlPlaneKit, eventually
+from tests.tenancy.orgkit import wait_for_action
 
 Executors = Callable[..., Executor]
 
@@ -156,17 +157,43 @@ async def test_an_answer_by_id_wins_and_tells_the_holder(
     kit: ControlPlaneKit, executors: Executors
 ) -> None:
     org = kit.org("north")
-    run = await start(kit, org, "ask-cli")
+    run = await start(kit, org, "one-shell", n=7)
     try:
-        held = await _claim(executors(), "prompt")
-        advance = await kit.dispatcher.submit_result(org, run, step_id="ask", result="b")
+        held = await _claim(executors())
+        advance = await kit.dispatcher.submit_result(org, run, step_id="build", result=ok("hand"))
         assert advance["status"] == "completed"
 
         await asyncio.wait_for(held.stopped.wait(), LEASE * 5)
         with pytest.raises(ExecutorError) as refused:
-            await held.complete("a")
+            await held.complete(ok("late"))
         assert refused.value.reason == "ACTION_CLOSED"
-        assert await kit.dispatcher.result(org, run) == "b"
+        assert await kit.dispatcher.result(org, run) == "hand"
+    finally:
+        await _cancel(kit, "north", run)
+
+
+async def test_a_prompt_is_answered_by_id_and_never_claimed(
+    kit: ControlPlaneKit, executors: Executors
+) -> None:
+    org = kit.org("north")
+    run = await start(kit, org, "ask-cli")
+    try:
+        with pytest.raises(ExecutorError) as refused:
+            await executors().claim("prompt", wait=1)
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.message.startswith(
+            "action_type: prompt actions are not claimed: a person answers them by id"
+        )
+        listed = await eventually(
+            lambda: kit.dispatcher.pending_actions(org, workflow_id=run),
+            lambda page: len(page.actions) == 1,
+            what="the prompt in the inbox",
+        )
+        assert listed.actions[0]["type"] == "prompt"
+        advance = await kit.dispatcher.submit_result(
+            org, run, action_id=listed.actions[0]["action_id"], result="a"
+        )
+        assert (advance["status"], advance["result"]) == ("completed", "a")
     finally:
         await _cancel(kit, "north", run)
 
@@ -327,6 +354,7 @@ async def test_a_submission_retried_with_its_request_id_answers_the_first_outcom
     org = kit.org("north")
     run = await start(kit, org, "five")
     try:
+        await wait_for_action(kit.dispatcher, org, run, "s1")
         first = await kit.dispatcher.submit_result(
             org, run, step_id="s1", result=ok(), request_id="answer-1"
         )

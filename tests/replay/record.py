@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from engine.protocol import CLAIMED_ACTION_TYPES  # noqa: E402
 from engine.workflow import build_worker, ensure_search_attributes  # noqa: E402
 from tests.helpers.devserver import start_dev_server  # noqa: E402
 from tests.helpers.drive import drive  # noqa: E402
@@ -38,8 +39,6 @@ from tests.helpers.runs import start  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "claimed"
 TASK_QUEUE = "replay-recorder"
-CLAIMED = frozenset({"shell", "mcp_call", "delegate"})
-"""Action types performed as an executor does; prompts are answered by id."""
 ID_PREFIX = "replay-"
 
 
@@ -70,7 +69,7 @@ async def record(examples: list[str]) -> int:
                     definition,
                     run_script.answers,
                     timeout=60,
-                    claimed_types=CLAIMED,
+                    claimed_types=CLAIMED_ACTION_TYPES,
                     task_queue=TASK_QUEUE,
                 )
                 if run.failure is not None:

@@ -893,8 +893,9 @@ async def test_watch_streams_each_status_until_the_run_ends(runs: Runs) -> None:
     assert seen[-1].status == COMPLETED
     assert _plain(seen[-1].result) == [True, "done"]
     assert all(w.workflow_id == started.workflow_id for w in seen)
-    # Each message is a change: no two in a row are the same.
+    # Each message is a change: no two in a row are the same, and their versions grow.
     assert all(a != b for a, b in itertools.pairwise(seen))
+    assert all(a.status_version < b.status_version for a, b in itertools.pairwise(seen))
 
 
 async def test_watch_of_an_ended_run_sends_its_final_status_once(runs: Runs) -> None:

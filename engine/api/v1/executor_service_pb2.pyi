@@ -29,7 +29,7 @@ class PollActionRequest(_message.Message):
     WAIT_FIELD_NUMBER: _builtins.int
     IDENTITY_FIELD_NUMBER: _builtins.int
     action_type: _resources_pb2.ActionType.ValueType
-    """The queue: actions of this type."""
+    """The queue: actions of this type (shell, mcp_call or delegate)."""
     agent: _builtins.str
     """For delegate actions: the agent ("@reviewer"); empty for a delegate with no agent."""
     identity: _builtins.str

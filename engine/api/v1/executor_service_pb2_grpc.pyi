@@ -30,8 +30,9 @@ class ExecutorServiceStub:
     """The executor protocol: how a fleet of executors (CI runners, agents, bots) takes pending
     actions, one executor per action at a time, and reports their results.
 
-    Every pending action is offered on a queue of its organization named after its type (and,
-    for delegate, its agent). An executor claims the next one with PollAction and holds it under
+    Every shell, mcp_call and delegate action is offered on a queue of its organization named
+    after its type (and, for delegate, its agent); a prompt is a question for a person, answered
+    by id (WorkflowService.SubmitResult) and never claimed. An executor claims the next one with PollAction and holds it under
     a lease: it calls HeartbeatAction before the lease runs out, and CompleteAction or FailAction
     when it is done. An executor that dies loses its lease; the action is then given to another,
     under the step's retry policy (ClaimedAction.delivery counts the deliveries). People and the
@@ -57,8 +58,9 @@ class ExecutorServiceAsyncStub(ExecutorServiceStub):
     """The executor protocol: how a fleet of executors (CI runners, agents, bots) takes pending
     actions, one executor per action at a time, and reports their results.
 
-    Every pending action is offered on a queue of its organization named after its type (and,
-    for delegate, its agent). An executor claims the next one with PollAction and holds it under
+    Every shell, mcp_call and delegate action is offered on a queue of its organization named
+    after its type (and, for delegate, its agent); a prompt is a question for a person, answered
+    by id (WorkflowService.SubmitResult) and never claimed. An executor claims the next one with PollAction and holds it under
     a lease: it calls HeartbeatAction before the lease runs out, and CompleteAction or FailAction
     when it is done. An executor that dies loses its lease; the action is then given to another,
     under the step's retry policy (ClaimedAction.delivery counts the deliveries). People and the
@@ -80,8 +82,9 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     """The executor protocol: how a fleet of executors (CI runners, agents, bots) takes pending
     actions, one executor per action at a time, and reports their results.
 
-    Every pending action is offered on a queue of its organization named after its type (and,
-    for delegate, its agent). An executor claims the next one with PollAction and holds it under
+    Every shell, mcp_call and delegate action is offered on a queue of its organization named
+    after its type (and, for delegate, its agent); a prompt is a question for a person, answered
+    by id (WorkflowService.SubmitResult) and never claimed. An executor claims the next one with PollAction and holds it under
     a lease: it calls HeartbeatAction before the lease runs out, and CompleteAction or FailAction
     when it is done. An executor that dies loses its lease; the action is then given to another,
     under the step's retry policy (ClaimedAction.delivery counts the deliveries). People and the

@@ -306,6 +306,7 @@ class Workflow(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     ORG_ID_FIELD_NUMBER: _builtins.int
+    STATUS_VERSION_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     """The run's workflow id."""
     run_id: _builtins.str
@@ -326,6 +327,11 @@ class Workflow(_message.Message):
     """The error, once failed or cancelled."""
     org_id: _builtins.str
     """The organization the run belongs to."""
+    status_version: _builtins.int
+    """Grows by one with every change of the run's status (its step, its pending actions, its
+    history); WatchWorkflow sends the changes in this order, none skipped. 0 from a worker
+    that does not count them.
+    """
     @_builtins.property
     def pending_actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingAction]:
         """Every action waiting in the run and its foreach children."""
@@ -369,10 +375,11 @@ class Workflow(_message.Message):
         error: _builtins.str = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         org_id: _builtins.str = ...,
+        status_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "start_time", b"start_time", "state", b"state", "waiting", b"waiting"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_step", b"current_step", "definition_hash", b"definition_hash", "definition_name", b"definition_name", "definition_version", b"definition_version", "error", b"error", "history", b"history", "org_id", b"org_id", "pending_actions", b"pending_actions", "result", b"result", "run_id", b"run_id", "start_time", b"start_time", "state", b"state", "status", b"status", "waiting", b"waiting", "workflow_id", b"workflow_id", "workflow_type", b"workflow_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_step", b"current_step", "definition_hash", b"definition_hash", "definition_name", b"definition_name", "definition_version", b"definition_version", "error", b"error", "history", b"history", "org_id", b"org_id", "pending_actions", b"pending_actions", "result", b"result", "run_id", b"run_id", "start_time", b"start_time", "state", b"state", "status", b"status", "status_version", b"status_version", "waiting", b"waiting", "workflow_id", b"workflow_id", "workflow_type", b"workflow_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

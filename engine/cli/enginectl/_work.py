@@ -22,7 +22,6 @@ from engine.api.v1 import executor_service_pb2 as pb
 from engine.api.v1 import resources_pb2
 from engine.cli.enginectl._client import CliError, EngineClient
 from engine.cli.enginectl._common import (
-    EXIT_INVALID,
     EXIT_OK,
     Subcommands,
     add_command,
@@ -30,12 +29,13 @@ from engine.cli.enginectl._common import (
     positive_float,
 )
 from engine.cli.enginectl._output import emit, to_dict
-from engine.wire import enum_name, enum_names, enum_value, from_struct, to_value
+from engine.protocol import CLAIMED_ACTION_TYPES
+from engine.wire import enum_name, enum_value, from_struct, to_value
 
 __all__ = ["register"]
 
-EXIT_STOP: Final = 3
-"""``heartbeat``: the engine says to stop working on the action."""
+EXIT_NOTHING: Final = 3
+"""Nothing to do: ``work --once`` got no action in time; ``heartbeat`` was told to stop."""
 
 
 def register(commands: Subcommands) -> None:
@@ -45,21 +45,23 @@ def register(commands: Subcommands) -> None:
         "work",
         claim_actions,
         "claim pending actions and print them as JSON lines (an executor)",
-        "Claim actions of one queue (a type, and for delegate an agent), one at a time, and "
+        "Claim the actions of one queue (a type, and for delegate an agent) as they come, and "
         "print each as a JSON line: {action, claim_token, lease_seconds, delivery}. Report "
         "each with 'enginectl complete' or 'enginectl fail' before its lease runs out (or keep "
         "it with 'enginectl heartbeat'); an action whose lease runs out goes to another "
-        "executor.",
+        "executor. With --once, exits 3 when none came within --wait.",
     )
     work.add_argument(
         "--type",
         dest="action_type",
         required=True,
-        choices=tuple(enum_names(resources_pb2.ActionType).values()),
+        choices=sorted(CLAIMED_ACTION_TYPES),
         help="the actions to claim",
     )
     work.add_argument("--agent", default="", help="for delegate: the agent, e.g. @reviewer")
-    work.add_argument("--once", action="store_true", help="claim one action (or none) and exit")
+    work.add_argument(
+        "--once", action="store_true", help="claim one action and exit (3: none came in time)"
+    )
     work.add_argument(
         "--wait",
         type=positive_float,
@@ -126,7 +128,7 @@ def claim_actions(args: argparse.Namespace, client: EngineClient) -> int:
             if args.once:
                 return EXIT_OK
         elif args.once:
-            return EXIT_INVALID
+            return EXIT_NOTHING
 
 
 def _claim_json(claimed: pb.ClaimedAction) -> dict[str, Any]:
@@ -176,7 +178,7 @@ def heartbeat_action(args: argparse.Namespace, client: EngineClient) -> int:
     )
     if response.stop:
         emit("stop: the action was answered elsewhere, timed out, or its run was cancelled")
-        return EXIT_STOP
+        return EXIT_NOTHING
     deadline = response.lease_deadline.ToDatetime().isoformat()
     emit(f"holding until {deadline}Z")
     return EXIT_OK

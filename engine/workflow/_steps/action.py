@@ -1,7 +1,8 @@
 """``shell``, ``mcp_call``, ``prompt``, ``delegate``: suspend with a pending action until an
 external executor performs it, the action times out, or the run is cancelled.
 
-An action reaches its executor in one of two ways, and the first answer wins:
+A ``shell``, ``mcp_call`` or ``delegate`` action reaches its executor in one of two ways, and the
+first answer wins (a ``prompt``, a question for a person, only the second):
 
 - **Claimed from a task queue.** The action is also a Temporal activity (``engine.action``) on
   the task queue of its type (and agent), which no worker of the engine polls: executors claim
@@ -28,7 +29,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 from engine.definition import PromptStep, StepBase, format_duration
-from engine.protocol import ACTION_ACTIVITY, ACTION_FAILED, ACTION_RELEASED, action_queue
+from engine.protocol import (
+    ACTION_ACTIVITY,
+    ACTION_FAILED,
+    ACTION_RELEASED,
+    CLAIMED_ACTION_TYPES,
+    action_queue,
+)
 from engine.workflow._actions import Action, ResultRejectedError, check_result
 from engine.workflow._flow import Scope, StepFailedError, seconds_until
 from engine.workflow._steps._run import Run
@@ -77,10 +84,12 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
     except StepFailedError:
         run.actions.remove(action)
         raise
-    if workflow.patched(ON_TASK_QUEUES):
+    if not workflow.patched(ON_TASK_QUEUES):
+        await _answered(run, step, action)
+    elif action.type in CLAIMED_ACTION_TYPES:
         await _delivered(run, step, action, timeout)
     else:
-        await _answered(run, step, action)
+        await _asked(run, step, action)
     # A timed-out action leaves the status too: during a retry's backoff nothing waits.
     await run.publish_actions()
     run.resume(step.id)
@@ -109,6 +118,23 @@ async def _answered(run: Run, step: StepBase, action: Action) -> None:
         await _until_resolved(run, action, lambda: False)
     finally:
         run.actions.remove(action)
+
+
+async def _asked(run: Run, step: StepBase, action: Action) -> None:
+    """A question for a person: in the inbox until answered by id, the deadline, or a
+    cancellation."""
+    run.record.waiting_on(action.type, None)
+    run.publish_inbox()
+    try:
+        run.suspend("waiting", step.id)
+        await run.publish_actions()
+        await _until_resolved(run, action, lambda: False)
+    except GeneratorExit:
+        raise  # collected after its worker dropped it (the process exits): nothing to tidy
+    except BaseException:
+        _withdraw(run, action)
+        raise
+    _withdraw(run, action)
 
 
 async def _delivered(run: Run, step: StepBase, action: Action, timeout: timedelta | None) -> None:
@@ -183,13 +209,13 @@ async def _until_resolved(run: Run, action: Action, delivered: Any) -> None:
         )
 
 
-def _withdraw(run: Run, action: Action, task: Any) -> None:
+def _withdraw(run: Run, action: Action, task: Any = None) -> None:
     """The action is no longer pending: out of the run's status and inbox, and its delivery
     cancelled if still out (answered by id, timed out or cancelled: a holder should stop)."""
     run.actions.remove(action)
     run.record.waiting_on(None, None)
     run.publish_inbox()
-    if not task.done():
+    if task is not None and not task.done():
         task.cancel()
         task.add_done_callback(_retrieved)
 
