@@ -53,6 +53,8 @@ class Action:
         resolved: Whether a result (or an error) was accepted.
         result: The accepted result, in canonical form.
         error: The error the executor reported instead of a result.
+        retries_left: False once its deliveries used up the step's retries (every lease
+            expired): the step then fails without another retry of its own.
         deadline_changed: Set by ``update_timeout``, so the waiting step looks again.
     """
 
@@ -69,6 +71,7 @@ class Action:
     resolved: bool = False
     result: Any = None
     error: str | None = None
+    retries_left: bool = True
     deadline_changed: bool = field(default=False, repr=False)
 
     def to_json(self, now: datetime) -> PendingAction:

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from temporalio.client import WorkflowFailureError
 
 from engine.api.v1 import executor_service_pb2 as pb
 from engine.dispatcher import WorkflowAlreadyFinishedError
@@ -86,6 +87,27 @@ async def test_a_lost_lease_gives_the_action_to_another_and_refuses_the_late_res
 
         await second.complete(ok("on time"))
         assert await kit.dispatcher.result(org, run) == "on time"
+    finally:
+        await _cancel(kit, "north", run)
+
+
+async def test_leases_lost_on_every_delivery_use_up_the_steps_retries_once(
+    kit: ControlPlaneKit, executors: Executors
+) -> None:
+    org = kit.org("north")
+    run = await start(kit, org, "one-shell", n=2)  # retry: max_attempts 3
+    try:
+        deliveries = []
+        for _ in range(3):
+            held = await _claim(executors(identity="dies"))
+            deliveries.append(held.delivery)
+            await held.abandon()
+        assert deliveries == [1, 2, 3]
+        with pytest.raises(WorkflowFailureError) as failed:
+            await kit.dispatcher.result(org, run)
+        assert "its lease expired on every delivery" in str(failed.value.cause)
+        # The step's retries were the deliveries: no fourth one, no new action.
+        assert await executors().claim("shell", wait=1) is None
     finally:
         await _cancel(kit, "north", run)
 

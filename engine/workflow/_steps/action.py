@@ -96,7 +96,7 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
     if not action.resolved:
         raise StepFailedError(_timed_out(action, timeout), retryable=True)
     if action.error is not None:
-        raise StepFailedError(action.error, retryable=True)
+        raise StepFailedError(action.error, retryable=action.retries_left)
     result = action.result
     if step.step_type == "shell" and result["exit_code"] != 0:
         stderr = result["stderr"][-500:].strip()
@@ -232,6 +232,8 @@ def _take_delivery(action: Action, task: Any) -> None:
         delivered = task.result()
     except ActivityError as error:
         action.error = _why_undelivered(error)
+        # Its deliveries followed the step's retry policy already.
+        action.retries_left = not isinstance(error.cause, ActivityTimeoutError)
     else:
         submitted = delivered if isinstance(delivered, dict) else {}
         try:
