@@ -13,6 +13,7 @@ any layer, the CLI included, may use it.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
 __all__ = [
@@ -23,9 +24,11 @@ __all__ = [
     "CANCEL_WORKFLOW",
     "CLAIMED_ACTION_TYPES",
     "DEFAULT_LEASE",
+    "ERROR_KEPT",
     "GET_CHANGES",
     "GET_STATUS",
     "INBOX_MEMO",
+    "MAX_RESULT_BYTES",
     "REPORT_ACTIONS",
     "RUN_STATES",
     "SIGNALS",
@@ -45,6 +48,8 @@ __all__ = [
     "Submission",
     "WaitingInfo",
     "action_queue",
+    "clipped",
+    "submission_problem",
 ]
 
 # -- the names a run answers to ---------------------------------------------------------------
@@ -87,6 +92,38 @@ ACTION_RELEASED: Final = "ActionReleased"
 """The error type with which the control plane gives back an action it polled for an executor
 that stopped waiting. Temporal offers it again under the retry policy; when that was its last
 delivery, the run offers it afresh (a release is no executor's failure)."""
+MAX_RESULT_BYTES: Final = 1024 * 1024
+"""The largest result an action takes, as compact JSON, and the longest error text: a run
+keeps what it is answered in its status, and Temporal refuses any payload over 2 MiB."""
+ERROR_KEPT: Final = 4096
+"""How many characters of an error text a run keeps (the rest is cut, with a marker)."""
+
+
+def submission_problem(result: Any, error: str | None) -> str | None:
+    """What makes an answer impossible to take whatever it answers (None: nothing): a result
+    over :data:`MAX_RESULT_BYTES`, a number that is not finite, an error text over the limit."""
+    if error is not None:
+        if len(error) > MAX_RESULT_BYTES:
+            return f"error: {len(error):,} characters, over the limit of {MAX_RESULT_BYTES:,}"
+        return None
+    try:
+        size = len(json.dumps(result, separators=(",", ":"), allow_nan=False))
+    except ValueError:
+        return "result: holds a number that is not finite (NaN or Infinity)"
+    except (TypeError, RecursionError):
+        return "result: is not a JSON value (or nests too deeply)"
+    if size > MAX_RESULT_BYTES:
+        return f"result: {size:,} bytes as JSON, over the limit of {MAX_RESULT_BYTES:,}"
+    return None
+
+
+def clipped(text: str, limit: int = ERROR_KEPT) -> str:
+    """``text``, cut to ``limit`` characters with a marker saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [cut: {len(text):,} characters in all]"
+
+
 DEFAULT_LEASE: Final = 60.0
 """Seconds an executor may go without a heartbeat before its action is given to another."""
 INBOX_MEMO: Final = "engine_actions"

@@ -43,6 +43,11 @@ def _serialize_ast_parse() -> None:
 
 _serialize_ast_parse()
 
+# Imported now, while no worker thread compiles: hypothesis's pytest plugin imports this at the
+# session's end otherwise, and pytest's assertion rewriting of it (a parse outside the lock,
+# through compile()) could meet a worker thread's sandbox import compiling a module.
+import hypothesis.internal.observability  # noqa: E402, F401
+
 
 @pytest.fixture(scope="session")
 async def temporal_server() -> AsyncIterator[DevServer]:

@@ -162,12 +162,27 @@ def _positive_int(value: Any) -> int:
 
 PositiveInt = Annotated[int, PlainValidator(_positive_int)]
 
+LONGEST_DURATION: Final = timedelta(days=36_525)
+"""The longest duration a definition may give (100 years): longer ones are mistakes, and
+Temporal's timers and timeouts could not hold them."""
+MAX_ATTEMPTS: Final = 1000
+LARGEST_BACKOFF: Final = 100.0
+
+
+def _attempts(value: Any) -> int:
+    count = _positive_int(value)
+    if count > MAX_ATTEMPTS:
+        raise _error("attempts", f"max_attempts must be at most {MAX_ATTEMPTS}, got {show(value)}")
+    return count
+
 
 def _backoff(value: Any) -> float:
     if type(value) not in (int, float) or not math.isfinite(value):
         raise _error("float_type", f"expected a number, got {show(value)}")
-    if value < 1:
-        raise _error("backoff", f"backoff must be at least 1.0, got {show(value)}")
+    if not 1 <= value <= LARGEST_BACKOFF:
+        raise _error(
+            "backoff", f"backoff must be between 1.0 and {LARGEST_BACKOFF:g}, got {show(value)}"
+        )
     return float(value)
 
 
@@ -204,6 +219,8 @@ def _duration(minimum: int) -> Callable[[Any], timedelta]:
         if parsed < timedelta(microseconds=minimum):
             wanted = "positive" if minimum else "zero or positive"
             raise _error("duration", f"the duration must be {wanted}, got {show(value)}")
+        if parsed > LONGEST_DURATION:
+            raise _error("duration", f"the duration must be at most 100 years, got {show(value)}")
         return parsed
 
     return check
@@ -298,7 +315,7 @@ class RetryPolicy(_Model):
         max_interval: Longest wait between two attempts.
     """
 
-    max_attempts: PositiveInt = 5
+    max_attempts: Annotated[int, PlainValidator(_attempts)] = 5
     initial_interval: PositiveDuration = timedelta(seconds=1)
     backoff: Annotated[float, PlainValidator(_backoff)] = 2.0
     max_interval: PositiveDuration = timedelta(seconds=30)

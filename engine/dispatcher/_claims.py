@@ -58,7 +58,13 @@ from engine.dispatcher._errors import (
     LeaseExpiredError,
     SubmissionRejectedError,
 )
-from engine.protocol import ACTION_FAILED, ACTION_RELEASED, PendingAction, action_queue
+from engine.protocol import (
+    ACTION_FAILED,
+    ACTION_RELEASED,
+    PendingAction,
+    action_queue,
+    submission_problem,
+)
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter, temporal_refusal
 from engine.workflow import result_shape_error
 
@@ -412,6 +418,9 @@ class ActionBroker:
             ActionClosedError: The action was answered elsewhere, timed out or cancelled.
         """
         claim, client = await self._open(org, token)
+        problem = submission_problem(result, None)
+        if problem is not None:
+            raise SubmissionRejectedError(problem)
         problem = result_shape_error(claim.action_type, {}, result)  # no prompt is claimed
         if problem is not None:
             raise SubmissionRejectedError(f"result: {problem}")
@@ -440,6 +449,9 @@ class ActionBroker:
             ClaimNotFoundError, LeaseExpiredError, ActionClosedError: As for :meth:`complete`.
         """
         claim, client = await self._open(org, token)
+        problem = submission_problem(None, error)
+        if problem is not None:
+            raise SubmissionRejectedError(problem)
         request = RespondActivityTaskFailedRequest(
             namespace=client.namespace,
             task_token=claim.task_token,

@@ -15,6 +15,8 @@ import asyncio
 import builtins
 import contextlib
 import hashlib
+import re
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -43,10 +45,12 @@ from engine.definition import DefinitionSource, WorkflowDefinition
 from engine.dispatcher._errors import (
     DefinitionNotFoundError,
     InvalidRequestError,
+    SubmissionRejectedError,
     WorkflowAlreadyFinishedError,
     WorkflowNotFoundError,
     translate,
 )
+from engine.dispatcher._filter import visibility_filter
 from engine.dispatcher._watch import RunFeeds
 from engine.protocol import (
     AWAIT_SUSPENSION,
@@ -63,6 +67,8 @@ from engine.protocol import (
     RunState,
     RunStatus,
     Submission,
+    clipped,
+    submission_problem,
 )
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter
 from engine.workflow import (
@@ -201,6 +207,8 @@ class TemporalDispatcher:
     async def handle(
         self, org: OrgContext, workflow_id: str, run_id: str | None = None
     ) -> WorkflowHandle[Any, Any]:
+        """The handle of one of the org's runs (never of the engine's internal workflows)."""
+        check_run_id(workflow_id, org)
         return (await self.client(org)).get_workflow_handle(workflow_id, run_id=run_id)
 
     # -- starting -------------------------------------------------------------------------
@@ -225,6 +233,8 @@ class TemporalDispatcher:
             WorkflowAlreadyStartedError: The workflow id is taken (no request id).
         """
         loaded = await self._definition(org, definition)
+        if workflow_id is not None:
+            check_new_run_id(workflow_id)
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
         client = await self.client(org)
@@ -263,6 +273,8 @@ class TemporalDispatcher:
             error}``.
         """
         loaded = await self._definition(org, definition)
+        if workflow_id is not None:
+            check_new_run_id(workflow_id)
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
         client = await self.client(org)
@@ -506,7 +518,7 @@ class TemporalDispatcher:
         if not include_children:
             clauses.append("ParentWorkflowId IS NULL")
         if query:
-            clauses.append(f"({query})")
+            clauses.append(f"({visibility_filter(query)})")
         executions, token = await self._visible(org, clauses, page_size, page_token)
         return RunPage([_summary(execution) for execution in executions], token)
 
@@ -616,6 +628,7 @@ class TemporalDispatcher:
 
         Pushed, not polled: see :mod:`engine.dispatcher._watch`.
         """
+        check_run_id(workflow_id, org)
         client = await self.client(org)
 
         async def ask_status() -> RunStatus:
@@ -668,6 +681,9 @@ class TemporalDispatcher:
         """
         if not action_id and not step_id:
             raise InvalidRequestError("name the action: give action_id or step_id")
+        problem = submission_problem(result, error)
+        if problem is not None:
+            raise SubmissionRejectedError(problem)
         submission: Submission = {"result": result}
         if action_id:
             submission["action_id"] = action_id
@@ -694,7 +710,11 @@ class TemporalDispatcher:
             await handle.signal(name, args=list(args), rpc_timeout=self.rpc_timeout)
 
     async def cancel(self, org: OrgContext, workflow_id: str, reason: str = "") -> None:
-        """Cancel the run (Temporal cancellation: it ends CANCELED; its children too)."""
+        """Cancel the run (Temporal cancellation: it ends CANCELED; its children too).
+
+        A run whose workflow task keeps failing (a worker that cannot run it) could never take
+        a cancel: it is terminated instead, with a reason that says so.
+        """
         handle = await self.handle(org, workflow_id)
         with self._translated(org, workflow_id):
             description = await handle.describe(rpc_timeout=self.rpc_timeout)
@@ -702,6 +722,17 @@ class TemporalDispatcher:
                 raise WorkflowAlreadyFinishedError(
                     f"run '{workflow_id}' in {self.router.where(org)} has already ended"
                 )
+            stuck = description.raw_description.pending_workflow_task
+            if stuck.attempt > 1:
+                # Its workflow task keeps failing, so it would never take the cancel: ending
+                # it is the only way to honour the request, and it is recorded as such.
+                await handle.terminate(
+                    reason=f"cancelled{': ' + reason if reason else ''}; terminated because "
+                    f"its workflow task failed {stuck.attempt - 1} time(s) and could not take "
+                    "the cancel",
+                    rpc_timeout=self.rpc_timeout,
+                )
+                return
             await handle.cancel(reason=reason, rpc_timeout=self.rpc_timeout)
 
     async def update_timeout(
@@ -715,6 +746,45 @@ class TemporalDispatcher:
     def _translated(self, org: OrgContext, workflow_id: str | None) -> Any:
         """A block whose Temporal errors become the engine's, naming the org and namespace."""
         return translate(self.router.where(org), workflow_id)
+
+
+INTERNAL_PREFIXES: Final = ("definition/",)
+"""Workflow ids of the engine's own workflows (the definition registry): never a run."""
+_NEW_RUN_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}")
+_LONGEST_ID: Final = 1000
+
+
+def check_new_run_id(workflow_id: str) -> None:
+    """Refuse a workflow id a caller chose for a new run unless it is plain and short.
+
+    Raises:
+        InvalidRequestError: Naming the rule (and at most the id's first characters).
+    """
+    if _NEW_RUN_ID.fullmatch(workflow_id) is None:
+        raise InvalidRequestError(
+            f"invalid workflow_id {clipped(repr(workflow_id), 80)}: use letters, digits and "
+            "'.', '_', ':', '@', '-', starting with a letter or digit (at most 200 characters)"
+        )
+
+
+def check_run_id(workflow_id: str, org: OrgContext) -> None:
+    """Refuse an id that can name no run of the org: an internal workflow's, or one no run
+    could have (control or format characters, too long). Such a run is simply not found.
+
+    Raises:
+        WorkflowNotFoundError: The id names no run.
+    """
+    if (
+        len(workflow_id) > _LONGEST_ID
+        or workflow_id.startswith(INTERNAL_PREFIXES)
+        or any(unicodedata.category(c) in _UNPRINTABLE for c in workflow_id)
+    ):
+        raise WorkflowNotFoundError(
+            f"run {clipped(repr(workflow_id), 80)} not found in org '{org.org_id}'"
+        )
+
+
+_UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def _generated_id(name: str, request_id: str | None) -> str:

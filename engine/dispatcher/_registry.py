@@ -10,17 +10,21 @@ time), so an unpinned start costs no call to Temporal.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any, ClassVar, Final
 
 from temporalio.client import (
+    Client,
     RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlreadyStarted
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
@@ -29,6 +33,7 @@ from engine.dispatcher._errors import DefinitionNotFoundError, InvalidRequestErr
 from engine.errors import EngineError
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter
 from engine.workflow import (
+    ALL_VERSIONS,
     GET_VERSION,
     LIST_VERSIONS,
     REGISTRY_WORKFLOW_TYPE,
@@ -130,29 +135,19 @@ class DefinitionRegistry:
             "yaml": yaml_text,
         }
         client = await self.router.client(org)
-        start = WithStartWorkflowOperation(
-            DefinitionRegistryWorkflow.run,
-            RegistryInput(definition.name),
-            id=registry_workflow_id(definition.name),
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            task_queue=self.task_queue,
-            search_attributes=search_attributes(org.org_id, definition.name),
-        )
-        with translate(self.router.where(org), registry_workflow_id(definition.name)):
+        registry_id = registry_workflow_id(definition.name)
+        with translate(self.router.where(org), registry_id):
             try:
-                outcome: dict[str, Any] = await client.execute_update_with_start_workflow(
-                    DefinitionRegistryWorkflow.add_version,
-                    record,
-                    start_workflow_operation=start,
-                    rpc_timeout=self.rpc_timeout,
+                outcome = await self._add(
+                    client, org, definition.name, record, RegistryInput(definition.name)
                 )
-            except WorkflowUpdateFailedError as error:
-                cause = error.cause
-                if getattr(cause, "type", None) == "VersionConflict":
-                    raise DefinitionVersionConflictError(
-                        str(getattr(cause, "message", cause))
-                    ) from None
-                raise
+            except TemporalAlreadyStarted:
+                # Its registry was ended from outside the engine (a registry never ends on its
+                # own): a new one carries on with every version the last one held, so that a
+                # (name, version) never takes other content.
+                versions = await self._versions_of_ended(client, org, registry_id)
+                carried = RegistryInput(definition.name, versions)
+                outcome = await self._add(client, org, definition.name, record, carried)
         registered = _registered(outcome["version"])
         self._remember(org, registered, definition)
         latest = self._latest.get((self.router.target(org).namespace, definition.name))
@@ -162,6 +157,81 @@ class DefinitionRegistry:
                 registered.version,
             )
         return registered, bool(outcome["created"]), definition.warnings
+
+    async def _add(
+        self,
+        client: Client,
+        org: OrgContext,
+        name: str,
+        record: dict[str, Any],
+        registry: RegistryInput,
+    ) -> dict[str, Any]:
+        """Add a version to the registry of ``name``, starting it if there is none.
+
+        A first registry is started only where no registry ever was (a closed one is refused,
+        with TemporalAlreadyStarted); one that carries versions over replaces a closed one.
+        """
+        start = WithStartWorkflowOperation(
+            DefinitionRegistryWorkflow.run,
+            registry,
+            id=registry_workflow_id(name),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if registry.versions
+                else WorkflowIDReusePolicy.REJECT_DUPLICATE
+            ),
+            task_queue=self.task_queue,
+            search_attributes=search_attributes(org.org_id, name),
+        )
+        try:
+            outcome: dict[str, Any] = await client.execute_update_with_start_workflow(
+                DefinitionRegistryWorkflow.add_version,
+                record,
+                start_workflow_operation=start,
+                rpc_timeout=self.rpc_timeout,
+            )
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            if getattr(cause, "type", None) == "VersionConflict":
+                raise DefinitionVersionConflictError(
+                    str(getattr(cause, "message", cause))
+                ) from None
+            raise
+        except TemporalAlreadyStarted:
+            with contextlib.suppress(TemporalAlreadyStarted):  # the operation keeps it too
+                await start.workflow_handle()
+            raise
+        return outcome
+
+    async def _versions_of_ended(
+        self, client: Client, org: OrgContext, registry_id: str
+    ) -> dict[str, dict[str, Any]]:
+        """Every version an ended registry held: asked of it, or read from its history when
+        it cannot answer (it was ended before it ever ran): what its input carried, plus each
+        version an update added."""
+        handle = client.get_workflow_handle(registry_id)
+        try:
+            versions: dict[str, dict[str, Any]] = await self.router.query(
+                org, handle, ALL_VERSIONS, rpc_timeout=self.rpc_timeout
+            )
+            return versions
+        except (RPCError, WorkflowQueryFailedError):
+            pass
+        versions = {}
+        converter = client.data_converter
+        async for event in handle.fetch_history_events(rpc_timeout=self.rpc_timeout):
+            if event.HasField("workflow_execution_started_event_attributes"):
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                [carried] = await converter.decode(payloads[:1])
+                versions.update(carried.get("versions") or {})
+            elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+                request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+                [record] = await converter.decode(request.input.args.payloads[:1])
+                key = str(record["version"])
+                stamp = event.event_time.ToDatetime(tzinfo=UTC).isoformat()
+                versions.setdefault(key, {**record, "create_time": stamp})
+        return versions
 
     async def get(self, org: OrgContext, name: str, version: int | None) -> WorkflowDefinition:
         """The loaded definition (the latest version when ``version`` is None or 0)."""

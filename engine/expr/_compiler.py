@@ -123,6 +123,12 @@ def _evaluator(compiled: _Compiled) -> Evaluator:
     return lambda _ctx: value
 
 
+def _unforeseen(error: Exception, source: str) -> ExpressionEvaluationError:
+    """An evaluation error for an exception that escaped the language's own checks."""
+    detail = str(error)[:200] or type(error).__name__
+    return ExpressionEvaluationError(f"expression failed: {detail}", source, 1)
+
+
 class Expression:
     """A compiled expression.
 
@@ -154,10 +160,14 @@ class Expression:
         """
         try:
             return self._evaluate(context)
+        except ExpressionEvaluationError:
+            raise
         except RecursionError:
             raise ExpressionEvaluationError(
                 "expression nests too deeply to evaluate", self.source, 1
             ) from None
+        except Exception as error:  # a failure no function foresaw still fails the expression
+            raise _unforeseen(error, self.source) from None
 
     def evaluate_condition(self, context: Context) -> bool:
         """Evaluate as a condition: true, false, or null (which counts as false).
@@ -236,10 +246,14 @@ class Template:
             text = "".join(
                 [part if type(part) is str else to_text(part(context)) for part in self._parts]  # type: ignore[operator]
             )
+        except ExpressionEvaluationError:
+            raise
         except RecursionError:
             raise ExpressionEvaluationError(
                 "expression nests too deeply to evaluate", self.text, 1
             ) from None
+        except Exception as error:
+            raise _unforeseen(error, self.text) from None
         if len(text) > MAX_SIZE:
             raise ExpressionEvaluationError(
                 f"rendered text too large: {len(text)} characters, the limit is {MAX_SIZE}",
@@ -501,7 +515,7 @@ class _Compiler:
         if all(isinstance(o, _Const) for o in operands):
             try:
                 return _Const(evaluate(_EMPTY))
-            except ExpressionEvaluationError:
+            except Exception:  # it fails when it runs, with the error it gives then
                 return evaluate
         return evaluate
 

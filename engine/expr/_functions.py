@@ -20,6 +20,7 @@ from typing import Any, Final
 import re2
 
 from engine.expr._values import (
+    INT_MAX,
     MAX_RANGE,
     MAX_SIZE,
     EvaluationFailure,
@@ -256,7 +257,7 @@ def format_(template: Any, *values: Any) -> str:
                 continue
             end = template.find("}", i)
             digits = template[i + 1 : end] if end != -1 else ""
-            if not digits.isdigit():
+            if not (digits.isascii() and digits.isdigit()):
                 raise EvaluationFailure(
                     f"format() has a bad placeholder at position {i}: use {{0}}, {{1}}... or {{{{"
                 )
@@ -316,8 +317,8 @@ def int_(value: Any) -> int:
         return check_int(int(value))
     if t is str:
         if _INT_TEXT.match(value) is None:
-            raise EvaluationFailure(f"int() cannot convert {value!r}: not a whole number")
-        return check_int(int(value))
+            raise EvaluationFailure(f"int() cannot convert {_short(value)}: not a whole number")
+        return _parse_int(value)
     raise EvaluationFailure(f"int() cannot convert {kind(value)}")
 
 
@@ -378,9 +379,11 @@ def type_(value: Any) -> str:
 @_builtin("toJSON", 1)
 def to_json(value: Any) -> str:
     """Compact JSON text of a value. Example: ``toJSON({'a': [1]}) == '{"a":[1]}'``."""
-    return check_size(  # type: ignore[no-any-return]
-        json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    )
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise EvaluationFailure("toJSON() cannot write a non-finite number") from None
+    return check_size(text)  # type: ignore[no-any-return]
 
 
 def _reject_constant(name: str) -> Any:
@@ -388,7 +391,19 @@ def _reject_constant(name: str) -> Any:
 
 
 def _parse_int(text: str) -> int:
+    # More digits than a 64-bit integer has is an overflow, decided before Python's own
+    # (4,300-digit) conversion limit can raise.
+    if len(text.strip().lstrip("+-").lstrip("0")) > _INT_DIGITS:
+        raise EvaluationFailure("integer overflow: the number does not fit in 64 bits")
     return check_int(int(text))
+
+
+_INT_DIGITS: Final = 19
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """A string as quoted in an error: its first characters only."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def _parse_float(text: str) -> float:
@@ -466,11 +481,15 @@ def round_(value: Any, digits: Any = None) -> Any:
             return value
         if not math.isfinite(value):
             raise EvaluationFailure("round() cannot round a non-finite number")
+        if abs(value) > INT_MAX:
+            raise EvaluationFailure("integer overflow: the result does not fit in 64 bits")
         rounded = Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
         return check_int(int(rounded))
     _need("round", 2, digits, int)
     if not 0 <= digits <= 15:
         raise EvaluationFailure("round() digits must be between 0 and 15")
+    if abs(value) >= 2**53:  # no decimals left to round
+        return float(value)
     exponent = Decimal(1).scaleb(-digits)
     return check_float(float(Decimal(repr(value)).quantize(exponent, rounding=ROUND_HALF_UP)))
 

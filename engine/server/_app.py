@@ -40,6 +40,8 @@ SERVICE_NAMES: Final = (
     schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
     executor_service_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
 )
+MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
+"""The largest request the control plane reads; larger ones are refused by gRPC itself."""
 _PUBLIC: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _ADMIN_ONLY: Final = ("/engine.api.v1.OrganizationService/",)
 
@@ -87,7 +89,10 @@ def build_server(
     server = grpc.aio.server(
         interceptors=[
             ControlPlaneInterceptor(verifier, resolver, public=_PUBLIC, admin_only=_ADMIN_ONLY)
-        ]
+        ],
+        # Past gRPC's 4 MiB default, so that a request over one of the engine's own limits
+        # (a result, a definition) reaches the code that names that limit.
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
     organization_service_pb2_grpc.add_OrganizationServiceServicer_to_server(
         OrganizationServicer(provisioner, directory), server

@@ -21,10 +21,14 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from engine.definition import DefinitionError, InputError
 from engine.errors import EngineError, InvalidFieldError
+from engine.protocol import clipped
 
 __all__ = ["DOMAIN", "FieldError", "status_of"]
 
 DOMAIN: Final = "engine"
+_MESSAGE_KEPT: Final = 1000
+_LISTED: Final = 100
+"""At most this many field violations are listed (the message says how many there are)."""
 log = logging.getLogger("engine.server")
 
 _RESOURCE_TYPES: Final = {
@@ -58,7 +62,8 @@ def status_of(error: BaseException, method: str, request: Any = None) -> status_
             "INTERNAL",
         )
     code = getattr(grpc.StatusCode, error.code, grpc.StatusCode.UNKNOWN)
-    message = str(error)
+    # What a caller sent may be quoted in a message: never more than a short part of it.
+    message = clipped(str(error), _MESSAGE_KEPT)
     details: list[object] = []
     if isinstance(error, DefinitionError):
         details.append(
@@ -66,10 +71,11 @@ def status_of(error: BaseException, method: str, request: Any = None) -> status_
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
                         field=problem.path or "yaml",
-                        description=f"{problem.line}:{problem.column}: {problem.message}",
+                        description=clipped(
+                            f"{problem.line}:{problem.column}: {problem.message}", _MESSAGE_KEPT
+                        ),
                     )
-                    for problem in error.problems
-                    if problem.severity == "error"
+                    for problem in [p for p in error.problems if p.severity == "error"][:_LISTED]
                 ]
             )
         )
@@ -77,8 +83,10 @@ def status_of(error: BaseException, method: str, request: Any = None) -> status_
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field="inputs", description=m)
-                    for m in error.messages
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field="inputs", description=clipped(m, _MESSAGE_KEPT)
+                    )
+                    for m in error.messages[:_LISTED]
                 ]
             )
         )
@@ -87,7 +95,8 @@ def status_of(error: BaseException, method: str, request: Any = None) -> status_
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=error.field, description=error.description
+                        field=clipped(error.field, 200),
+                        description=clipped(error.description, _MESSAGE_KEPT),
                     )
                 ]
             )

@@ -17,6 +17,7 @@ from engine.workflow._actions import ResultRejectedError, result_shape_error
 from engine.workflow._factory import RunStart, WorkflowFactory, get_workflow_status, start_workflow
 from engine.workflow._interpreter import EngineWorkflow
 from engine.workflow._registry import (
+    ALL_VERSIONS,
     GET_VERSION,
     LIST_VERSIONS,
     REGISTRY_WORKFLOW_TYPE,
@@ -42,6 +43,7 @@ from engine.workflow._worker import PASSTHROUGH_MODULES, build_worker, sandbox_r
 
 __all__ = [
     "ACTION_STEP_TYPES",
+    "ALL_VERSIONS",
     "ENGINE_ACTION_TYPE",
     "ENGINE_AGENT",
     "ENGINE_DEFINITION",

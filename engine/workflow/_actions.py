@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from engine.expr import json_equal
-from engine.protocol import PendingAction
+from engine.protocol import PendingAction, clipped, submission_problem
 
 __all__ = [
     "Action",
@@ -175,7 +175,7 @@ class OpenActions:
         """
         error = submission.get("error")
         if error is not None:
-            action.error = str(error)
+            action.error = clipped(str(error))
         else:
             action.result = check_result(action, submission.get("result"))
         action.resolved = True
@@ -197,6 +197,9 @@ def check_result(action: Action, result: Any) -> Any:
     Raises:
         ResultRejectedError: With a message that names what is wrong.
     """
+    problem = submission_problem(result, None)
+    if problem is not None:
+        raise ResultRejectedError(problem)
     return _checked(action.type, action.parameters, result)
 
 

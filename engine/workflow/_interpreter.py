@@ -75,7 +75,7 @@ from typing import Any, Final
 
 from temporalio import workflow
 from temporalio.common import RawValue
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import ApplicationError, CancelledError, TemporalError
 
 from engine.definition import (
     ForeachStep,
@@ -94,6 +94,7 @@ from engine.protocol import (
     GET_CHANGES,
     GET_STATUS,
     INBOX_MEMO,
+    MAX_RESULT_BYTES,
     REPORT_ACTIONS,
     SUBMIT_RESULT,
     UPDATE_TIMEOUT,
@@ -104,6 +105,8 @@ from engine.protocol import (
     RunChange,
     RunState,
     RunStatus,
+    clipped,
+    submission_problem,
 )
 from engine.workflow._actions import OpenActions, ResultRejectedError, check_result, inbox_entry
 from engine.workflow._budget import PayloadBudget, fail_if_too_large, json_size
@@ -205,6 +208,10 @@ class EngineWorkflow:
             return await self.finish_cancelled(self.cancel_reason or "cancelled by request")
         except asyncio.CancelledError:
             return await self.finish_cancelled(None)
+        except TemporalError:
+            raise
+        except Exception as error:  # a failure the run cannot take fails it, never its task
+            return await self.finish_failed(_unforeseen(error))
         value = returned.value if returned is not None else self.record.last_output(block)
         return await self.finish_completed(value)
 
@@ -264,6 +271,11 @@ class EngineWorkflow:
                     attempt += 1
                     continue
                 self.step_failed(step, entry, failure)
+                return None
+            except TemporalError:
+                raise
+            except Exception as error:  # nothing a step does may fail the workflow task
+                self.step_failed(step, entry, StepFailedError(_unforeseen(error)))
                 return None
             break
         returned = outcome if isinstance(outcome, Returned) else None
@@ -447,6 +459,7 @@ class EngineWorkflow:
         return value
 
     async def finish_failed(self, message: str) -> Any:
+        message = clipped(message)
         self.record.error = message
         await self.settle("failed")
         raise ApplicationError(message, type="StepFailedError", non_retryable=True)
@@ -534,8 +547,11 @@ class EngineWorkflow:
     def validate_submit_result(self, submission: Any) -> None:
         """Reject, without touching history, a result for no waiting step or of the wrong shape."""
         action = self.actions.find(submission, self.items.reported())
-        if "error" not in submission or submission.get("error") is None:
+        error = submission.get("error")
+        if error is None:
             check_result(action, submission.get("result"))
+        elif not isinstance(error, str) or len(error) > MAX_RESULT_BYTES:
+            raise ResultRejectedError(submission_problem(None, str(error)) or "error: not text")
 
     @workflow.update(name=AWAIT_SUSPENSION)
     async def await_suspension(self) -> Advance:
@@ -594,5 +610,14 @@ class EngineWorkflow:
 
 
 def _backoff(policy: StepRetryPolicy, attempt: int) -> float:
-    delay = policy.initial_interval.total_seconds() * policy.backoff ** (attempt - 1)
-    return min(delay, policy.max_interval.total_seconds())
+    longest = policy.max_interval.total_seconds()
+    try:
+        delay = policy.initial_interval.total_seconds() * policy.backoff ** (attempt - 1)
+    except OverflowError:
+        return longest
+    return min(delay, longest)
+
+
+def _unforeseen(error: Exception) -> str:
+    """The message of a failure that no check foresaw (it ends the step, or the run)."""
+    return f"unexpected {type(error).__name__}: {clipped(str(error), 500)}"

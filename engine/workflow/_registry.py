@@ -10,6 +10,8 @@ continuing as new, carrying the versions over.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -17,6 +19,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 __all__ = [
+    "ALL_VERSIONS",
     "GET_VERSION",
     "LIST_VERSIONS",
     "REGISTRY_WORKFLOW_TYPE",
@@ -29,6 +32,8 @@ __all__ = [
 REGISTRY_WORKFLOW_TYPE: Final = "engine.definition-registry"
 GET_VERSION: Final = "get_version"
 """The registry's query of one version (0: the latest), with its YAML."""
+ALL_VERSIONS: Final = "all_versions"
+"""The registry's query of every version, with its YAML."""
 LIST_VERSIONS: Final = "list_versions"
 """The registry's query of every version, without YAML."""
 _UPDATES_PER_RUN: Final = 200
@@ -64,10 +69,17 @@ class DefinitionRegistryWorkflow:
 
     @workflow.run
     async def run(self, registry: RegistryInput) -> None:
-        """Wait for versions; continue as new when the history grows."""
-        await workflow.wait_condition(
-            lambda: self.added >= _UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested()
-        )
+        """Wait for versions; continue as new when the history grows.
+
+        A cancel is not obeyed: the registry is what keeps a (name, version) bound to one
+        content, so it goes on as a new run with every version.
+        """
+        with contextlib.suppress(asyncio.CancelledError):
+            await workflow.wait_condition(
+                lambda: (
+                    self.added >= _UPDATES_PER_RUN or workflow.info().is_continue_as_new_suggested()
+                )
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(RegistryInput(self.name, self.versions))
 
@@ -112,6 +124,12 @@ class DefinitionRegistryWorkflow:
             return None
         key = max(self.versions, key=int) if version == 0 else str(version)
         return self.versions.get(key)
+
+    @workflow.query(name=ALL_VERSIONS)
+    def all_versions(self) -> dict[str, dict[str, Any]]:
+        """Every version with its YAML: what a new registry run carries on after this one was
+        ended from outside the engine."""
+        return self.versions
 
     @workflow.query(name=LIST_VERSIONS)
     def list_versions(self) -> list[dict[str, Any]]:

@@ -335,7 +335,7 @@ def test_missing_top_level_fields() -> None:
         (
             "{id: a, type: shell, command: ls, retry: {backoff: 0.5}}",
             "0.5",
-            "backoff must be at least 1.0, got 0.5",
+            "backoff must be between 1.0 and 100, got 0.5",
         ),
         ("{id: a, type: shell, command: ls, needs_state: x}", "x}", "expected a list, got 'x'"),
         (
@@ -377,6 +377,22 @@ def test_missing_top_level_fields() -> None:
         ),
         ("{id: a, type: set_state, set: {}}", "{}", "'set' must not be empty"),
         ("{id: a, type: return, timeout: 5m, compensate: x}", "x}", "expected a list, got 'x'"),
+        # Values that load but could not run: each would fail the run's workflow task.
+        (
+            "{id: a, type: shell, command: ls, retry: {backoff: 1e308}}",
+            "1e308",
+            "backoff must be between 1.0 and 100, got 1e+308",
+        ),
+        (
+            "{id: a, type: shell, command: ls, retry: {max_attempts: 9999999999}}",
+            "9999999999",
+            "max_attempts must be at most 1000, got 9999999999",
+        ),
+        (
+            "{id: a, type: shell, command: ls, timeout: 36526d}",
+            "36526d",
+            "the duration must be at most 100 years, got '36526d'",
+        ),
     ],
 )
 def test_wrong_types_in_steps(step: str, marker: str, message: str) -> None:

@@ -32,6 +32,7 @@ from tests.tenancy.orgkit import (
     ASK,
     FANOUT,
     QUICK,
+    TASK_QUEUE,
     Tenancy,
     definition,
     eventually,
@@ -559,3 +560,32 @@ async def test_an_unprovisioned_org_is_not_found(api: Tenancy) -> None:
     with pytest.raises(OrgNotFoundError):
         await api.directory.get("ghost")
     assert OrgContext("ghost", ghost.namespace) == ghost
+
+
+async def test_a_run_that_cannot_take_a_cancel_is_terminated_and_says_so(api: Tenancy) -> None:
+    d = api.org("d")
+    client = await api.client("d")
+    # An input the interpreter cannot even read: its workflow task fails on every attempt.
+    workflow_id = _id("stuck")
+    handle = await client.start_workflow(
+        "stuck:1", {"definition": "not a definition"}, id=workflow_id, task_queue=TASK_QUEUE
+    )
+
+    await eventually(
+        handle.describe,
+        lambda described: described.raw_description.pending_workflow_task.attempt > 1,
+        what="the workflow task failing",
+    )
+    await api.dispatcher.cancel(d, workflow_id)
+
+    described = await handle.describe()
+    assert described.status == WorkflowExecutionStatus.TERMINATED
+    terminated = [
+        event
+        async for event in handle.fetch_history_events()
+        if event.HasField("workflow_execution_terminated_event_attributes")
+    ]
+    reason = terminated[0].workflow_execution_terminated_event_attributes.reason
+    assert "terminated because its workflow task failed" in reason
+    with pytest.raises(WorkflowAlreadyFinishedError):
+        await api.dispatcher.cancel(d, workflow_id)

@@ -12,6 +12,7 @@ from engine.expr import (
     ExpressionError,
     ExpressionEvaluationError,
     compile_expression,
+    compile_template,
 )
 
 MAX_SOURCE = 4096
@@ -260,3 +261,48 @@ def test_repeated_concatenation_is_stopped():
     assert len(src) <= MAX_SOURCE
     with pytest.raises(ExpressionEvaluationError):
         ev(src)
+
+
+# ---- values that compile and fail when they run: an evaluation error, never another exception
+# (inside a run, any other exception would fail the workflow task and wedge the run)
+
+HUGE_DIGITS = "1" * 5000
+
+
+@pytest.mark.parametrize(
+    ("src", "inputs", "message"),
+    [
+        ("int(inputs.x)", {"x": HUGE_DIGITS}, "does not fit in 64 bits"),
+        ("fromJSON(inputs.x)", {"x": HUGE_DIGITS}, "does not fit in 64 bits"),
+        ("int('99999999999999999999')", {}, "does not fit in 64 bits"),
+        ("format('{²}')", {}, "bad placeholder"),
+        ("format('{٣}', 1)", {}, "bad placeholder"),
+        ("round(1e300)", {}, "does not fit in 64 bits"),
+        ("round(inputs.x)", {"x": -1e300}, "does not fit in 64 bits"),
+        ("toJSON(inputs.x)", {"x": float("nan")}, "non-finite number"),
+    ],
+)
+def test_run_time_failures_are_evaluation_errors(src, inputs, message):
+    with pytest.raises(ExpressionEvaluationError) as caught:
+        compile_expression(src).evaluate({"inputs": inputs})
+    assert message in str(caught.value)
+    assert len(str(caught.value)) < 600  # the input is not echoed whole
+
+
+def test_round_with_digits_keeps_numbers_too_large_for_decimals():
+    assert compile_expression("round(inputs.x, 2)").evaluate({"inputs": {"x": 1e300}}) == 1e300
+
+
+def test_an_unforeseen_exception_is_an_evaluation_error(monkeypatch):
+    from engine.expr import _functions
+
+    def broken(_value):
+        raise KeyError("surprise")
+
+    monkeypatch.setitem(_functions.FUNCTIONS, "lower", broken)
+    expression = compile_expression("lower(inputs.x)")
+    with pytest.raises(ExpressionEvaluationError, match="expression failed: 'surprise'"):
+        expression.evaluate({"inputs": {"x": "A"}})
+    template = compile_template("a ${{ lower(inputs.x) }} b")
+    with pytest.raises(ExpressionEvaluationError, match="expression failed"):
+        template.render({"inputs": {"x": "A"}})

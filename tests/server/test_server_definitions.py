@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from temporalio.client import WorkflowExecutionStatus
 
 from engine.api.v1 import (
     definition_service_pb2 as definitions_pb,
@@ -506,3 +507,86 @@ async def test_definitions_survive_a_restart_and_every_replica_sees_them(
     await workflows.CancelWorkflow(
         workflows_pb.CancelWorkflowRequest(workflow_id=started.workflow_id), metadata=kit.auth()
     )
+
+
+# -- the registry is the engine's own: unreachable by run RPCs, and immutable by construction
+
+
+async def test_the_registry_workflows_are_no_runs_to_any_run_rpc(
+    kit: ControlPlaneKit,
+    definitions: definitions_grpc.DefinitionServiceStub,
+    workflows: workflows_grpc.WorkflowServiceStub,
+) -> None:
+    name = unique("internal")
+    await definitions.RegisterDefinition(
+        definitions_pb.RegisterDefinitionRequest(yaml=ask_yaml(name)), metadata=kit.auth()
+    )
+    registry_id = f"definition/{name}"
+    for call in (
+        workflows.GetWorkflow(
+            workflows_pb.GetWorkflowRequest(workflow_id=registry_id), metadata=kit.auth()
+        ),
+        workflows.CancelWorkflow(
+            workflows_pb.CancelWorkflowRequest(workflow_id=registry_id), metadata=kit.auth()
+        ),
+    ):
+        error, status = await _refused(call)
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        assert error_info(status).reason == "WORKFLOW_NOT_FOUND"
+    # A new run may not take such an id either.
+    error, _ = await _refused(
+        workflows.StartWorkflow(
+            workflows_pb.StartWorkflowRequest(definition_name=name, workflow_id=registry_id + "x"),
+            metadata=kit.auth(),
+        )
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    listed = await workflows.ListWorkflows(
+        workflows_pb.ListWorkflowsRequest(page_size=1000), metadata=kit.auth()
+    )
+    assert not [w for w in listed.workflows if w.workflow_id.startswith("definition/")]
+
+
+async def test_a_version_keeps_its_content_after_its_registry_is_ended_from_outside(
+    kit: ControlPlaneKit, definitions: definitions_grpc.DefinitionServiceStub
+) -> None:
+    name = unique("ended")
+    first = await definitions.RegisterDefinition(
+        definitions_pb.RegisterDefinitionRequest(yaml=ask_yaml(name)), metadata=kit.auth()
+    )
+    client = await kit.stack.client("acme")
+    registry = client.get_workflow_handle(f"definition/{name}")
+    # A cancel is not obeyed: the registry goes on as a new run with its versions.
+    first_run = (await registry.describe()).run_id
+    await registry.cancel()
+    await eventually(
+        registry.describe,
+        lambda described: (
+            described.run_id != first_run and described.status == WorkflowExecutionStatus.RUNNING
+        ),
+        what="the registry going on as a new run",
+    )
+    # Terminated (only Temporal's own tools can): the next registration brings it back.
+    await registry.terminate("ended from outside the engine")
+
+    other = ask_yaml(name, timeout="1h")
+    error, status = await _refused(
+        definitions.RegisterDefinition(
+            definitions_pb.RegisterDefinitionRequest(yaml=other), metadata=kit.auth()
+        )
+    )
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_info(status).reason == "DEFINITION_VERSION_CONFLICT"
+    again = await definitions.RegisterDefinition(
+        definitions_pb.RegisterDefinitionRequest(yaml=ask_yaml(name)), metadata=kit.auth()
+    )
+    assert again.created is False
+    assert again.definition.content_hash == first.definition.content_hash
+    newer = await definitions.RegisterDefinition(
+        definitions_pb.RegisterDefinitionRequest(yaml=ask_yaml(name, 2)), metadata=kit.auth()
+    )
+    assert newer.created is True
+    versions = await definitions.ListDefinitions(
+        definitions_pb.ListDefinitionsRequest(name=name), metadata=kit.auth()
+    )
+    assert [v.version for v in versions.definitions] == [1, 2]

@@ -77,12 +77,14 @@ async def test_oversized_steps_with_continue_keep_the_previous_state(
 
 
 async def test_sizes_are_counted_as_temporal_encodes_them(client: Client, worker: Worker) -> None:
-    # 200,000 "é" are 400 kB of UTF-8 but 1.2 MB of the escaped JSON Temporal writes: kept in
-    # the state and in the step's output, they would not fit in one status payload.
+    # 100,000 "é" are 200 kB of UTF-8 but 600 kB of the escaped JSON Temporal writes: two of
+    # them, each kept in the state and in its step's output, would not fit in one status
+    # payload (800 kB of UTF-8 would).
     handle = await start(client, GROW.replace("ON_ERROR", "fail"))
     first = await wait_for_action(client, handle, "first")
-    advance = await submit(client, first, "é" * 200_000)
+    [second] = (await submit(client, first, "é" * 100_000))["pending_actions"]
+    advance = await submit(client, second, "é" * 100_000)
     assert advance["status"] == "failed"
-    assert re.fullmatch("step 'first' failed: " + TOO_BIG, advance["error"])
+    assert re.fullmatch("step 'second' failed: " + TOO_BIG, advance["error"])
     final = await status(client, handle)
-    assert final["state"] == {}
+    assert set(final["state"]) == {"a"}

@@ -35,6 +35,7 @@ from engine.protocol import (
     ACTION_RELEASED,
     CLAIMED_ACTION_TYPES,
     action_queue,
+    clipped,
 )
 from engine.workflow._actions import Action, ResultRejectedError, check_result
 from engine.workflow._flow import Scope, StepFailedError, seconds_until
@@ -231,7 +232,7 @@ def _take_delivery(action: Action, task: Any) -> None:
     try:
         delivered = task.result()
     except ActivityError as error:
-        action.error = _why_undelivered(error)
+        action.error = clipped(_why_undelivered(error))
         # Its deliveries followed the step's retry policy already.
         action.retries_left = not isinstance(error.cause, ActivityTimeoutError)
     else:
