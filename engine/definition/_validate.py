@@ -69,6 +69,10 @@ _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _AGENT: Final = re.compile(r"@[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _INITIAL_STATE_ROOTS: Final = frozenset({"inputs", "workflow", "org"})
 _EMPTY: Final[dict[str, Any]] = {}
+SHELL_SPLICE: Final = (
+    "'${{ }}' in a shell command would splice a value into the script (script injection): "
+    'pass the value in env: and use "$NAME" instead'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,10 +575,9 @@ class _Checker:
         elif model is ShellStep:
             command = info.compiled.get("command")
             if isinstance(command, Template):
-                self.warn(
+                self.report(
                     (*info.path, "command"),
-                    "'${{ }}' in a shell command is spliced into the script (script "
-                    'injection); pass the value in env: and use "$NAME" instead',
+                    SHELL_SPLICE,
                     offset=_dynamic_start(command.text),
                 )
 

@@ -28,17 +28,17 @@ def warnings(body: str) -> tuple[str, list[tuple[int, int, str]]]:
     return text, [(w.line, w.column, w.message) for w in definition.warnings]
 
 
-def test_expression_in_a_shell_command() -> None:
-    text, found = warnings(
-        "steps: [{id: build, type: shell, command: 'make ${{ inputs.service }}'}]\n"
+def test_an_expression_in_a_shell_command_is_an_error() -> None:
+    text = HEAD + "steps: [{id: build, type: shell, command: 'make ${{ inputs.service }}'}]\n"
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(text, "wf.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.severity, problem.line, problem.column) == ("error", *at(text, "${{"))
+    assert problem.message == (
+        "'${{ }}' in a shell command would splice a value into the script (script "
+        'injection): pass the value in env: and use "$NAME" instead'
     )
-    assert found == [
-        (
-            *at(text, "${{"),
-            "'${{ }}' in a shell command is spliced into the script (script "
-            'injection); pass the value in env: and use "$NAME" instead',
-        ),
-    ]
+    assert problem.path == "steps[0].command"
 
 
 def test_values_in_env_and_escaped_expressions_are_fine() -> None:
@@ -55,14 +55,13 @@ def test_values_in_env_and_escaped_expressions_are_fine() -> None:
 
 
 def test_warning_format() -> None:
-    text = HEAD + "steps: [{id: b, type: shell, command: 'echo ${{ inputs.service }}'}]\n"
+    text = HEAD + "steps: [{id: b, type: shell, command: 'echo hi', when: false}]\n"
     (warning,) = load_definition(text, "wf.yaml").warnings
-    line, column = at(text, "${{")
+    line, column = at(text, "false")
     assert str(warning) == (
-        f"wf.yaml:{line}:{column}: warning: '${{{{ }}}}' in a shell command is spliced into the "
-        'script (script injection); pass the value in env: and use "$NAME" instead'
+        f"wf.yaml:{line}:{column}: warning: step 'b' never runs: its 'when' is always false"
     )
-    assert warning.path == "steps[0].command"
+    assert warning.path == "steps[0].when"
 
 
 def test_when_that_is_always_false() -> None:
@@ -256,7 +255,7 @@ def test_required_input_with_a_default() -> None:
 
 def test_warnings_are_listed_with_errors_when_the_definition_fails() -> None:
     text = (
-        HEAD + "steps: [{id: s, type: shell, command: 'x ${{ inputs.service }}', timeout: soon}]\n"
+        HEAD + "steps: [{id: s, type: shell, command: 'x', when: false, timeout: soon}]\n"
     )
     with pytest.raises(DefinitionError) as caught:
         load_definition(text)

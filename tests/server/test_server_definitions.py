@@ -61,7 +61,7 @@ TYPE_PROBLEM = (
     "shell, mcp_call, prompt, wait, delegate"
 )
 
-# Valid, but the loader warns: a value spliced into a shell command (line 8, column 27).
+# Valid, but the loader warns: a step that never runs (line 10, column 11).
 WITH_WARNING = """\
 name: {name}
 version: 1
@@ -70,12 +70,11 @@ inputs:
 steps:
   - id: checkout
     type: shell
-    command: git checkout ${{{{ inputs.branch }}}}
+    command: git checkout "$BRANCH"
+    env: {{BRANCH: "${{{{ inputs.branch }}}}"}}
+    when: false
 """
-WARNING = (
-    "'${{ }}' in a shell command is spliced into the script (script injection); pass the "
-    'value in env: and use "$NAME" instead'
-)
+WARNING = "step 'checkout' never runs: its 'when' is always false"
 HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -170,7 +169,7 @@ async def test_validate_returns_warnings_of_a_valid_definition(
         metadata=kit.auth(),
     )
     assert answer.valid is True
-    assert _problems(answer) == [(8, 27, "steps[0].command", WARNING, True)]
+    assert _problems(answer) == [(10, 11, "steps[0].when", WARNING, True)]
 
 
 # -- register -------------------------------------------------------------------------------
@@ -295,7 +294,7 @@ async def test_register_returns_the_warnings(
     )
     assert answer.created is True
     assert [(w.line, w.column, w.message, w.warning) for w in answer.warnings] == [
-        (8, 27, WARNING, True)
+        (10, 11, WARNING, True)
     ]
 
 
