@@ -36,6 +36,10 @@ from engine.definition._yaml import (
 __all__ = ["load_definition", "load_definition_file"]
 
 _QUOTED: Final = re.compile(r"'([^']*)'")
+_UNREADABLE: Final = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+"""What YAML does not allow in a document (PyYAML's reader refuses it without a location)."""
 # Type names of JSON Schema and Python that authors reach for, and the input type they mean.
 _TYPE_SYNONYMS: Final = {
     "array": "list",
@@ -91,6 +95,22 @@ def load_definition(text: str, source: str = "<string>") -> WorkflowDefinition:
                 )
             ]
         )
+    bad = _UNREADABLE.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise DefinitionError(
+            [
+                Problem(
+                    source,
+                    line,
+                    column,
+                    "",
+                    f"character U+{ord(bad.group()):04X} is not allowed in a definition "
+                    "(control characters other than tab and newline, lone surrogates)",
+                )
+            ]
+        )
     problems: list[Problem] = []
     data = load_json_fast(text)
     if data is not None:
@@ -137,6 +157,22 @@ def load_definition(text: str, source: str = "<string>") -> WorkflowDefinition:
         step._compiled = compiled
         step._references = check.references.get(path, ())
         steps_by_id[step.id] = step
+    if not text.lstrip().startswith("{"):  # JSON text is its canonical form, or near it
+        size = len(definition.canonical_json())
+        if size > MAX_TEXT_LENGTH:
+            # Runs carry the canonical form: one that a worker could not load must not register.
+            raise DefinitionError(
+                [
+                    Problem(
+                        source,
+                        1,
+                        1,
+                        "",
+                        f"the definition is too large: its canonical form is {size:,} characters "
+                        f"(the limit is {MAX_TEXT_LENGTH:,})",
+                    )
+                ]
+            )
     definition._steps_by_id = steps_by_id
     definition._initial_state = check.initial_state
     definition._source = source

@@ -169,6 +169,16 @@ MAX_ATTEMPTS: Final = 1000
 LARGEST_BACKOFF: Final = 100.0
 
 
+MAX_VERSION: Final = 2**31 - 1
+
+
+def _version(value: Any) -> int:
+    number = _positive_int(value)
+    if number > MAX_VERSION:
+        raise _error("version", f"version must be at most {MAX_VERSION}, got {show(value)}")
+    return number
+
+
 def _attempts(value: Any) -> int:
     count = _positive_int(value)
     if count > MAX_ATTEMPTS:
@@ -628,7 +638,7 @@ class WorkflowDefinition(_Model):
     """
 
     name: WorkflowName
-    version: PositiveInt
+    version: Annotated[int, PlainValidator(_version)]
     description: Text | None = None
     inputs: dict[InputName, InputSpec] = Field(default_factory=dict)
     state: Annotated[dict[StateKey, Any], FieldKind.VALUE] = Field(default_factory=dict)

@@ -582,5 +582,5 @@ def load_json_fast(text: str) -> Any | None:
         return None
     try:
         return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_reject_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # the YAML path says where, and how deep is too deep
         return None

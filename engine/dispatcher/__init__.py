@@ -28,6 +28,7 @@ from engine.dispatcher._errors import (
     WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
 )
+from engine.dispatcher._parsing import CheckedDefinition, check_off_loop, load_off_loop
 from engine.dispatcher._registry import (
     DefinitionRegistry,
     DefinitionVersionConflictError,
@@ -38,6 +39,7 @@ __all__ = [
     "ActionBroker",
     "ActionClosedError",
     "ActionPage",
+    "CheckedDefinition",
     "Claim",
     "ClaimNotFoundError",
     "DefinitionNotFoundError",
@@ -55,4 +57,6 @@ __all__ = [
     "WorkflowAlreadyFinishedError",
     "WorkflowAlreadyStartedError",
     "WorkflowNotFoundError",
+    "check_off_loop",
+    "load_off_loop",
 ]

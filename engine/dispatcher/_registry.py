@@ -28,8 +28,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlready
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
-from engine.definition import WORKFLOW_NAME, Problem, WorkflowDefinition, load_definition
+from engine.definition import WORKFLOW_NAME, Problem, WorkflowDefinition
 from engine.dispatcher._errors import DefinitionNotFoundError, InvalidRequestError, translate
+from engine.dispatcher._parsing import check_off_loop, load_off_loop
 from engine.errors import EngineError
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter
 from engine.workflow import (
@@ -48,6 +49,7 @@ __all__ = [
     "DefinitionRegistry",
     "DefinitionVersionConflictError",
     "RegisteredDefinition",
+    "load_off_loop",
 ]
 
 LATEST_CACHED: Final = 5.0
@@ -126,7 +128,7 @@ class DefinitionRegistry:
             engine.definition.DefinitionError: The YAML is invalid (every problem, located).
             DefinitionVersionConflictError: Other content holds this name and version.
         """
-        definition = load_definition(yaml_text, source)
+        definition = await check_off_loop(yaml_text, source)
         record = {
             "name": definition.name,
             "version": definition.version,
@@ -149,7 +151,6 @@ class DefinitionRegistry:
                 carried = RegistryInput(definition.name, versions)
                 outcome = await self._add(client, org, definition.name, record, carried)
         registered = _registered(outcome["version"])
-        self._remember(org, registered, definition)
         latest = self._latest.get((self.router.target(org).namespace, definition.name))
         if latest is not None and latest[1] < registered.version:
             self._latest[(self.router.target(org).namespace, definition.name)] = (
@@ -286,7 +287,7 @@ class DefinitionRegistry:
             cached = self._cache.get((namespace, name, registered.version))
             if cached is not None:  # the latest is still the one cached: no need to load it
                 return cached
-        definition = load_definition(registered.yaml, f"{name}:{registered.version}")
+        definition = await load_off_loop(registered.yaml, f"{name}:{registered.version}")
         return self._remember(org, registered, definition)
 
     async def versions(self, org: OrgContext, name: str) -> builtins.list[RegisteredDefinition]:

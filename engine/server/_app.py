@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -40,6 +41,7 @@ SERVICE_NAMES: Final = (
     schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
     executor_service_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
 )
+SWITCH_INTERVAL: Final = 0.0005
 MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 """The largest request the control plane reads; larger ones are refused by gRPC itself."""
 _PUBLIC: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -56,6 +58,10 @@ class ControlPlane:
 
     async def start(self) -> None:
         """Start serving and report SERVING for every service."""
+        # Definitions are parsed on a thread (see engine.dispatcher.load_off_loop): a shorter
+        # GIL switch interval hands the event loop back within 0.5 ms instead of 5 ms, so
+        # calls beside a large parse wait that much less at each step.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

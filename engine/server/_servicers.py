@@ -30,12 +30,14 @@ from engine.api.v1 import (
 from engine.api.v1 import (
     workflow_service_pb2_grpc as workflows_grpc,
 )
-from engine.definition import DefinitionError, Problem, load_definition
+from engine.definition import DefinitionError, Problem
 from engine.dispatcher import (
     DefinitionRef,
     DefinitionRegistry,
     RegisteredDefinition,
     TemporalDispatcher,
+    check_off_loop,
+    load_off_loop,
 )
 from engine.server._convert import (
     action_to_proto,
@@ -144,7 +146,7 @@ class DefinitionServicer(definitions_grpc.DefinitionServiceServicer):
     ) -> definitions_pb.ValidateDefinitionResponse:
         source = request.source or "<request>"
         try:
-            definition = load_definition(request.yaml, source)
+            definition = await check_off_loop(request.yaml, source)
         except DefinitionError as error:
             return definitions_pb.ValidateDefinitionResponse(
                 valid=False, problems=[_problem(p) for p in error.problems]
@@ -205,7 +207,7 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
         org = org_of(context)
         which = request.WhichOneof("definition")
         if which == "definition_yaml":
-            definition: Any = load_definition(request.definition_yaml, "<definition_yaml>")
+            definition: Any = await load_off_loop(request.definition_yaml, "<definition_yaml>")
         elif which == "definition_name":
             definition = DefinitionRef(request.definition_name, request.definition_version or None)
         else:
