@@ -254,9 +254,7 @@ def test_required_input_with_a_default() -> None:
 
 
 def test_warnings_are_listed_with_errors_when_the_definition_fails() -> None:
-    text = (
-        HEAD + "steps: [{id: s, type: shell, command: 'x', when: false, timeout: soon}]\n"
-    )
+    text = HEAD + "steps: [{id: s, type: shell, command: 'x', when: false, timeout: soon}]\n"
     with pytest.raises(DefinitionError) as caught:
         load_definition(text)
     assert [p.severity for p in caught.value.problems] == ["warning", "error"]
