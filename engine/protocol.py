@@ -29,6 +29,7 @@ __all__ = [
     "GET_STATUS",
     "INBOX_MEMO",
     "MAX_RESULT_BYTES",
+    "MOVE_DEADLINE",
     "REPORT_ACTIONS",
     "RUN_STATES",
     "SIGNALS",
@@ -66,6 +67,8 @@ CANCEL_WORKFLOW: Final = "cancel_workflow"
 """Signal: stop the run at its current step (argument: the reason)."""
 UPDATE_TIMEOUT: Final = "update_timeout"
 """Signal: move a waiting step's deadline to now + seconds (arguments: step id, seconds)."""
+MOVE_DEADLINE: Final = "move_deadline"
+"""Update: :data:`UPDATE_TIMEOUT`, refused when the step is not waiting."""
 REPORT_ACTIONS: Final = "report_actions"
 """Signal from a foreach item's run to its parent (internal: the engine sends it, not callers)."""
 

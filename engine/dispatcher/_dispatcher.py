@@ -36,6 +36,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlreadyStarted
@@ -45,6 +46,7 @@ from engine.definition import DefinitionSource, WorkflowDefinition
 from engine.dispatcher._errors import (
     DefinitionNotFoundError,
     InvalidRequestError,
+    StepNotWaitingError,
     SubmissionRejectedError,
     WorkflowAlreadyFinishedError,
     WorkflowNotFoundError,
@@ -57,10 +59,10 @@ from engine.protocol import (
     GET_CHANGES,
     GET_STATUS,
     INBOX_MEMO,
+    MOVE_DEADLINE,
     RUN_STATES,
     SIGNALS,
     SUBMIT_RESULT,
-    UPDATE_TIMEOUT,
     Advance,
     Changes,
     PendingAction,
@@ -232,9 +234,9 @@ class TemporalDispatcher:
             engine.definition.InputError: The inputs do not match the definition.
             WorkflowAlreadyStartedError: The workflow id is taken (no request id).
         """
-        loaded = await self._definition(org, definition)
         if workflow_id is not None:
             check_new_run_id(workflow_id)
+        loaded = await self._definition(org, definition)
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
         client = await self.client(org)
@@ -272,9 +274,9 @@ class TemporalDispatcher:
             The run, and where it stopped: ``{status, current_step, pending_actions, result,
             error}``.
         """
-        loaded = await self._definition(org, definition)
         if workflow_id is not None:
             check_new_run_id(workflow_id)
+        loaded = await self._definition(org, definition)
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
         client = await self.client(org)
@@ -739,9 +741,18 @@ class TemporalDispatcher:
         self, org: OrgContext, workflow_id: str, step_id: str, seconds: float
     ) -> None:
         """Move a waiting step's deadline (or a wait's end) to now + ``seconds``."""
-        if seconds < 0:
+        if not seconds >= 0:  # NaN too
             raise InvalidRequestError(f"seconds must not be negative, got {seconds}")
-        await self.signal(org, workflow_id, UPDATE_TIMEOUT, step_id, seconds)
+        handle = await self.handle(org, workflow_id)
+        with self._translated(org, workflow_id):
+            try:
+                await handle.execute_update(
+                    MOVE_DEADLINE, args=[step_id, seconds], rpc_timeout=self.rpc_timeout
+                )
+            except WorkflowUpdateFailedError as error:
+                raise StepNotWaitingError(
+                    str(getattr(error.cause, "message", None) or error)
+                ) from None
 
     def _translated(self, org: OrgContext, workflow_id: str | None) -> Any:
         """A block whose Temporal errors become the engine's, naming the org and namespace."""

@@ -16,7 +16,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlready
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.errors import EngineError
-from engine.tenancy import OrgNotFoundError, TemporalUnavailableError, temporal_refusal
+from engine.tenancy import (
+    OrgNotFoundError,
+    TemporalUnavailableError,
+    temporal_error,
+    temporal_refusal,
+)
 
 __all__ = [
     "ActionClosedError",
@@ -24,6 +29,8 @@ __all__ = [
     "DefinitionNotFoundError",
     "InvalidRequestError",
     "LeaseExpiredError",
+    "RunUnavailableError",
+    "StepNotWaitingError",
     "SubmissionRejectedError",
     "WorkflowAlreadyFinishedError",
     "WorkflowAlreadyStartedError",
@@ -89,6 +96,21 @@ class ActionClosedError(EngineError):
     reason: ClassVar[str] = "ACTION_CLOSED"
 
 
+class StepNotWaitingError(EngineError):
+    """The step named is not waiting (for a result, or the end of a ``wait``)."""
+
+    code: ClassVar[str] = "FAILED_PRECONDITION"
+    reason: ClassVar[str] = "STEP_NOT_WAITING"
+
+
+class RunUnavailableError(EngineError):
+    """The run cannot take a call now (no worker polls it, or its workflow task is failing);
+    nothing was done."""
+
+    code: ClassVar[str] = "UNAVAILABLE"
+    reason: ClassVar[str] = "RUN_UNAVAILABLE"
+
+
 class InvalidRequestError(EngineError):
     """A request the dispatcher refuses before asking Temporal (e.g. an unknown signal)."""
 
@@ -139,9 +161,17 @@ def _from_rpc(error: RPCError, run: str, where: str) -> Exception:
         return refusal
     if error.status == RPCStatusCode.INVALID_ARGUMENT:
         return InvalidRequestError(f"{where}: {message}")
-    if error.status == RPCStatusCode.FAILED_PRECONDITION and "completed" in lowered:
-        return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
-    return error
+    if error.status == RPCStatusCode.ALREADY_EXISTS:
+        return WorkflowAlreadyStartedError(f"{run} is already running in {where}")
+    if error.status == RPCStatusCode.FAILED_PRECONDITION:
+        if "completed" in lowered or "finished" in lowered:
+            return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
+        # "Workflow Task in failed state", "No poller seen for task queue": the run has no
+        # working worker now; nothing was done, and the same call may succeed later.
+        return RunUnavailableError(
+            f"{run} in {where} cannot take calls now (is a worker of the org running?): {message}"
+        )
+    return temporal_error(error, where)
 
 
 def _message(cause: BaseException | None) -> str:

@@ -18,10 +18,13 @@ from typing import Any, Final
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from temporalio.client import RPCTimeoutOrCancelledError
+from temporalio.service import RPCError
 
 from engine.definition import DefinitionError, InputError
 from engine.errors import EngineError, InvalidFieldError
 from engine.protocol import clipped
+from engine.tenancy import TemporalUnavailableError, temporal_error
 
 __all__ = ["DOMAIN", "FieldError", "status_of"]
 
@@ -53,6 +56,14 @@ def status_of(error: BaseException, method: str, request: Any = None) -> status_
 
     ``request`` (the call's request message, if known) names the resource of a NOT_FOUND.
     """
+    if isinstance(error, RPCError):
+        # A Temporal error no layer translated: still typed, never INTERNAL.
+        error = temporal_error(error, "this call")
+    elif isinstance(error, RPCTimeoutOrCancelledError):
+        error = TemporalUnavailableError(
+            "Temporal did not answer in time; the call may still take effect: retry it with "
+            "the same request id"
+        )
     if not isinstance(error, EngineError):
         incident = uuid.uuid4().hex[:12]
         log.error("internal error %s in %s", incident, method, exc_info=error)

@@ -11,8 +11,8 @@ from engine.dispatcher import ActionBroker
 from engine.protocol import CLAIMED_ACTION_TYPES
 from engine.server._convert import action_to_proto, duration, timestamp
 from engine.server._errors import FieldError
-from engine.server._requests import org_of, required, seconds
-from engine.wire import enum_name, from_value
+from engine.server._requests import json_value, org_of, required, seconds
+from engine.wire import enum_name
 
 __all__ = ["ExecutorServicer"]
 
@@ -80,7 +80,7 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
         await self.broker.complete(
             org_of(context),
             required(request.claim_token, "claim_token"),
-            from_value(request.result),
+            json_value(request.result, "result"),
             request.request_id or None,
         )
         return pb.CompleteActionResponse()

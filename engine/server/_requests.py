@@ -7,12 +7,23 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Final, TypeVar
 
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, struct_pb2
 
 from engine.context import OrgContext
 from engine.server._errors import FieldError
+from engine.wire import from_struct, from_value
 
-__all__ = ["org_of", "page", "page_size", "required", "seconds", "span", "token_bytes"]
+__all__ = [
+    "json_object",
+    "json_value",
+    "org_of",
+    "page",
+    "page_size",
+    "required",
+    "seconds",
+    "span",
+    "token_bytes",
+]
 
 DEFAULT_PAGE: Final = 100
 _LONGEST_DURATION: Final = 315_576_000_000
@@ -112,3 +123,26 @@ def _check(value: duration_pb2.Duration, field: str) -> None:
     )
     if not valid:
         raise FieldError(field, "is not a valid duration (at most 10,000 years)")
+
+
+def json_object(struct: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    """A Struct field as JSON data.
+
+    Raises:
+        FieldError: It holds a NaN or an infinity (JSON has neither).
+    """
+    try:
+        return from_struct(struct)
+    except ValueError:
+        raise FieldError(field, _NOT_FINITE) from None
+
+
+def json_value(value: struct_pb2.Value, field: str) -> Any:
+    """A Value field as JSON data (see :func:`json_object`)."""
+    try:
+        return from_value(value)
+    except ValueError:
+        raise FieldError(field, _NOT_FINITE) from None
+
+
+_NOT_FINITE: Final = "holds a number that is not finite (NaN or Infinity): JSON has neither"

@@ -12,8 +12,8 @@ from engine.api.v1 import schedule_service_pb2_grpc as pb_grpc
 from engine.scheduler import Calendar, Scheduler, ScheduleRequest, ScheduleView, Spec
 from engine.server._convert import duration, timestamp
 from engine.server._errors import FieldError
-from engine.server._requests import org_of, page, required, span
-from engine.wire import enum_name, enum_value, from_struct, to_struct
+from engine.server._requests import json_object, org_of, page, required, span
+from engine.wire import enum_name, enum_value, to_struct
 
 __all__ = ["ScheduleServicer"]
 
@@ -142,7 +142,7 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
                 schedule_id=required(request.schedule_id, "schedule_id"),
                 definition_name=required(request.definition_name, "definition_name"),
                 definition_version=request.definition_version or None,
-                inputs=from_struct(request.inputs),
+                inputs=json_object(request.inputs, "inputs"),
                 spec=_spec(request.spec),
                 overlap_policy=_policy(request.overlap_policy) or "skip",
                 catchup_window=span(request, "catchup_window", "catchup_window"),
@@ -179,7 +179,7 @@ class ScheduleServicer(pb_grpc.ScheduleServiceServicer):
                 schedule_id=required(given.schedule_id, "schedule.schedule_id"),
                 definition_name=given.definition_name,
                 definition_version=given.definition_version or None,
-                inputs=from_struct(given.inputs),
+                inputs=json_object(given.inputs, "schedule.inputs"),
                 spec=_spec(given.spec),
                 overlap_policy=_policy(given.overlap_policy, "schedule.overlap_policy") or "skip",
                 catchup_window=span(given, "catchup_window", "schedule.catchup_window"),

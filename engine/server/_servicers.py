@@ -49,6 +49,8 @@ from engine.server._convert import (
 )
 from engine.server._errors import FieldError
 from engine.server._requests import (
+    json_object,
+    json_value,
     org_of,
     page,
     page_size,
@@ -57,7 +59,7 @@ from engine.server._requests import (
     token_bytes,
 )
 from engine.tenancy import Organization, OrgDirectory, Provisioner
-from engine.wire import enum_name, from_struct, from_value, to_value
+from engine.wire import enum_name, to_value
 
 __all__ = ["DefinitionServicer", "OrganizationServicer", "WorkflowServicer"]
 
@@ -212,7 +214,7 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
             definition = DefinitionRef(request.definition_name, request.definition_version or None)
         else:
             raise FieldError("definition", "give definition_name or definition_yaml")
-        inputs = from_struct(request.inputs)
+        inputs = json_object(request.inputs, "inputs")
         if request.wait_for_suspension:
             first = await self.dispatcher.start_and_wait(
                 org,
@@ -297,7 +299,7 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
             required(request.workflow_id, "workflow_id"),
             action_id=request.action_id or None,
             step_id=request.step_id or None,
-            result=from_value(request.result),
+            result=json_value(request.result, "result"),
             error=request.error or None,
             request_id=request.request_id or None,
         )

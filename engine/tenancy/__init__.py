@@ -16,7 +16,9 @@ from engine.tenancy._errors import (
     NamespaceNotOwnedError,
     OrgNotFoundError,
     RateLimitedError,
+    TemporalRefusedError,
     TemporalUnavailableError,
+    temporal_error,
     temporal_refusal,
 )
 from engine.tenancy._provision import Provisioner
@@ -46,8 +48,10 @@ __all__ = [
     "PrefixResolver",
     "Provisioner",
     "RateLimitedError",
+    "TemporalRefusedError",
     "TemporalUnavailableError",
     "TlsSettings",
     "resolver_from_settings",
+    "temporal_error",
     "temporal_refusal",
 ]

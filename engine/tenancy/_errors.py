@@ -13,7 +13,9 @@ __all__ = [
     "NamespaceNotOwnedError",
     "OrgNotFoundError",
     "RateLimitedError",
+    "TemporalRefusedError",
     "TemporalUnavailableError",
+    "temporal_error",
     "temporal_refusal",
 ]
 
@@ -44,6 +46,29 @@ class RateLimitedError(EngineError):
 
     code: ClassVar[str] = "RESOURCE_EXHAUSTED"
     reason: ClassVar[str] = "RATE_LIMITED"
+
+
+class TemporalRefusedError(EngineError):
+    """Temporal refused a call for a reason no other error of the engine names (its message
+    says which); nothing was done."""
+
+    code: ClassVar[str] = "FAILED_PRECONDITION"
+    reason: ClassVar[str] = "TEMPORAL_REFUSED"
+
+
+def temporal_error(error: RPCError, where: str) -> EngineError:
+    """The engine's error for any refusal of Temporal: :func:`temporal_refusal`'s, else
+    UNAVAILABLE for a failure of the call itself (a transport or server error: retrying
+    helps), else :class:`TemporalRefusedError` with Temporal's message."""
+    refusal = temporal_refusal(error, where)
+    if refusal is not None:
+        return refusal
+    message = error.message or error.status.name
+    if error.status in (RPCStatusCode.UNKNOWN, RPCStatusCode.INTERNAL, RPCStatusCode.ABORTED):
+        return TemporalUnavailableError(f"Temporal failed a call for {where}: {message}")
+    if error.status == RPCStatusCode.NOT_FOUND and "namespace" in message.lower():
+        return OrgNotFoundError(f"{where} is not provisioned: {message}")
+    return TemporalRefusedError(f"Temporal refused a call for {where}: {message}")
 
 
 def temporal_refusal(error: RPCError, where: str) -> EngineError | None:

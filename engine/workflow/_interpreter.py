@@ -95,6 +95,7 @@ from engine.protocol import (
     GET_STATUS,
     INBOX_MEMO,
     MAX_RESULT_BYTES,
+    MOVE_DEADLINE,
     REPORT_ACTIONS,
     SUBMIT_RESULT,
     UPDATE_TIMEOUT,
@@ -134,6 +135,11 @@ __all__ = ["EngineWorkflow"]
 CHANGES_KEPT: Final = 128
 """Recent status changes a run keeps for its watchers (see :meth:`EngineWorkflow.get_changes`)."""
 _LONGEST_DELAY: Final = 100 * 365 * 24 * 3600.0
+SHORT_BACKOFF: Final = 2.0
+"""Seconds of backoff a submission's answer waits through (see EngineWorkflow.back_off)."""
+ANSWER_DURING_BACKOFF: Final = "answer-during-backoff"
+"""Patch: a submission that fails a step is answered as the backoff begins (runs recorded
+before it answered when the next attempt began)."""
 """update_timeout moves a deadline at most this many seconds ahead (about a century)."""
 
 
@@ -173,6 +179,8 @@ class EngineWorkflow:
         self.branches: dict[str, str] = progress.get("branches", {})
         self.fanouts: dict[str, FanoutProgress] = progress.get("fanouts", {})
         self.cancel_reason: str | None = None
+        self.retrying: str | None = None
+        """The step waiting out its retry backoff, if any."""
         self.suspensions = 0
         """How many times the run stopped making progress on its own: it suspended (on
         actions, a timer or a fan-out), ended, or is about to continue as new. The update
@@ -267,7 +275,7 @@ class EngineWorkflow:
                 ):
                     entry.setdefault("errors", []).append(failure.message)
                     self.record.upsert_search()  # visibility shows "running" during the backoff
-                    await self.wait_for(lambda: False, _backoff(policy, attempt))
+                    await self.back_off(step, attempt, failure, _backoff(policy, attempt))
                     attempt += 1
                     continue
                 self.step_failed(step, entry, failure)
@@ -285,6 +293,33 @@ class EngineWorkflow:
         if step.compensate and scope.tracked:
             self.compensations.record(step.id, scope.variables)
         return returned
+
+    async def back_off(
+        self, step: StepBase, attempt: int, failure: StepFailedError, delay: float
+    ) -> None:
+        """Wait out a step's retry backoff, saying so in the status.
+
+        A caller waiting for the run to settle (a submitted error) gets the next attempt's
+        action in the same answer when the backoff is short; after a longer one its call would
+        time out, so it is answered as the backoff begins (the status says when the next
+        attempt is).
+        """
+        until = workflow.now() + timedelta(seconds=delay)
+        self.record.waiting = {
+            "step_id": step.id,
+            "message": f"attempt {attempt} failed: {clipped(failure.message, 500)}; attempt "
+            f"{attempt + 1} at {until.isoformat()}",
+            "until": until.isoformat(),
+        }
+        self.retrying = step.id
+        self.note_change()
+        if delay > SHORT_BACKOFF and workflow.patched(ANSWER_DURING_BACKOFF):
+            self.suspensions += 1
+        try:
+            await self.wait_for(lambda: False, delay)
+        finally:
+            self.retrying = None
+            self.record.waiting = None
 
     def keep_output(
         self, step: StepBase, entry: HistoryEntry, output: Any, returned: Returned | None
@@ -546,12 +581,28 @@ class EngineWorkflow:
     @submit_result.validator
     def validate_submit_result(self, submission: Any) -> None:
         """Reject, without touching history, a result for no waiting step or of the wrong shape."""
+        self.refuse_while_retrying(submission)
         action = self.actions.find(submission, self.items.reported())
         error = submission.get("error")
         if error is None:
             check_result(action, submission.get("result"))
         elif not isinstance(error, str) or len(error) > MAX_RESULT_BYTES:
             raise ResultRejectedError(submission_problem(None, str(error)) or "error: not text")
+
+    def refuse_while_retrying(self, submission: Any) -> None:
+        """A result for a step that waits out its retry backoff has nothing to answer yet."""
+        waiting = self.record.waiting
+        if (
+            self.retrying is not None
+            and waiting is not None
+            and isinstance(submission, dict)
+            and submission.get("step_id") == self.retrying
+            and not submission.get("action_id")
+        ):
+            raise ResultRejectedError(
+                f"step '{self.retrying}' has no pending action: it waits to retry "
+                f"({waiting['message']})"
+            )
 
     @workflow.update(name=AWAIT_SUSPENSION)
     async def await_suspension(self) -> Advance:
@@ -586,6 +637,27 @@ class EngineWorkflow:
     def cancel_workflow(self, reason: str | None = None) -> None:
         """Cancel the run at its current step (the reason shows in its status)."""
         self.cancel_reason = reason or "cancelled by request"
+
+    @workflow.update(name=MOVE_DEADLINE)
+    def move_deadline(self, step_id: str, seconds: float) -> None:
+        """:meth:`update_timeout`, answered: refused unless ``step_id`` is waiting."""
+        self.update_timeout(step_id, seconds)
+
+    @move_deadline.validator
+    def validate_move_deadline(self, step_id: str, seconds: float) -> None:
+        waiting = self.record.waiting
+        if any(action.step_id == step_id for action in self.actions):
+            return
+        if waiting is not None and waiting["step_id"] == step_id and self.retrying != step_id:
+            return
+        where = (
+            f"the run is at '{self.record.current_step}'"
+            if self.record.current_step
+            else (f"the run is {self.record.status}")
+        )
+        raise ResultRejectedError(
+            f"step '{step_id}' is not waiting for a result or a time ({where})"
+        )
 
     @workflow.signal(name=UPDATE_TIMEOUT)
     def update_timeout(self, step_id: str, seconds: float) -> None:
