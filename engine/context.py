@@ -48,13 +48,26 @@ class OrgContext:
     Attributes:
         org_id: The organization's id (``^[a-z0-9][a-z0-9-]{0,62}$``).
         namespace: The Temporal namespace of the organization.
-        roles: The caller's roles (``admin`` may provision organizations).
+        roles: The caller's roles (see engine.identity).
+        subject: Who the caller is (the token's ``sub``; "" when it has none).
     """
 
     org_id: str
     namespace: str
     roles: tuple[str, ...] = field(default=())
+    subject: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form carried in workflow input."""
-        return {"org_id": self.org_id, "namespace": self.namespace, "roles": list(self.roles)}
+        """The JSON form carried in workflow input (the subject is who started the run)."""
+        data: dict[str, Any] = {
+            "org_id": self.org_id,
+            "namespace": self.namespace,
+            "roles": list(self.roles),
+        }
+        if self.subject:
+            data["subject"] = self.subject
+        return data
+
+    def actor(self) -> dict[str, Any]:
+        """Who is calling, as a run records it with an answer: subject and roles."""
+        return {"subject": self.subject, "roles": list(self.roles)}

@@ -1,7 +1,13 @@
 """Identity: bearer tokens, JWTs whose claims pin a caller to one organization.
 
-Claims: ``org`` (the org id), ``roles`` (``admin`` may provision organizations), ``exp``
-(required: every token expires). Tokens are signed with HS256 and a shared secret, or with
+Claims: ``org`` (the org id), ``sub`` (who the caller is: recorded with every answer, cancel
+and retry), ``roles`` and ``exp`` (required: every token expires). Roles:
+
+- none: a member of the org, who may read and act (start, answer, cancel, register...);
+- ``viewer``: read only (get, list, watch, validate);
+- ``admin``: the org's administrator (a member, and what prompts reserve for the role);
+- ``platform``: provisions and lists organizations (OrganizationService), which no org role
+  may do. Tokens are signed with HS256 and a shared secret, or with
 RS256/ES256 and verified with a configured public key.
 
 The control plane verifies tokens; ``engined dev`` and ``enginectl token create`` issue them.
@@ -22,6 +28,8 @@ from engine.errors import EngineError
 
 __all__ = [
     "ADMIN",
+    "PLATFORM",
+    "VIEWER",
     "Claims",
     "PermissionDeniedError",
     "TokenVerifier",
@@ -30,8 +38,13 @@ __all__ = [
 ]
 
 ADMIN: Final = "admin"
-"""The role that may provision organizations."""
+"""The org's administrator role."""
+VIEWER: Final = "viewer"
+"""The read-only role: a token with it (and without admin) may only read."""
+PLATFORM: Final = "platform"
+"""The role that provisions organizations, distinct from any org's admin."""
 _ASYMMETRIC: Final = frozenset({"RS256", "ES256"})
+_LONGEST_SUBJECT: Final = 200
 _VERIFIED_KEPT: Final = 4096
 """Most verified tokens a verifier remembers (the oldest go first)."""
 
@@ -56,11 +69,17 @@ class Claims:
 
     org_id: str
     roles: tuple[str, ...]
+    subject: str = ""
 
     @property
-    def is_admin(self) -> bool:
+    def is_platform(self) -> bool:
         """Whether the caller may provision organizations."""
-        return ADMIN in self.roles
+        return PLATFORM in self.roles
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the caller may only read (``viewer`` without ``admin``)."""
+        return VIEWER in self.roles and ADMIN not in self.roles
 
 
 class TokenVerifier:
@@ -138,7 +157,17 @@ class TokenVerifier:
             org_id = validate_org_id(claims["org"])
         except InvalidOrgIdError as error:
             raise UnauthenticatedError(f"the token's 'org' claim is invalid: {error}") from None
-        return Claims(org_id, tuple(roles)), float(claims["exp"])
+        subject = claims.get("sub", "")
+        if (
+            not isinstance(subject, str)
+            or len(subject) > _LONGEST_SUBJECT
+            or not subject.isprintable()
+        ):
+            raise UnauthenticatedError(
+                f"the token's 'sub' claim must be printable text of at most {_LONGEST_SUBJECT} "
+                "characters"
+            )
+        return Claims(org_id, tuple(roles), subject), float(claims["exp"])
 
 
 def issue_token(
@@ -149,6 +178,7 @@ def issue_token(
     ttl_seconds: int = 3600,
     algorithm: str = "HS256",
     issuer: str | None = None,
+    subject: str | None = None,
 ) -> str:
     """Sign a token for ``org_id`` (``key`` is the secret, or the PEM private key)."""
     validate_org_id(org_id)
@@ -163,4 +193,6 @@ def issue_token(
     }
     if issuer:
         payload["iss"] = issuer
+    if subject:
+        payload["sub"] = subject
     return jwt.encode(payload, key, algorithm=algorithm)

@@ -176,6 +176,7 @@ class PendingAction(TypedDict):
         state: The state keys named by the step's ``needs_state``, when it names any.
         truncated: In the inbox only: the parameters and state were too large to list and are
             left out (``GetWorkflow`` has them).
+        answers: Who answered it so far (a prompt that needs several approvals).
     """
 
     action_id: str
@@ -190,6 +191,7 @@ class PendingAction(TypedDict):
     run_id: str
     state: NotRequired[dict[str, Any]]
     truncated: NotRequired[bool]
+    answers: NotRequired[list[dict[str, Any]]]
 
 
 class HistoryEntry(TypedDict):
@@ -204,6 +206,8 @@ class HistoryEntry(TypedDict):
         attempts: How many times it ran (retries included).
         error: Why it failed (a failed step).
         errors: Why each earlier attempt failed (a retried step).
+        answers: Who answered its actions and when (``subject``, ``at``, and a counted
+            approval's ``answer``), every attempt's, in order.
     """
 
     step_id: str
@@ -214,6 +218,7 @@ class HistoryEntry(TypedDict):
     attempts: int
     error: NotRequired[str]
     errors: NotRequired[list[str]]
+    answers: NotRequired[list[dict[str, Any]]]
 
 
 class ItemError(TypedDict):
@@ -265,6 +270,7 @@ class RunStatus(TypedDict):
         workflow_type: ``"{name}:{version}"``.
         definition: The definition it executes.
         org_id: The organization it serves.
+        started_by: Who started it (the token subject of the start; "" for none).
         status: Where it is.
         current_step: The step it is at (None between steps and once it ended).
         pending_actions: The actions it waits for, those of its foreach items included.
@@ -284,6 +290,7 @@ class RunStatus(TypedDict):
     workflow_type: str
     definition: DefinitionInfo
     org_id: str
+    started_by: NotRequired[str]
     status: RunState
     current_step: str | None
     pending_actions: list[PendingAction]
@@ -356,3 +363,4 @@ class Submission(TypedDict, total=False):
     step_id: str
     result: Any
     error: str | None
+    actor: dict[str, Any]

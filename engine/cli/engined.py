@@ -407,13 +407,21 @@ async def _dev(
             )
             await stack.start()
             organization = await stack.provisioner.provision(DEV_ORG)
-            org = OrgContext(DEV_ORG, organization.namespace, ("admin",))
+            org = OrgContext(DEV_ORG, organization.namespace, ("admin",), "engined-dev")
             registered = await _register_examples(stack, org, Path(arguments.examples))
             plane = _control_plane(stack, TokenVerifier(secret), arguments.listen, server)
             await plane.start()
             host = arguments.listen.rsplit(":", 1)[0]
             engine_address = f"{host}:{plane.port}"
-            token = issue_token(secret, DEV_ORG, roles=["admin"], ttl_seconds=ADMIN_TOKEN_TTL)
+            # The developer's own token: the dev org's admin, and the platform's (it may add
+            # organizations), speaking for the local user.
+            token = issue_token(
+                secret,
+                DEV_ORG,
+                roles=["admin", "platform"],
+                ttl_seconds=ADMIN_TOKEN_TTL,
+                subject=_local_user(),
+            )
             ui = f"http://127.0.0.1:{arguments.ui_port}"
             (home / "dev.env").write_text(
                 f"ENGINE_ADDRESS={engine_address}\nENGINE_TOKEN={token}\nTEMPORAL_UI={ui}\n"
@@ -440,3 +448,13 @@ async def _dev(
             _stop_process(temporal_process)
             log.info("stopped")
     return EXIT_OK
+
+
+def _local_user() -> str:
+    """Who runs ``engined dev`` (the subject of its token)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (some containers)
+        return "developer"

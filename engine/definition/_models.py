@@ -559,14 +559,58 @@ class McpCallStep(StepBase):
     params: Annotated[dict[str, Any], FieldKind.VALUE] = Field(default_factory=dict)
 
 
+class Approvers(_Model):
+    """Who may answer a prompt: a caller with any of the roles, or any of the subjects.
+
+    Attributes:
+        roles: Token roles (``admin``, or an org's own, such as ``release-manager``).
+        subjects: Token subjects (the ``sub`` claim).
+    """
+
+    roles: tuple[Text, ...] = ()
+    subjects: tuple[Text, ...] = ()
+
+
+def _approvals(value: Any) -> int:
+    count = _positive_int(value)
+    if count > MAX_APPROVALS:
+        raise _error("approvals", f"approvals must be at most {MAX_APPROVALS}, got {show(value)}")
+    return count
+
+
+MAX_APPROVALS: Final = 100
+
+
 class PromptStep(StepBase):
-    """A question to a person."""
+    """A question to a person.
+
+    Attributes:
+        approvers: Who may answer (None: any member of the org).
+        approvals: How many distinct people must answer ``true`` (confirm prompts); a ``false``
+            from any of them decides at once.
+        allow_starter: Whether the person who started the run may answer.
+    """
 
     type: Literal["prompt"]
     prompt_type: Literal["info", "confirm", "text", "choice"]
     message: TemplateText
     options: Annotated[Any, PlainValidator(_options), FieldKind.VALUE] = None
     default: Annotated[Any, FieldKind.VALUE] = None
+    approvers: Approvers | None = None
+    approvals: Annotated[int, PlainValidator(_approvals)] = 1
+    allow_starter: Bool = True
+
+    def answer_rules(self) -> dict[str, Any] | None:
+        """The rules on who may answer, as the action carries them (None: anyone)."""
+        if self.approvers is None and self.approvals == 1 and self.allow_starter:
+            return None
+        approvers = self.approvers or Approvers()
+        return {
+            "roles": list(approvers.roles),
+            "subjects": list(approvers.subjects),
+            "approvals": self.approvals,
+            "allow_starter": self.allow_starter,
+        }
 
 
 class WaitStep(StepBase):

@@ -639,6 +639,23 @@ class _Checker:
     def check_prompt(self, info: _StepInfo) -> None:
         raw = info.raw
         prompt_type = raw.get("prompt_type")
+        approvals = raw.get("approvals")
+        if type(approvals) is int and approvals > 1 and prompt_type != "confirm":
+            self.report(
+                (*info.path, "approvals"),
+                f"approvals {approvals} needs a confirm prompt: only yes/no answers are counted",
+            )
+        approvers = raw.get("approvers")
+        if (
+            isinstance(approvers, dict)
+            and not approvers.get("roles")
+            and not approvers.get("subjects")
+        ):
+            self.report(
+                (*info.path, "approvers"),
+                "approvers names nobody: give roles, subjects or both (or leave approvers out "
+                "to let any member answer)",
+            )
         options = raw.get("options")
         compiled_options = info.compiled.get("options")
         default = raw.get("default")

@@ -19,6 +19,7 @@ from engine.dispatcher._dispatcher import (
 )
 from engine.dispatcher._errors import (
     ActionClosedError,
+    AnswerRefusedError,
     ClaimNotFoundError,
     DefinitionNotFoundError,
     InvalidRequestError,
@@ -41,6 +42,7 @@ __all__ = [
     "ActionBroker",
     "ActionClosedError",
     "ActionPage",
+    "AnswerRefusedError",
     "CheckedDefinition",
     "Claim",
     "ClaimNotFoundError",

@@ -424,7 +424,9 @@ class ActionBroker:
         problem = result_shape_error(claim.action_type, {}, result)  # no prompt is claimed
         if problem is not None:
             raise SubmissionRejectedError(f"result: {problem}")
-        payloads = Payloads(payloads=await client.data_converter.encode([{"result": result}]))
+        payloads = Payloads(
+            payloads=await client.data_converter.encode([{"result": result, "actor": org.actor()}])
+        )
         request = RespondActivityTaskCompletedRequest(
             namespace=client.namespace,
             task_token=claim.task_token,

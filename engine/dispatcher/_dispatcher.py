@@ -20,7 +20,7 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from temporalio.api.common.v1 import WorkflowExecution as ExecutionRef
@@ -44,6 +44,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlready
 from engine.context import OrgContext
 from engine.definition import DefinitionSource, WorkflowDefinition
 from engine.dispatcher._errors import (
+    AnswerRefusedError,
     DefinitionNotFoundError,
     InvalidRequestError,
     StepNotWaitingError,
@@ -359,7 +360,12 @@ class TemporalDispatcher:
             search_attributes=search_attributes(
                 org.org_id, described.workflow_type.split(":", 1)[0], "running"
             ),
-            memo={"retry_of": described.run_id, "org_id": org.org_id},
+            memo={
+                "retry_of": described.run_id,
+                "org_id": org.org_id,
+                "retried_by": org.subject,
+                "retried_at": datetime.now(UTC).isoformat(),
+            },
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             rpc_timeout=self.rpc_timeout,
         )
@@ -401,7 +407,7 @@ class TemporalDispatcher:
             ResetWorkflowExecutionRequest(
                 namespace=client.namespace,
                 workflow_execution=ExecutionRef(workflow_id=workflow_id, run_id=run_id),
-                reason=f"retry from failed step '{failed[0]['step_id']}'",
+                reason=f"retry from failed step '{failed[0]['step_id']}'{_by(org)}",
                 workflow_task_finish_event_id=reset_point,
                 request_id=str(uuid.uuid4()),
             ),
@@ -693,12 +699,20 @@ class TemporalDispatcher:
             submission["step_id"] = step_id
         if error is not None:
             submission["error"] = error
+        submission["actor"] = org.actor()  # from the token, never from the request
         handle = await self.handle(org, workflow_id)
         update_id = f"submit/{action_id or step_id}/{request_id}" if request_id else None
         with self._translated(org, workflow_id):
-            advance: Advance = await handle.execute_update(
-                SUBMIT_RESULT, submission, id=update_id, rpc_timeout=self.rpc_timeout
-            )
+            try:
+                advance: Advance = await handle.execute_update(
+                    SUBMIT_RESULT, submission, id=update_id, rpc_timeout=self.rpc_timeout
+                )
+            except WorkflowUpdateFailedError as failed:
+                if getattr(failed.cause, "type", None) == "AnswerRefusedError":
+                    raise AnswerRefusedError(
+                        str(getattr(failed.cause, "message", None) or failed)
+                    ) from None
+                raise
         return advance
 
     async def signal(self, org: OrgContext, workflow_id: str, name: str, *args: Any) -> None:
@@ -728,14 +742,15 @@ class TemporalDispatcher:
             if stuck.attempt > 1:
                 # Its workflow task keeps failing, so it would never take the cancel: ending
                 # it is the only way to honour the request, and it is recorded as such.
+                asked = _cancel_reason(org, reason)
                 await handle.terminate(
-                    reason=f"cancelled{': ' + reason if reason else ''}; terminated because "
-                    f"its workflow task failed {stuck.attempt - 1} time(s) and could not take "
-                    "the cancel",
+                    reason=f"cancelled{': ' + asked if asked else ''}; terminated because its "
+                    f"workflow task failed {stuck.attempt - 1} time(s) and could not take the "
+                    "cancel",
                     rpc_timeout=self.rpc_timeout,
                 )
                 return
-            await handle.cancel(reason=reason, rpc_timeout=self.rpc_timeout)
+            await handle.cancel(reason=_cancel_reason(org, reason), rpc_timeout=self.rpc_timeout)
 
     async def update_timeout(
         self, org: OrgContext, workflow_id: str, step_id: str, seconds: float
@@ -796,6 +811,17 @@ def check_run_id(workflow_id: str, org: OrgContext) -> None:
 
 
 _UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _by(org: OrgContext) -> str:
+    """`` by <subject>`` for a reason a run records (empty when the caller has no subject)."""
+    return f" by {org.subject}" if org.subject else ""
+
+
+def _cancel_reason(org: OrgContext, reason: str) -> str:
+    """What a cancel records: who asked (when the token says), and why."""
+    who = f"by {org.subject}" if org.subject else ""
+    return ": ".join(part for part in (who, reason) if part)
 
 
 def _generated_id(name: str, request_id: str | None) -> str:

@@ -25,6 +25,7 @@ from engine.tenancy import (
 
 __all__ = [
     "ActionClosedError",
+    "AnswerRefusedError",
     "ClaimNotFoundError",
     "DefinitionNotFoundError",
     "InvalidRequestError",
@@ -94,6 +95,14 @@ class ActionClosedError(EngineError):
 
     code: ClassVar[str] = "FAILED_PRECONDITION"
     reason: ClassVar[str] = "ACTION_CLOSED"
+
+
+class AnswerRefusedError(EngineError):
+    """The caller may not answer this prompt (its ``approvers``, ``approvals`` or
+    ``allow_starter``); nothing was written."""
+
+    code: ClassVar[str] = "PERMISSION_DENIED"
+    reason: ClassVar[str] = "ANSWER_REFUSED"
 
 
 class StepNotWaitingError(EngineError):

@@ -45,7 +45,7 @@ SWITCH_INTERVAL: Final = 0.0005
 MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 """The largest request the control plane reads; larger ones are refused by gRPC itself."""
 _PUBLIC: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-_ADMIN_ONLY: Final = ("/engine.api.v1.OrganizationService/",)
+_PLATFORM_ONLY: Final = ("/engine.api.v1.OrganizationService/",)
 
 
 @dataclass
@@ -90,11 +90,13 @@ def build_server(
     with the parts of a stack).
 
     One interceptor authenticates (the token becomes ``context.org``; health and reflection are
-    public, OrganizationService needs ``admin``) and sends every exception as a gRPC status.
+    public, OrganizationService needs ``platform``) and sends every exception as a gRPC status.
     """
     server = grpc.aio.server(
         interceptors=[
-            ControlPlaneInterceptor(verifier, resolver, public=_PUBLIC, admin_only=_ADMIN_ONLY)
+            ControlPlaneInterceptor(
+                verifier, resolver, public=_PUBLIC, platform_only=_PLATFORM_ONLY
+            )
         ],
         # Past gRPC's 4 MiB default, so that a request over one of the engine's own limits
         # (a result, a definition) reaches the code that names that limit.

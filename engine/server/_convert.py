@@ -7,6 +7,7 @@ follows too.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -76,7 +77,21 @@ def action_to_proto(action: PendingAction) -> resources_pb2.PendingAction:
         message.state.CopyFrom(to_struct(state))
     if action.get("truncated"):
         message.truncated = True
+    message.answers.extend(answers_to_proto(action.get("answers") or []))
     return message
+
+
+def answers_to_proto(answers: list[dict[str, Any]]) -> list[resources_pb2.Answer]:
+    """Who answered, and when, as the API shows it."""
+    out = []
+    for given in answers:
+        answer = resources_pb2.Answer(subject=str(given.get("subject") or ""))
+        if given.get("at"):
+            answer.time.CopyFrom(timestamp(given["at"]))
+        if "answer" in given:
+            answer.answer.CopyFrom(to_value(given["answer"]))
+        out.append(answer)
+    return out
 
 
 def workflow_to_proto(status: RunStatus) -> resources_pb2.Workflow:
@@ -97,6 +112,7 @@ def workflow_to_proto(status: RunStatus) -> resources_pb2.Workflow:
         error=status.get("error") or "",
         org_id=status.get("org_id", ""),
         status_version=int(status.get("version") or 0),
+        started_by=status.get("started_by") or "",
     )
     if status.get("started_at"):
         message.start_time.CopyFrom(timestamp(status["started_at"]))
@@ -118,6 +134,7 @@ def workflow_to_proto(status: RunStatus) -> resources_pb2.Workflow:
             ),
             attempts=int(entry.get("attempts", 0)),
             error=entry.get("error") or "",
+            answers=answers_to_proto(entry.get("answers") or []),
         )
         if entry.get("started_at"):
             record.start_time.CopyFrom(timestamp(entry["started_at"]))

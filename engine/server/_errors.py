@@ -116,7 +116,7 @@ def status_of(error: BaseException, method: str, request: Any = None) -> status_
         details.append(
             error_details_pb2.ResourceInfo(
                 resource_type=_RESOURCE_TYPES.get(error.reason, error.reason),
-                resource_name=_resource_name(error.reason, request),
+                resource_name=clipped(_resource_name(error.reason, request), 200),
                 description=message,
             )
         )

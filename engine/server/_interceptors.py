@@ -4,13 +4,14 @@ One interceptor does both, in one wrapper per call (each interceptor of ``grpc.a
 extra continuation and handler per call). Everything raised below it, authentication failures
 included, leaves the server as a proper gRPC status with rich details (never a traceback). The
 bearer token becomes the caller's :class:`~engine.context.OrgContext`, handed to the servicer as
-``context.org``, and methods that need the admin role get it enforced.
+``context.org``, and roles are enforced: ``platform`` for organizations, a read-only token
+only reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import grpc
 from grpc_status import rpc_status
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     # Generic only in the type stubs: subscripting it at run time raises TypeError.
     _Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
     _Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]
+
+
+_READS: Final = ("Get", "List", "Watch", "Validate")
+"""What a read-only (viewer) token may call: the methods whose names start so."""
 
 
 class OrgServicerContext:
@@ -64,7 +69,7 @@ class ControlPlaneInterceptor(grpc.aio.ServerInterceptor):
         verifier: Verifies bearer tokens.
         resolver: Resolves the token's org to its namespace.
         public: Full method names (or prefixes) callable without a token.
-        admin_only: Full method names (or service prefixes ending in "/") that need ``admin``.
+        platform_only: Full method names (or service prefixes ending in "/") that need ``platform``.
     """
 
     def __init__(
@@ -73,12 +78,12 @@ class ControlPlaneInterceptor(grpc.aio.ServerInterceptor):
         resolver: NamespaceResolver,
         *,
         public: Collection[str] = (),
-        admin_only: Collection[str] = (),
+        platform_only: Collection[str] = (),
     ) -> None:
         self.verifier = verifier
         self.resolver = resolver
         self.public = tuple(public)
-        self.admin_only = tuple(admin_only)
+        self.platform_only = tuple(platform_only)
 
     async def intercept_service(
         self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -92,19 +97,26 @@ class ControlPlaneInterceptor(grpc.aio.ServerInterceptor):
                 handler, lambda behavior, streaming: _mapped(behavior, streaming, method)
             )
         metadata = dict(handler_call_details.invocation_metadata or ())
-        needs_admin = method.startswith(self.admin_only)
+        needs_platform = method.startswith(self.platform_only)
+        name = method.rsplit("/", 1)[-1]
+        reads = name.startswith(_READS)
 
         def authenticated(context: Any) -> OrgServicerContext:
             authorization = metadata.get("authorization")
             claims = self.verifier.verify(authorization if isinstance(authorization, str) else None)
-            if needs_admin and not claims.is_admin:
+            if needs_platform and not claims.is_platform:
                 raise PermissionDeniedError(
-                    f"{method.rsplit('/', 1)[-1]} needs the admin role; "
-                    f"the token of org '{claims.org_id}' has roles {list(claims.roles)}"
+                    f"{name} needs the platform role (an org's admin administers only its "
+                    f"org); the token of org '{claims.org_id}' has roles {list(claims.roles)}"
+                )
+            if claims.read_only and not reads and not needs_platform:
+                raise PermissionDeniedError(
+                    f"{name} changes things, and the token of org '{claims.org_id}' is read "
+                    f"only (roles {list(claims.roles)})"
                 )
             target = self.resolver.resolve(claims.org_id)
             return OrgServicerContext(
-                context, OrgContext(claims.org_id, target.namespace, claims.roles)
+                context, OrgContext(claims.org_id, target.namespace, claims.roles, claims.subject)
             )
 
         def wrap(behavior: Any, streaming: bool) -> Any:

@@ -18,6 +18,7 @@ from engine.protocol import PendingAction, clipped, submission_problem
 
 __all__ = [
     "Action",
+    "AnswerRefusedError",
     "OpenActions",
     "ResultRejectedError",
     "check_result",
@@ -33,6 +34,10 @@ INBOX_DETAIL_KEPT: Final = 4096
 
 class ResultRejectedError(ValueError):
     """A submitted result that does not fit the action it names (rejected without history)."""
+
+
+class AnswerRefusedError(ResultRejectedError):
+    """A caller whom the prompt's rules do not let answer it (rejected without history)."""
 
 
 @dataclass
@@ -55,6 +60,8 @@ class Action:
         error: The error the executor reported instead of a result.
         retries_left: False once its deliveries used up the step's retries (every lease
             expired): the step then fails without another retry of its own.
+        answers: Who answered it and when (``subject``, ``at``; a counted approval also its
+            ``answer``), in order.
         deadline_changed: Set by ``update_timeout``, so the waiting step looks again.
     """
 
@@ -72,6 +79,7 @@ class Action:
     result: Any = None
     error: str | None = None
     retries_left: bool = True
+    answers: list[dict[str, Any]] = field(default_factory=list)
     deadline_changed: bool = field(default=False, repr=False)
 
     def to_json(self, now: datetime) -> PendingAction:
@@ -93,7 +101,60 @@ class Action:
         }
         if self.state is not None:
             out["state"] = self.state
+        if self.answers:
+            out["answers"] = self.answers
         return out
+
+    def check_answerer(self, actor: Any, starter: str) -> None:
+        """Refuse a caller whom the action's answer rules do not allow (a prompt's
+        ``approvers``, ``approvals`` and ``allow_starter``).
+
+        Raises:
+            AnswerRefusedError: Naming the rule.
+        """
+        rules = self.parameters.get("answer_rules")
+        if not rules:
+            return
+        actor = actor if isinstance(actor, dict) else {}
+        subject = str(actor.get("subject") or "")
+        roles = [str(role) for role in actor.get("roles") or []]
+        named = f"'{subject}'" if subject else "a caller without a subject ('sub')"
+        allowed_roles, allowed_subjects = rules["roles"], rules["subjects"]
+        if (allowed_roles or allowed_subjects) and not (
+            set(roles) & set(allowed_roles) or (subject and subject in allowed_subjects)
+        ):
+            who = " or ".join(
+                part
+                for part in (
+                    f"roles {allowed_roles}" if allowed_roles else "",
+                    f"subjects {allowed_subjects}" if allowed_subjects else "",
+                )
+                if part
+            )
+            raise AnswerRefusedError(
+                f"step '{self.step_id}' may be answered by {who}; {named} has roles {roles}"
+            )
+        if not rules["allow_starter"] and (not subject or subject == starter):
+            reason = (
+                f"{named} started the run"
+                if subject
+                else "a caller without a subject could be the one who started it"
+            )
+            raise AnswerRefusedError(
+                f"step '{self.step_id}' may not be answered by the run's starter "
+                f"(allow_starter: false): {reason}"
+            )
+        if rules["approvals"] > 1:
+            if not subject:
+                raise AnswerRefusedError(
+                    f"step '{self.step_id}' needs {rules['approvals']} distinct approvers: "
+                    "answer with a token that has a subject ('sub')"
+                )
+            if any(answer["subject"] == subject for answer in self.answers):
+                raise AnswerRefusedError(
+                    f"'{subject}' has already answered step '{self.step_id}', which needs "
+                    f"{rules['approvals']} distinct approvers"
+                )
 
 
 class OpenActions:
@@ -167,17 +228,35 @@ class OpenActions:
             raise ResultRejectedError(f"step '{step_id}' is not waiting for a result")
         raise ResultRejectedError(f"no pending action '{action_id}' in this run")
 
-    def accept(self, action: Action, submission: dict[str, Any]) -> None:
-        """Resolve ``action`` with the submission's result (checked) or error.
+    def accept(self, action: Action, submission: dict[str, Any], now: datetime) -> None:
+        """Take the submission's result (checked) or error, recording who answered and when.
+
+        A confirm prompt that needs several approvals resolves once enough distinct people
+        answered ``true``, or the first ``false``; until then the answer is only counted.
 
         Raises:
-            ResultRejectedError: The result does not fit the action.
+            ResultRejectedError: The result does not fit the action (or its answerer is not
+                allowed: :class:`AnswerRefusedError`).
         """
+        given = submission.get("actor")
+        actor: dict[str, Any] = given if isinstance(given, dict) else {}
+        answer: dict[str, Any] = {"subject": str(actor.get("subject") or ""), "at": now.isoformat()}
         error = submission.get("error")
         if error is not None:
+            action.answers.append(answer)
             action.error = clipped(str(error))
         else:
-            action.result = check_result(action, submission.get("result"))
+            result = check_result(action, submission.get("result"))
+            rules = action.parameters.get("answer_rules") or {}
+            needed = int(rules.get("approvals", 1))
+            if needed > 1:
+                action.answers.append({**answer, "answer": result})
+                approvals = sum(1 for given in action.answers if given.get("answer") is True)
+                if result is True and approvals < needed:
+                    return  # counted; the prompt waits for the others
+            else:
+                action.answers.append(answer)
+            action.result = result
         action.resolved = True
         self.note_answered(action)
 

@@ -160,6 +160,8 @@ class EngineWorkflow:
         self.workflow_id = info.workflow_id
         self.run_id = info.run_id
         self.org_id = str(run_input.org.get("org_id", ""))
+        self.starter = str(run_input.org.get("subject", ""))
+        """Who started the run (the token's subject; "" when it had none)."""
         self.inputs: dict[str, Any] = run_input.inputs
         scope: Mapping[str, Any] = run_input.scope or {}
         self.scope = Scope(dict(scope.get("vars", {})))
@@ -536,6 +538,7 @@ class EngineWorkflow:
                 "hash": self.input.definition_hash,
             },
             "org_id": self.org_id,
+            "started_by": self.starter,
             "status": record.status,
             "current_step": record.current_step,
             "pending_actions": self.pending_actions(),
@@ -574,7 +577,12 @@ class EngineWorkflow:
         """Resume the step an action belongs to; answer with where the run went next."""
         action = self.actions.find(submission, self.items.reported())
         seen = self.suspensions
-        self.actions.accept(action, submission)
+        self.actions.accept(action, submission, workflow.now())
+        if not action.resolved:  # an approval counted: the prompt waits for the others
+            self.publish_inbox()
+            self._flush_inbox()
+            self.note_change()
+            return self.advance()
         await workflow.wait_condition(lambda: self.suspensions > seen)
         return self.advance()
 
@@ -583,6 +591,7 @@ class EngineWorkflow:
         """Reject, without touching history, a result for no waiting step or of the wrong shape."""
         self.refuse_while_retrying(submission)
         action = self.actions.find(submission, self.items.reported())
+        action.check_answerer(submission.get("actor"), self.starter)
         error = submission.get("error")
         if error is None:
             check_result(action, submission.get("result"))
@@ -629,7 +638,9 @@ class EngineWorkflow:
     def submit_result_signal(self, submission: Any) -> None:
         """Fire-and-forget form of :meth:`submit_result` (a bad result is logged and dropped)."""
         try:
-            self.actions.accept(self.actions.find(submission, self.items.reported()), submission)
+            action = self.actions.find(submission, self.items.reported())
+            action.check_answerer(submission.get("actor"), self.starter)
+            self.actions.accept(action, submission, workflow.now())
         except ResultRejectedError as rejected:
             workflow.logger.warning("submit_result signal rejected: %s", rejected)
 

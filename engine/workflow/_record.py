@@ -148,6 +148,14 @@ class RunRecord:
         self.changed()
         return entry
 
+    def answered(self, step_id: str, answers: list[dict[str, Any]]) -> None:
+        """Who answered the step's action and when (kept with its open history entry)."""
+        for entry in reversed(self.history):
+            if entry["step_id"] == step_id and entry["finished_at"] is None:
+                # No change of its own: the step resumes next, and that is the change.
+                entry.setdefault("answers", []).extend(answers)
+                return
+
     def item_errors(self, step_id: str, errors: list[ItemError]) -> None:
         """The failed items of a foreach, for its record (``steps.<id>.errors``)."""
         self._item_errors[step_id] = errors

@@ -40,7 +40,7 @@ class Plane:
     registry: DefinitionRegistry
 
     def token(self, org_id: str = "acme", *, admin: bool = False) -> str:
-        return issue_token(SECRET, org_id, roles=["admin"] if admin else [])
+        return issue_token(SECRET, org_id, roles=["platform"] if admin else [])
 
     def org(self, org_id: str = "acme") -> OrgContext:
         return self.tenancy.org(org_id)

@@ -212,13 +212,16 @@ def test_token_create_prints_json_for_scripts(
 ) -> None:
     monkeypatch.setenv("ENGINE_TOKEN_SECRET", "a-secret-long-enough-for-hs256-0123456789")
 
-    status = enginectl_main(["token", "create", "--org", "acme", "--ttl", "2h", "-o", "json"])
+    status = enginectl_main(
+        ["token", "create", "--org", "acme", "--ttl", "2h", "--subject", "ci", "-o", "json"]
+    )
 
     data = json.loads(capsys.readouterr().out)
     assert status == 0
     assert {k: v for k, v in data.items() if k != "token"} == {
         "org": "acme",
         "roles": [],
+        "subject": "ci",
         "ttl_seconds": 7200,
     }
 

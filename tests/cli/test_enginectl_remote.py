@@ -627,8 +627,8 @@ async def test_org_create_and_ls_with_an_admin_token(plane: Plane, ctl: Ctl) -> 
     ]
     assert denied.status == 1
     assert denied.err == (
-        "enginectl: PERMISSION_DENIED: CreateOrganization needs the admin role; "
-        "the token of org 'acme' has roles []\n"
+        "enginectl: PERMISSION_DENIED: CreateOrganization needs the platform role (an org's "
+        "admin administers only its org); the token of org 'acme' has roles []\n"
     )
 
 
@@ -636,7 +636,9 @@ async def test_token_create_signs_tokens_the_server_accepts(
     plane: Plane, ctl: Ctl, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("ENGINE_TOKEN_SECRET", SECRET)
-    admin = await ctl("token", "create", "--org", "acme", "--admin", connect=False)
+    admin = await ctl(
+        "token", "create", "--org", "acme", "--role", "platform", "--subject", "ops", connect=False
+    )
     short = await ctl("token", "create", "--org", "inbox", "--ttl", "15m", connect=False)
     monkeypatch.delenv("ENGINE_TOKEN_SECRET")
     no_secret = await ctl("token", "create", "--org", "acme", connect=False)
@@ -648,7 +650,7 @@ async def test_token_create_signs_tokens_the_server_accepts(
 
     verifier = TokenVerifier(SECRET)
     assert (admin.status, len(admin.out)) == (0, 1)
-    assert verifier.verify(f"Bearer {admin.out[0]}") == Claims("acme", ("admin",))
+    assert verifier.verify(f"Bearer {admin.out[0]}") == Claims("acme", ("platform",), "ops")
     assert verifier.verify(f"Bearer {short.out[0]}") == Claims("inbox", ())
     claims: dict[str, Any] = jwt.decode(short.out[0], SECRET, algorithms=["HS256"])
     assert claims["exp"] - claims["iat"] == 900
@@ -661,7 +663,7 @@ async def test_token_create_signs_tokens_the_server_accepts(
     assert bad_org.status == 1
     assert bad_org.err.startswith("enginectl: ")
 
-    # The server takes it: the admin token lists organizations.
+    # The server takes it: the platform token lists organizations.
     listed = await ctl("--token", admin.out[0], "org", "ls", org=None)
     assert listed.status == 0
 

@@ -185,13 +185,22 @@ class ControlPlaneKit:
         """The org context the server's interceptor builds for a token of ``org_id``."""
         return OrgContext(org_id, self.namespace(org_id))
 
-    def token(self, org_id: str = "acme", *, roles: Sequence[str] = (), ttl: int = 600) -> str:
+    def token(
+        self,
+        org_id: str = "acme",
+        *,
+        roles: Sequence[str] = (),
+        ttl: int = 600,
+        subject: str | None = None,
+    ) -> str:
         """A valid token of ``org_id``."""
-        return issue_token(SECRET, org_id, roles=roles, ttl_seconds=ttl)
+        return issue_token(SECRET, org_id, roles=roles, ttl_seconds=ttl, subject=subject)
 
-    def auth(self, org_id: str = "acme", *, roles: Sequence[str] = ()) -> tuple[Any, ...]:
+    def auth(
+        self, org_id: str = "acme", *, roles: Sequence[str] = (), subject: str | None = None
+    ) -> tuple[Any, ...]:
         """Call metadata with a valid token of ``org_id``."""
-        return bearer(self.token(org_id, roles=roles))
+        return bearer(self.token(org_id, roles=roles, subject=subject))
 
     def channel(self) -> grpc.aio.Channel:
         """A new real channel to the server (closed at teardown)."""

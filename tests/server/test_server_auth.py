@@ -187,15 +187,17 @@ async def test_organization_service_needs_the_admin_role(
     request_message: Any,
 ) -> None:
     call = getattr(organizations, method)
-    error, status = await _refused(
-        call(request_message, metadata=kit.auth("acme", roles=["operator"]))
-    )
-
-    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert error.details() == (
-        f"{method} needs the admin role; the token of org 'acme' has roles ['operator']"
-    )
-    assert error_info(status).reason == "PERMISSION_DENIED"
+    # An org's admin administers its org: organizations are the platform's.
+    for roles in (["operator"], ["admin"]):
+        error, status = await _refused(
+            call(request_message, metadata=kit.auth("acme", roles=roles))
+        )
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error.details() == (
+            f"{method} needs the platform role (an org's admin administers only its org); the "
+            f"token of org 'acme' has roles {roles}"
+        )
+        assert error_info(status).reason == "PERMISSION_DENIED"
 
     # Without a token at all it is UNAUTHENTICATED, not PERMISSION_DENIED: who, before what.
     error, _ = await _refused(call(request_message))
@@ -213,7 +215,7 @@ async def test_a_refused_create_provisions_nothing(
     error, _ = await _refused(
         organizations.GetOrganization(
             organizations_pb.GetOrganizationRequest(org_id="hooli"),
-            metadata=kit.auth("acme", roles=["admin"]),
+            metadata=kit.auth("acme", roles=["platform"]),
         )
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND

@@ -35,7 +35,7 @@ from tests.server.harness import (
 
 
 def _admin(kit: ControlPlaneKit) -> Any:
-    return kit.auth("acme", roles=["admin"])
+    return kit.auth("acme", roles=["platform"])
 
 
 async def _refused(call: Any) -> tuple[grpc.aio.AioRpcError, Any]:

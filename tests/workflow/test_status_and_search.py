@@ -45,6 +45,7 @@ async def test_status_shape_while_waiting_and_after(client: Client, worker: Work
         "workflow_type",
         "definition",
         "org_id",
+        "started_by",
         "status",
         "current_step",
         "pending_actions",

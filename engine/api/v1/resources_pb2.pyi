@@ -142,6 +142,7 @@ class PendingAction(_message.Message):
     RUN_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
     """Unique id of this attempt of the step; name it when submitting the result."""
     type: Global___ActionType.ValueType
@@ -178,6 +179,12 @@ class PendingAction(_message.Message):
     def state(self) -> _struct_pb2.Struct:
         """The state keys the step declared in needs_state, if it declared any."""
 
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Answer]:
+        """Who answered it so far: a confirm prompt that needs several approvals counts them here.
+        Who may answer is in parameters.answer_rules (roles, subjects, approvals, allow_starter).
+        """
+
     def __init__(
         self,
         *,
@@ -193,14 +200,49 @@ class PendingAction(_message.Message):
         run_id: _builtins.str = ...,
         state: _struct_pb2.Struct | None = ...,
         truncated: _builtins.bool = ...,
+        answers: _abc.Iterable[Global___Answer] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deadline", b"deadline", "parameters", b"parameters", "state", b"state", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "attempt", b"attempt", "create_time", b"create_time", "deadline", b"deadline", "parameters", b"parameters", "run_id", b"run_id", "state", b"state", "step_id", b"step_id", "timeout", b"timeout", "truncated", b"truncated", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "answers", b"answers", "attempt", b"attempt", "create_time", b"create_time", "deadline", b"deadline", "parameters", b"parameters", "run_id", b"run_id", "state", b"state", "step_id", b"step_id", "timeout", b"timeout", "truncated", b"truncated", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PendingAction: _TypeAlias = PendingAction  # noqa: Y015
+
+@_typing.final
+class Answer(_message.Message):
+    """Who answered an action (the subject of the caller's token), and when."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    """The token's subject ("" for a token without one)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the answer was taken."""
+
+    @_builtins.property
+    def answer(self) -> _struct_pb2.Value:
+        """The answer, for a counted approval of a confirm prompt."""
+
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        answer: _struct_pb2.Value | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "subject", b"subject", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Answer: _TypeAlias = Answer  # noqa: Y015
 
 @_typing.final
 class StepRecord(_message.Message):
@@ -215,6 +257,7 @@ class StepRecord(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
     step_id: _builtins.str
     """The step's id."""
     type: _builtins.str
@@ -233,6 +276,10 @@ class StepRecord(_message.Message):
     def finish_time(self) -> _timestamp_pb2.Timestamp:
         """When the step ended; unset while it runs."""
 
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Answer]:
+        """Who answered its actions and when (every attempt's), in order."""
+
     def __init__(
         self,
         *,
@@ -243,10 +290,11 @@ class StepRecord(_message.Message):
         outcome: Global___StepOutcome.ValueType = ...,
         attempts: _builtins.int = ...,
         error: _builtins.str = ...,
+        answers: _abc.Iterable[Global___Answer] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["finish_time", b"finish_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error", b"error", "finish_time", b"finish_time", "outcome", b"outcome", "start_time", b"start_time", "step_id", b"step_id", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "attempts", b"attempts", "error", b"error", "finish_time", b"finish_time", "outcome", b"outcome", "start_time", b"start_time", "step_id", b"step_id", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -307,6 +355,7 @@ class Workflow(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     ORG_ID_FIELD_NUMBER: _builtins.int
     STATUS_VERSION_FIELD_NUMBER: _builtins.int
+    STARTED_BY_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     """The run's workflow id."""
     run_id: _builtins.str
@@ -332,6 +381,8 @@ class Workflow(_message.Message):
     history); WatchWorkflow sends the changes in this order, none skipped. 0 from a worker
     that does not count them.
     """
+    started_by: _builtins.str
+    """Who started the run (the subject of the starting token; "" when it had none)."""
     @_builtins.property
     def pending_actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingAction]:
         """Every action waiting in the run and its foreach children."""
@@ -376,10 +427,11 @@ class Workflow(_message.Message):
         start_time: _timestamp_pb2.Timestamp | None = ...,
         org_id: _builtins.str = ...,
         status_version: _builtins.int = ...,
+        started_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "start_time", b"start_time", "state", b"state", "waiting", b"waiting"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_step", b"current_step", "definition_hash", b"definition_hash", "definition_name", b"definition_name", "definition_version", b"definition_version", "error", b"error", "history", b"history", "org_id", b"org_id", "pending_actions", b"pending_actions", "result", b"result", "run_id", b"run_id", "start_time", b"start_time", "state", b"state", "status", b"status", "status_version", b"status_version", "waiting", b"waiting", "workflow_id", b"workflow_id", "workflow_type", b"workflow_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_step", b"current_step", "definition_hash", b"definition_hash", "definition_name", b"definition_name", "definition_version", b"definition_version", "error", b"error", "history", b"history", "org_id", b"org_id", "pending_actions", b"pending_actions", "result", b"result", "run_id", b"run_id", "start_time", b"start_time", "started_by", b"started_by", "state", b"state", "status", b"status", "status_version", b"status_version", "waiting", b"waiting", "workflow_id", b"workflow_id", "workflow_type", b"workflow_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

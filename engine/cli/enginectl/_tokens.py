@@ -32,7 +32,15 @@ def register(commands: Subcommands) -> None:
     add_output_option(create, top=False)
     create.set_defaults(handler=create_token)
     create.add_argument("--org", required=True, help="the org the token speaks for")
-    create.add_argument("--admin", action="store_true", help="grant the admin role")
+    create.add_argument("--admin", action="store_true", help="grant the org's admin role")
+    create.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="grant a role (repeatable): viewer (read only), admin, platform (provision orgs)",
+    )
+    create.add_argument("--subject", help="who the token speaks for (the 'sub' claim)")
     create.add_argument(
         "--ttl",
         type=_ttl,
@@ -85,14 +93,23 @@ def create_token(args: argparse.Namespace) -> int:
     from engine.identity import issue_token  # PyJWT: only for this command
 
     secret = _secret(args)
-    roles = ["admin"] if args.admin else []
+    roles = list(dict.fromkeys((["admin"] if args.admin else []) + list(args.role)))
     try:
-        token = issue_token(secret, args.org, roles=roles, ttl_seconds=args.ttl)
+        token = issue_token(
+            secret, args.org, roles=roles, ttl_seconds=args.ttl, subject=args.subject or None
+        )
     except (EngineError, ValueError) as error:
         raise CliError(str(error)) from None
     if json_output(args):
         print_json(
-            {"token": token, "org": args.org, "roles": roles, "ttl_seconds": args.ttl}, sys.stdout
+            {
+                "token": token,
+                "org": args.org,
+                "roles": roles,
+                "subject": args.subject or "",
+                "ttl_seconds": args.ttl,
+            },
+            sys.stdout,
         )
     else:
         emit(token)

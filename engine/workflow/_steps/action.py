@@ -65,6 +65,9 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
     parameters = step.render_params(context)
     if isinstance(step, PromptStep):
         parameters["prompt_type"] = step.prompt_type
+        rules = step.answer_rules()
+        if rules is not None:
+            parameters["answer_rules"] = rules
     now = workflow.now()
     timeout = step.timeout or run.definition.defaults.timeout
     action = Action(
@@ -93,6 +96,8 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
         await _asked(run, step, action)
     # A timed-out action leaves the status too: during a retry's backoff nothing waits.
     await run.publish_actions()
+    if action.answers:
+        run.record.answered(step.id, action.answers)
     run.resume(step.id)
     if not action.resolved:
         raise StepFailedError(_timed_out(action, timeout), retryable=True)
@@ -237,6 +242,10 @@ def _take_delivery(action: Action, task: Any) -> None:
         action.retries_left = not isinstance(error.cause, ActivityTimeoutError)
     else:
         submitted = delivered if isinstance(delivered, dict) else {}
+        actor = submitted.get("actor")
+        if isinstance(actor, dict):
+            answer = {"subject": str(actor.get("subject") or ""), "at": workflow.now().isoformat()}
+            action.answers.append(answer)
         try:
             action.result = check_result(action, submitted.get("result"))
         except ResultRejectedError as rejected:
