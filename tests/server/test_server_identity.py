@@ -204,7 +204,7 @@ async def test_a_read_only_token_reads_and_changes_nothing(
             workflows_pb.CancelWorkflowRequest(workflow_id=started.workflow_id), metadata=viewer
         ),
     ):
-        error, status = await _refused(call)
+        error, _ = await _refused(call)
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "is read only" in error.details()
     again = await workflows.GetWorkflow(
