@@ -19,12 +19,14 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import fcntl
 import json
 import logging
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -34,7 +36,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from engine.config import ServerSettings, TemporalSettings, TenancySettings, WorkerSettings
 from engine.context import OrgContext
@@ -55,6 +59,10 @@ DEV_PREFIX: Final = "engine-"
 DEV_RETENTION_DAYS: Final = 1
 ADMIN_TOKEN_TTL: Final = 30 * 24 * 3600
 TEMPORAL_STOP: Final = 25.0
+TEMPORAL_CHECK: Final = 1.0
+"""Seconds between two checks of the dev server (alive, and answering)."""
+TEMPORAL_RESTARTS: Final = 3
+TEMPORAL_RESTART_WINDOW: Final = 300
 """Seconds ``engined dev`` gives its Temporal server to stop (then kills it)."""
 PLANE_STOP: Final = 5.0
 """Seconds the control plane gives in-flight calls when it stops."""
@@ -366,6 +374,134 @@ def _stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
+def _hold_home(home: Path) -> Any:
+    """Lock ``home`` for this engined dev, or refuse: two would share one Temporal database
+    and overwrite each other's ``dev.env``. The lock goes with the process."""
+    home.mkdir(parents=True, exist_ok=True)
+    handle = (home / "engined.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise ValueError(
+            f"another engined dev (pid {holder}) is using {home}: stop it first, or give "
+            "this one its own --home"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _check_ports(ports: Sequence[tuple[str, str, int]]) -> None:
+    """Refuse to start when a port engined dev needs is taken (by another engined or Temporal)."""
+    for what, flag, port in ports:
+        if port == 0:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise ValueError(
+                    f"port {port} ({what}) is in use: is another engined dev or Temporal server "
+                    f"running? Stop it, or choose another port with {flag}"
+                ) from None
+
+
+class _SupervisedTemporal:
+    """The Temporal dev server of ``engined dev``, watched.
+
+    Every second it checks that the process lives and answers. While it does not answer,
+    health says NOT_SERVING; when the process dies, that is logged as an error and the
+    server is started again on the same database and ports. After
+    :data:`TEMPORAL_RESTARTS` restarts within :data:`TEMPORAL_RESTART_WINDOW` seconds (or a
+    restart that fails) engined dev gives up and exits with an error.
+    """
+
+    def __init__(self, home: Path, port: int, ui_port: int) -> None:
+        self.home = home
+        self.port = port
+        self.ui_port = ui_port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.gave_up = False
+        self._client: Client | None = None
+        self._restarts: list[float] = []
+
+    async def start(self) -> None:
+        self.process = await _start_temporal(self.home, self.port, self.ui_port)
+        self._client = await Client.connect(f"127.0.0.1:{self.port}")
+
+    async def watch(self, plane: ControlPlane, stop: asyncio.Event) -> None:
+        serving = True
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), TEMPORAL_CHECK)
+            if stop.is_set():
+                return
+            assert self.process is not None
+            code = self.process.poll()
+            if code is not None:
+                log.error(
+                    "the Temporal dev server (pid %d) exited with code %s; see %s",
+                    self.process.pid,
+                    code,
+                    self.home / "temporal.log",
+                )
+                await plane.serving(False)
+                serving = False
+                if not await self._restart():
+                    stop.set()
+                    return
+                continue
+            answers = await self._answers()
+            if answers != serving:
+                if answers:
+                    log.warning("the Temporal dev server answers again: serving")
+                else:
+                    log.error("the Temporal dev server does not answer: NOT_SERVING")
+                await plane.serving(answers)
+                serving = answers
+
+    async def _restart(self) -> bool:
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < TEMPORAL_RESTART_WINDOW]
+        if len(self._restarts) >= TEMPORAL_RESTARTS:
+            log.error(
+                "the Temporal dev server died %d times in %d s: giving up (engined dev exits)",
+                len(self._restarts) + 1,
+                TEMPORAL_RESTART_WINDOW,
+            )
+            self.gave_up = True
+            return False
+        self._restarts.append(now)
+        log.warning("restarting the Temporal dev server")
+        try:
+            self.process = await _start_temporal(self.home, self.port, self.ui_port)
+        except ValueError as error:
+            log.error("the Temporal dev server did not restart: %s (engined dev exits)", error)
+            self.gave_up = True
+            return False
+        log.warning("the Temporal dev server is back (pid %d)", self.process.pid)
+        return True
+
+    async def _answers(self) -> bool:
+        assert self._client is not None
+        try:
+            await self._client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=timedelta(seconds=TEMPORAL_CHECK * 2)
+            )
+        except (RPCError, RuntimeError):
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_process(self.process)
+
+
 async def _register_examples(stack: Stack, org: OrgContext, examples: Path) -> list[str]:
     registered = []
     for path in sorted(examples.glob("*.yaml")):
@@ -389,13 +525,23 @@ async def _dev(
 ) -> int:
     home = Path(arguments.home or server.home).resolve()
     address = f"127.0.0.1:{arguments.temporal_port}"
+    lock = _hold_home(home)
+    _check_ports(
+        [
+            ("Temporal", "--temporal-port", arguments.temporal_port),
+            ("Temporal Web UI", "--ui-port", arguments.ui_port),
+            ("gRPC control plane", "--listen", int(arguments.listen.rsplit(":", 1)[1])),
+        ]
+    )
+    temporal_server = _SupervisedTemporal(home, arguments.temporal_port, arguments.ui_port)
     # The signal also shields the orderly shutdown below (Temporal last, within its own bound).
     async with _until_stopped(
         workers.stop_deadline + PLANE_STOP + TEMPORAL_STOP + EXIT_MARGIN
     ) as stop:
-        temporal_process = await _start_temporal(home, arguments.temporal_port, arguments.ui_port)
+        await temporal_server.start()
         stack: Stack | None = None
         plane: ControlPlane | None = None
+        watcher: asyncio.Task[None] | None = None
         try:
             secret = _dev_secret(home)
             # The embedded server: its own address, no namespace map, a day of retention.
@@ -438,15 +584,25 @@ async def _dev(
                 f"ENGINE_ADDRESS={engine_address}\nENGINE_TOKEN={token}\n",
                 flush=True,
             )
+            watcher = asyncio.create_task(temporal_server.watch(plane, stop))
             await stop.wait()
             log.info("stopping")
         finally:
+            if watcher is not None:
+                await watcher
             if plane is not None:
                 await plane.stop(PLANE_STOP)
             if stack is not None:
                 await stack.close()
-            _stop_process(temporal_process)
+            temporal_server.stop()
+            lock.close()
             log.info("stopped")
+    if temporal_server.gave_up:
+        print(
+            f"engined: the Temporal dev server kept dying; see {home / 'temporal.log'}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -66,6 +66,16 @@ class ControlPlane:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
+    async def serving(self, serving: bool) -> None:
+        """Report every service SERVING, or NOT_SERVING (its Temporal is unreachable)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
     async def stop(self, grace: float = 5.0) -> None:
         """Report NOT_SERVING, then stop, letting in-flight calls finish within ``grace``."""
         await self.health.enter_graceful_shutdown()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -141,3 +142,94 @@ def test_engined_dev_runs_an_example_and_stops_everything_on_ctrl_c(tmp_path: Pa
     while _alive(started) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _alive(started) == [], "engined dev left processes running"
+
+
+def _start_dev(
+    directory: Path, listen: str, temporal_port: int, ui_port: int
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ENGINED),
+            "dev",
+            "--listen",
+            listen,
+            "--temporal-port",
+            str(temporal_port),
+            "--ui-port",
+            str(ui_port),
+        ],
+        cwd=directory,
+        stdout=(directory / "engined.log").open("w"),
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "TEMPORAL_"))},
+    )
+
+
+def _health(address: str) -> int | None:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=2
+            )
+        except grpc.RpcError:
+            return None
+    return int(reply.status)
+
+
+def _until(what: str, holds: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not holds():
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
+        time.sleep(0.3)
+
+
+@pytest.mark.timeout(300)
+def test_engined_dev_watches_its_temporal_and_refuses_to_run_twice(tmp_path: Path) -> None:
+    first_dir, other_dir = tmp_path / "first", tmp_path / "other"
+    first_dir.mkdir()
+    other_dir.mkdir()
+    shutil.copytree(ROOT / "examples", first_dir / "examples")
+    listen, temporal_port, ui_port = f"127.0.0.1:{free_port()}", free_port(), free_port()
+    process = _start_dev(first_dir, listen, temporal_port, ui_port)
+    try:
+        _until("SERVING", lambda: _serving(listen), 120)
+        dev_env = (first_dir / ".engine" / "dev.env").read_text()
+
+        # A second engined dev on the same home, or on the same ports, refuses to start.
+        same_home = _start_dev(first_dir, f"127.0.0.1:{free_port()}", free_port(), free_port())
+        assert same_home.wait(timeout=60) == 1
+        said = (first_dir / "engined.log").read_text()
+        assert f"another engined dev (pid {process.pid}) is using" in said, said
+        assert (first_dir / ".engine" / "dev.env").read_text() == dev_env
+        same_port = _start_dev(other_dir, f"127.0.0.1:{free_port()}", temporal_port, free_port())
+        assert same_port.wait(timeout=60) == 1
+        said = (other_dir / "engined.log").read_text()
+        assert f"port {temporal_port} (Temporal) is in use" in said, said
+
+        # Its Temporal dies: health says so, it is restarted, and runs go on.
+        [temporal] = [
+            pid
+            for pid in _children_of(process.pid)
+            if b"start-dev" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+        ]
+        os.kill(temporal, signal.SIGKILL)
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        _until("NOT_SERVING", lambda: _health(listen) == not_serving, 20)
+        _until("SERVING again", lambda: _serving(listen), 120)
+        log = (first_dir / ".engine" / "temporal.log").exists()
+        assert log
+        run = _enginectl(first_dir, "run", "hello", "--input", "who=again", "-o", "json")
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["pending_actions"][0]["step_id"] == "show"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    said = (first_dir / "engined.log").read_text()
+    assert "the Temporal dev server (pid" in said and "exited with code" in said, said[-3000:]
+    assert "the Temporal dev server is back" in said, said[-3000:]
+    assert process.returncode == 0, said[-3000:]
