@@ -12,13 +12,17 @@ Only protobuf's runtime is imported here, so the CLI loads this without the serv
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections.abc import Hashable, Mapping
 from typing import Any, Protocol
 
 from google.protobuf import json_format, struct_pb2
 
 __all__ = [
+    "WIRE_DEPTH",
     "EnumType",
+    "carried",
     "enum_name",
     "enum_names",
     "enum_value",
@@ -57,19 +61,50 @@ def from_value(value: struct_pb2.Value) -> Any:
     return plain(json_format.MessageToDict(value))
 
 
+WIRE_DEPTH = 30
+"""How deep a JSON value nests in a message: deeper parts travel as their JSON text, since
+protobuf's parsers (in every language) refuse messages nested over 100 levels, which is about
+30 levels of JSON maps."""
+
+
 def to_struct(data: Mapping[str, Any] | None) -> struct_pb2.Struct:
-    """A dict of JSON values as a Struct."""
+    """A dict of JSON values as a Struct (see :func:`carried`)."""
     struct = struct_pb2.Struct()
     if data:
-        json_format.ParseDict(dict(data), struct)
+        json_format.ParseDict(carried(dict(data)), struct)
     return struct
 
 
 def to_value(data: Any) -> struct_pb2.Value:
-    """A JSON value as a Value."""
+    """A JSON value as a Value (see :func:`carried`)."""
     value = struct_pb2.Value()
-    json_format.ParseDict(data, value)
+    json_format.ParseDict(carried(data), value)
     return value
+
+
+def carried(data: Any, depth: int = 0) -> Any:
+    """``data`` as a message can carry it: parts nested deeper than :data:`WIRE_DEPTH` as
+    their JSON text, and lone surrogates (which are not UTF-8) as U+FFFD."""
+    if isinstance(data, dict):
+        if depth >= WIRE_DEPTH:
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+        return {_text(key): carried(item, depth + 1) for key, item in data.items()}
+    if isinstance(data, list):
+        if depth >= WIRE_DEPTH:
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+        return [carried(item, depth + 1) for item in data]
+    if isinstance(data, str):
+        return _text(data)
+    return data
+
+
+def _text(text: str) -> str:
+    if text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class EnumType(Hashable, Protocol):

@@ -51,6 +51,11 @@ MAX_DEPTH: Final = 128
 """Deepest nesting of collections accepted."""
 
 MAX_TEXT_LENGTH: Final = 1_048_576
+_LONGEST_INTEGER: Final = 40
+"""Digits (and sign, prefix) an integer literal may have; 64-bit numbers need 20."""
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_LINE_BREAK: Final = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+"""What YAML counts as a line break (its marks count lines the same way)."""
 """Longest definition text accepted, in characters."""
 
 # The C parser when libyaml is present (it is in the supported environments), else the pure
@@ -335,6 +340,11 @@ class _Constructor:
         tag = node.tag
         value: str = node.value
         if tag == _STR:
+            if _SURROGATE.search(value):
+                self.problem(
+                    node, path, "a lone surrogate ('\\ud800'-'\\udfff') is not a character"
+                )
+                return None
             return value
         if tag == _NULL:
             return None
@@ -343,6 +353,13 @@ class _Constructor:
         if tag == _INT and _INT_RE.fullmatch(value):
             if value.startswith("0o"):
                 return int(value[2:], 8)
+            if len(value) > _LONGEST_INTEGER:
+                self.problem(
+                    node,
+                    path,
+                    f"integer of {len(value)} digits is too large (numbers must fit in 64 bits)",
+                )
+                return None
             if value.startswith("0x"):
                 return int(value[2:], 16)
             return int(value, 10)
@@ -476,9 +493,9 @@ class LocationIndex:
         if node is None or node.kind != "scalar":
             return self.value(path)
         if self._lines is None:
-            self._lines = self._text.split("\n")
+            self._lines = _LINE_BREAK.split(self._text)
         found = _position_in_scalar(node, offset, self._lines)
-        if found is None:
+        if found is None or min(found) < 0:
             return node.line + 1, node.column + 1
         return found[0] + 1, found[1] + 1
 

@@ -40,6 +40,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlreadyStarted
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
 from engine.definition import DefinitionSource, WorkflowDefinition
@@ -628,7 +629,16 @@ class TemporalDispatcher:
                 next_page_token=page_token or None,
                 rpc_timeout=self.rpc_timeout,
             )
-            await iterator.fetch_next_page()
+            try:
+                await iterator.fetch_next_page()
+            except RPCError as error:
+                # Visibility cannot read a token it did not issue (it says "something went
+                # wrong"): that is the caller's token, not an outage to retry.
+                if page_token and error.status in _UNREADABLE_TOKEN:
+                    raise InvalidRequestError(
+                        "page_token: is not a token this server issued"
+                    ) from None
+                raise
         return builtins.list(iterator.current_page or []), iterator.next_page_token or None
 
     async def watch(self, org: OrgContext, workflow_id: str) -> AsyncIterator[RunStatus]:
@@ -774,6 +784,9 @@ class TemporalDispatcher:
         return translate(self.router.where(org), workflow_id)
 
 
+_UNREADABLE_TOKEN: Final = frozenset(
+    {RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN}
+)
 INTERNAL_PREFIXES: Final = ("definition/",)
 """Workflow ids of the engine's own workflows (the definition registry): never a run."""
 _NEW_RUN_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}")

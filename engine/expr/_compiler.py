@@ -563,7 +563,14 @@ class _Compiler:
                 and len(raw[i + 2 : i + 6]) == 4
                 and all(c in "0123456789abcdefABCDEF" for c in raw[i + 2 : i + 6])
             ):
-                out.append(chr(int(raw[i + 2 : i + 6], 16)))
+                code_point = int(raw[i + 2 : i + 6], 16)
+                if 0xD800 <= code_point <= 0xDFFF:
+                    raise ExpressionSyntaxError(
+                        f"'\\u{raw[i + 2 : i + 6]}' is half of a surrogate pair, not a character",
+                        self.origin,
+                        self.column(token) + 1 + i,
+                    )
+                out.append(chr(code_point))
                 i += 6
             else:
                 raise ExpressionSyntaxError(

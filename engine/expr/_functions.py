@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -214,6 +215,8 @@ def compile_pattern(pattern: str) -> Any:
     """Compile an RE2 pattern (linear-time matching), failing with a readable message."""
     try:
         return re2.compile(pattern, _RE2_OPTIONS)
+    except UnicodeEncodeError:
+        raise EvaluationFailure("invalid regular expression: it holds a lone surrogate") from None
     except re2.error as error:
         reason = error.args[0] if error.args else ""
         if isinstance(reason, bytes):
@@ -415,7 +418,7 @@ def from_json(text: Any) -> Any:
     """Parse JSON text. Example: ``fromJSON('{"a": 1}').a == 1``."""
     _need("fromJSON", 1, text, str)
     try:
-        return json.loads(
+        value = json.loads(
             text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
         )
     except json.JSONDecodeError as error:
@@ -424,6 +427,27 @@ def from_json(text: Any) -> Any:
         ) from None
     except RecursionError:
         raise EvaluationFailure("fromJSON() got JSON nested too deeply") from None
+    if "\\u" in text and _has_surrogate(value):
+        raise EvaluationFailure("fromJSON() got a lone surrogate ('\\ud800'-'\\udfff')")
+    return value
+
+
+def _has_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            if _SURROGATE.search(item):
+                return True
+        elif type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+    return False
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _comparable_items(name: str, args: tuple[Any, ...]) -> list[Any]:

@@ -11,12 +11,14 @@ only reads.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import grpc
 from grpc_status import rpc_status
 
 from engine.context import OrgContext
+from engine.errors import InvalidFieldError
 from engine.identity import PermissionDeniedError, TokenVerifier
 from engine.server._errors import status_of
 from engine.tenancy import NamespaceResolver
@@ -44,21 +46,52 @@ class OrgServicerContext:
         return getattr(self._context, name)
 
 
+@dataclass(frozen=True)
+class _Undecodable:
+    """A request that protobuf could not decode (it reaches the behaviour, which refuses it
+    with a status, instead of gRPC answering UNKNOWN "Unexpected DecodeError")."""
+
+    reason: str
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as error:  # DecodeError, and protobuf's recursion limit
+            return _Undecodable(str(error)[:200] or type(error).__name__)
+
+    return tolerant
+
+
 def _rewrap(handler: _Handler, wrap: Callable[[Any, bool], Any]) -> _Handler:
     """The same handler with its behaviour wrapped (unary-unary and unary-stream)."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap(handler.unary_unary, False),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             wrap(handler.unary_stream, True),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     return handler  # the engine's services have no client-streaming rpcs
+
+
+def _decoded(request: Any) -> Any:
+    if isinstance(request, _Undecodable):
+        raise InvalidFieldError(
+            "request",
+            f"cannot be decoded ({request.reason}); JSON values (Struct, Value) may nest at "
+            "most 30 levels",
+        )
+    return request
 
 
 class ControlPlaneInterceptor(grpc.aio.ServerInterceptor):
@@ -135,7 +168,7 @@ def _mapped(behavior: Any, streaming: bool, method: str) -> Any:
 
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
             try:
-                async for response in behavior(request, context):
+                async for response in behavior(_decoded(request), context):
                     yield response
             except grpc.aio.AbortError:
                 raise
@@ -148,7 +181,7 @@ def _mapped(behavior: Any, streaming: bool, method: str) -> Any:
 
     async def unary(request: Any, context: Any) -> Any:
         try:
-            return await behavior(request, context)
+            return await behavior(_decoded(request), context)
         except grpc.aio.AbortError:
             raise
         except Exception as error:
