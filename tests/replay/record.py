@@ -16,7 +16,12 @@ replaying. Re-record (``make replay-record``) after a change to the interpreter 
 to change the commands a run issues, behind ``workflow.patched``; the replay tests exist to
 catch the changes that are not.
 
+Besides the examples, ``--scenarios`` records runs of behaviour no example shows (see
+:data:`SCENARIOS`): a prompt answered under rules by several people, a retry backoff long enough
+for a submitted error to be answered at once. Their files are named after the scenario.
+
 Usage: record.py [EXAMPLE ...]   (default: every example)
+       record.py --scenarios     (only the scenarios)
 """
 
 from __future__ import annotations
@@ -25,13 +30,21 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from engine.protocol import CLAIMED_ACTION_TYPES  # noqa: E402
-from engine.workflow import build_worker, ensure_search_attributes  # noqa: E402
+from engine.context import OrgContext  # noqa: E402
+from engine.definition import load_definition  # noqa: E402
+from engine.protocol import CLAIMED_ACTION_TYPES, GET_STATUS, SUBMIT_RESULT  # noqa: E402
+from engine.workflow import (  # noqa: E402
+    build_worker,
+    ensure_search_attributes,
+    start_workflow,
+)
 from tests.helpers.devserver import start_dev_server  # noqa: E402
 from tests.helpers.drive import drive  # noqa: E402
 from tests.helpers.example_scripts import example_names, load_example, script  # noqa: E402
@@ -91,10 +104,110 @@ async def record(examples: list[str]) -> int:
     return 0
 
 
+GOVERNED = """
+name: governed
+version: 1
+steps:
+  - id: approve
+    type: prompt
+    prompt_type: confirm
+    message: Ship it?
+    approvers: {roles: [release], subjects: [dana]}
+    approvals: 2
+    allow_starter: false
+    output_to: ok
+  - {id: done, type: return, value: "${{ state.ok }}"}
+"""
+
+BACKOFF = """
+name: backoff
+version: 1
+steps:
+  - id: build
+    type: mcp_call
+    tool: build
+    retry: {max_attempts: 2, initial_interval: 3s}
+    output_to: built
+  - {id: done, type: return, value: "${{ state.built }}"}
+"""
+
+
+async def _governed(client: Any, workflow_id: str) -> None:
+    org = OrgContext("default", "default", ("release",), "alice")
+    handle = await start_workflow(
+        client,
+        load_definition(GOVERNED),
+        {},
+        org=org,
+        workflow_id=workflow_id,
+        task_queue=TASK_QUEUE,
+    )
+    for subject, roles in (("bob", ["release"]), ("dana", [])):
+        await _until_pending(handle)
+        await handle.execute_update(
+            SUBMIT_RESULT,
+            {"step_id": "approve", "result": True, "actor": {"subject": subject, "roles": roles}},
+        )
+    assert await handle.result() is True
+
+
+async def _backoff(client: Any, workflow_id: str) -> None:
+    handle = await start(client, BACKOFF, workflow_id=workflow_id, task_queue=TASK_QUEUE)
+    actor = {"subject": "ci", "roles": []}
+    await _until_pending(handle)
+    advance = await handle.execute_update(
+        SUBMIT_RESULT, {"step_id": "build", "error": "flaky", "actor": actor}
+    )
+    assert advance["status"] == "running", advance  # answered as the backoff began
+    await _until_pending(handle)
+    await handle.execute_update(
+        SUBMIT_RESULT, {"step_id": "build", "result": {"ok": True}, "actor": actor}
+    )
+    assert await handle.result() == {"ok": True}
+
+
+async def _until_pending(handle: Any) -> None:
+    for _ in range(200):
+        status = await handle.query(GET_STATUS)
+        if status["pending_actions"]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no pending action")
+
+
+SCENARIOS: dict[str, Callable[[Any, str], Awaitable[None]]] = {
+    "governed": _governed,
+    "backoff": _backoff,
+}
+"""Behaviour no example shows, each a scripted run: its history is ``<name>.json``."""
+
+
+async def record_scenarios() -> int:
+    server = await start_dev_server()
+    try:
+        client = await server.connect()
+        await ensure_search_attributes(client)
+        async with build_worker(client, task_queue=TASK_QUEUE):
+            for name, scenario in SCENARIOS.items():
+                workflow_id = f"{ID_PREFIX}{name}"
+                await scenario(client, workflow_id)
+                history = await client.get_workflow_handle(workflow_id).fetch_history()
+                text = json.dumps(json.loads(history.to_json()), indent=1) + "\n"
+                path = history_path(workflow_id)
+                path.write_text(text)
+                print(f"{path.relative_to(ROOT)}: {len(history.events)} events")
+    finally:
+        server.stop()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("examples", nargs="*", metavar="EXAMPLE", help="default: every example")
+    parser.add_argument("--scenarios", action="store_true", help="record only the scenarios")
     arguments = parser.parse_args()
+    if arguments.scenarios:
+        return asyncio.run(record_scenarios())
     known = example_names()
     unknown = sorted(set(arguments.examples) - set(known))
     if unknown:
