@@ -55,15 +55,20 @@ def _alive(pids: list[int]) -> list[int]:
     return alive
 
 
-def _serving(address: str) -> bool:
+def _health(address: str) -> int | None:
+    """The server's overall health status, or None when it does not answer."""
     with grpc.insecure_channel(address) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=2
             )
         except grpc.RpcError:
-            return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+            return None
+    return int(reply.status)
+
+
+def _serving(address: str) -> bool:
+    return _health(address) == health_pb2.HealthCheckResponse.SERVING
 
 
 def _enginectl(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -83,24 +88,7 @@ def _enginectl(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
 def test_engined_dev_runs_an_example_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     listen = f"127.0.0.1:{free_port()}"
-    log = (tmp_path / "engined.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ENGINED),
-            "dev",
-            "--listen",
-            listen,
-            "--temporal-port",
-            str(free_port()),
-            "--ui-port",
-            str(free_port()),
-        ],
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "TEMPORAL_"))},
-    )
+    process = _start_dev(tmp_path, listen, free_port(), free_port())
     started: list[int] = []
     try:
         deadline = time.monotonic() + 120
@@ -136,7 +124,6 @@ def test_engined_dev_runs_an_example_and_stops_everything_on_ctrl_c(tmp_path: Pa
         finally:
             if process.poll() is None:
                 process.kill()
-            log.close()
     assert process.returncode == 0, (tmp_path / "engined.log").read_text()[-3000:]
     deadline = time.monotonic() + 10
     while _alive(started) and time.monotonic() < deadline:
@@ -164,17 +151,6 @@ def _start_dev(
         stderr=subprocess.STDOUT,
         env={k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "TEMPORAL_"))},
     )
-
-
-def _health(address: str) -> int | None:
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=2
-            )
-        except grpc.RpcError:
-            return None
-    return int(reply.status)
 
 
 def _until(what: str, holds: Any, seconds: float) -> None:

@@ -19,12 +19,14 @@ from typing import Any, TypeVar
 
 import grpc
 import jwt
+import pytest
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from engine.api.v1 import (
+    definition_service_pb2,
     definition_service_pb2_grpc,
     organization_service_pb2_grpc,
     workflow_service_pb2_grpc,
@@ -202,6 +204,14 @@ class ControlPlaneKit:
         """Call metadata with a valid token of ``org_id``."""
         return bearer(self.token(org_id, roles=roles, subject=subject))
 
+    async def register(self, text: str, org_id: str = "acme") -> None:
+        """Register a definition in ``org_id`` through the API."""
+        stub = definition_service_pb2_grpc.DefinitionServiceStub(self.channel())
+        await stub.RegisterDefinition(
+            definition_service_pb2.RegisterDefinitionRequest(yaml=text),
+            metadata=self.auth(org_id),
+        )
+
     def channel(self) -> grpc.aio.Channel:
         """A new real channel to the server (closed at teardown)."""
         channel = grpc.aio.insecure_channel(self.address)
@@ -286,3 +296,10 @@ steps:
 async def drain(stream: Any) -> list[Any]:
     """Every message of a server stream (raising its error, if it ends in one)."""
     return [message async for message in stream]
+
+
+async def refused(call: Any) -> tuple[grpc.aio.AioRpcError, status_pb2.Status]:
+    """The error a call ends with (it must fail), and its rich status."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value, rich_status(caught.value)

@@ -47,17 +47,12 @@ from tests.server.harness import (
     drain,
     error_info,
     expired_token,
+    refused,
     rich_status,
     unique,
 )
 
 VALIDATE = definitions_pb.ValidateDefinitionRequest(yaml=ask_yaml("auth-probe"))
-
-
-async def _refused(call: Any) -> tuple[grpc.aio.AioRpcError, Any]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value, rich_status(caught.value)
 
 
 def _token(payload: dict[str, Any], key: str = SECRET, algorithm: str = "HS256") -> str:
@@ -125,7 +120,7 @@ async def test_a_call_without_a_valid_token_is_unauthenticated(
     metadata: tuple[tuple[str, str], ...],
     message: str,
 ) -> None:
-    error, status = await _refused(definitions.ValidateDefinition(VALIDATE, metadata=metadata))
+    error, status = await refused(definitions.ValidateDefinition(VALIDATE, metadata=metadata))
 
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error.details().startswith(message)
@@ -143,7 +138,7 @@ async def test_a_token_that_expires_is_refused_once_it_has(
 
     await asyncio.sleep(2)  # PyJWT allows no leeway: one second past `exp` the token is dead
 
-    error, _ = await _refused(definitions.ValidateDefinition(VALIDATE, metadata=bearer(token)))
+    error, _ = await refused(definitions.ValidateDefinition(VALIDATE, metadata=bearer(token)))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error.details() == "the token has expired"
 
@@ -189,9 +184,7 @@ async def test_organization_service_needs_the_admin_role(
     call = getattr(organizations, method)
     # An org's admin administers its org: organizations are the platform's.
     for roles in (["operator"], ["admin"]):
-        error, status = await _refused(
-            call(request_message, metadata=kit.auth("acme", roles=roles))
-        )
+        error, status = await refused(call(request_message, metadata=kit.auth("acme", roles=roles)))
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
         assert error.details() == (
             f"{method} needs the platform role (an org's admin administers only its org); the "
@@ -200,19 +193,19 @@ async def test_organization_service_needs_the_admin_role(
         assert error_info(status).reason == "PERMISSION_DENIED"
 
     # Without a token at all it is UNAUTHENTICATED, not PERMISSION_DENIED: who, before what.
-    error, _ = await _refused(call(request_message))
+    error, _ = await refused(call(request_message))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_a_refused_create_provisions_nothing(
     kit: ControlPlaneKit, organizations: organizations_grpc.OrganizationServiceStub
 ) -> None:
-    await _refused(
+    await refused(
         organizations.CreateOrganization(
             organizations_pb.CreateOrganizationRequest(org_id="hooli"), metadata=kit.auth("acme")
         )
     )
-    error, _ = await _refused(
+    error, _ = await refused(
         organizations.GetOrganization(
             organizations_pb.GetOrganizationRequest(org_id="hooli"),
             metadata=kit.auth("acme", roles=["platform"]),
@@ -266,7 +259,7 @@ async def test_another_orgs_run_is_not_found_for_every_rpc(
         ),
     }
     for method, call in attempts.items():
-        error, status = await _refused(call)
+        error, status = await refused(call)
         assert error.code() == grpc.StatusCode.NOT_FOUND, method
         # The message names the caller's own namespace, and nothing of acme's.
         assert error.details() == (
@@ -288,13 +281,13 @@ async def test_another_orgs_run_is_not_found_for_every_rpc(
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
-    error, _ = await _refused(
+    error, _ = await refused(
         definitions.GetDefinition(definitions_pb.GetDefinitionRequest(name=name), metadata=globex)
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error.details() == f"definition '{name}' is not registered in org 'globex'"
 
-    error, _ = await _refused(
+    error, _ = await refused(
         workflows.StartWorkflow(
             workflows_pb.StartWorkflowRequest(definition_name=name), metadata=globex
         )
@@ -331,7 +324,7 @@ async def test_another_orgs_run_is_not_found_for_every_rpc(
 async def test_a_token_of_an_unprovisioned_org_finds_nothing(
     kit: ControlPlaneKit, workflows: workflows_grpc.WorkflowServiceStub
 ) -> None:
-    error, status = await _refused(
+    error, status = await refused(
         workflows.ListWorkflows(workflows_pb.ListWorkflowsRequest(), metadata=kit.auth("nobody"))
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND

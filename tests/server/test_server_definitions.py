@@ -37,7 +37,7 @@ from tests.server.harness import (
     error_info,
     eventually,
     open_stack,
-    rich_status,
+    refused,
     unique,
 )
 
@@ -76,12 +76,6 @@ steps:
 """
 WARNING = "step 'checkout' never runs: its 'when' is always false"
 HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-async def _refused(call: Any) -> tuple[grpc.aio.AioRpcError, Any]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value, rich_status(caught.value)
 
 
 def _problems(response: definitions_pb.ValidateDefinitionResponse) -> list[tuple[Any, ...]]:
@@ -222,7 +216,7 @@ async def test_other_content_under_a_registered_version_names_both_hashes(
     ).content_hash
     assert other_hash != first.definition.content_hash
 
-    error, status = await _refused(
+    error, status = await refused(
         definitions.RegisterDefinition(
             definitions_pb.RegisterDefinitionRequest(yaml=other), metadata=kit.auth()
         )
@@ -245,7 +239,7 @@ async def test_other_content_under_a_registered_version_names_both_hashes(
 async def test_register_refuses_an_invalid_definition_with_located_field_violations(
     kit: ControlPlaneKit, definitions: definitions_grpc.DefinitionServiceStub
 ) -> None:
-    error, status = await _refused(
+    error, status = await refused(
         definitions.RegisterDefinition(
             definitions_pb.RegisterDefinitionRequest(yaml=INVALID), metadata=kit.auth()
         )
@@ -264,7 +258,7 @@ async def test_register_refuses_an_invalid_definition_with_located_field_violati
 async def test_register_refuses_broken_yaml_and_an_empty_request(
     kit: ControlPlaneKit, definitions: definitions_grpc.DefinitionServiceStub
 ) -> None:
-    error, status = await _refused(
+    error, status = await refused(
         definitions.RegisterDefinition(
             definitions_pb.RegisterDefinitionRequest(yaml="name: x\nsteps: [\n"),
             metadata=kit.auth(),
@@ -274,7 +268,7 @@ async def test_register_refuses_broken_yaml_and_an_empty_request(
     violations = detail(status, error_details_pb2.BadRequest).field_violations
     assert [(v.field, v.description.split(": ", 1)[0]) for v in violations] == [("yaml", "3:1")]
 
-    error, status = await _refused(
+    error, status = await refused(
         definitions.RegisterDefinition(
             definitions_pb.RegisterDefinitionRequest(), metadata=kit.auth()
         )
@@ -348,7 +342,7 @@ async def test_get_of_an_unknown_definition_or_version_is_not_found_with_its_res
         ),
     ]
     for request, message, resource_name in cases:
-        error, status = await _refused(definitions.GetDefinition(request, metadata=kit.auth()))
+        error, status = await refused(definitions.GetDefinition(request, metadata=kit.auth()))
         assert error.code() == grpc.StatusCode.NOT_FOUND
         assert error.details() == message
         resource = detail(status, error_details_pb2.ResourceInfo)
@@ -363,7 +357,7 @@ async def test_get_of_an_unknown_definition_or_version_is_not_found_with_its_res
 async def test_get_refuses_a_missing_or_malformed_name(
     kit: ControlPlaneKit, definitions: definitions_grpc.DefinitionServiceStub
 ) -> None:
-    error, status = await _refused(
+    error, status = await refused(
         definitions.GetDefinition(definitions_pb.GetDefinitionRequest(), metadata=kit.auth())
     )
     assert (error.code(), error.details()) == (
@@ -371,7 +365,7 @@ async def test_get_refuses_a_missing_or_malformed_name(
         "name: is required",
     )
 
-    error, status = await _refused(
+    error, status = await refused(
         definitions.GetDefinition(
             definitions_pb.GetDefinitionRequest(name="Not A Name"), metadata=kit.auth()
         )
@@ -441,7 +435,7 @@ async def test_list_returns_the_latest_of_each_name_and_every_version_of_one(
 async def test_list_of_an_unknown_name_is_not_found(
     kit: ControlPlaneKit, definitions: definitions_grpc.DefinitionServiceStub
 ) -> None:
-    error, status = await _refused(
+    error, status = await refused(
         definitions.ListDefinitions(
             definitions_pb.ListDefinitionsRequest(name="never-registered"), metadata=kit.auth()
         )
@@ -529,11 +523,11 @@ async def test_the_registry_workflows_are_no_runs_to_any_run_rpc(
             workflows_pb.CancelWorkflowRequest(workflow_id=registry_id), metadata=kit.auth()
         ),
     ):
-        error, status = await _refused(call)
+        error, status = await refused(call)
         assert error.code() == grpc.StatusCode.NOT_FOUND
         assert error_info(status).reason == "WORKFLOW_NOT_FOUND"
     # A new run may not take such an id either.
-    error, _ = await _refused(
+    error, _ = await refused(
         workflows.StartWorkflow(
             workflows_pb.StartWorkflowRequest(definition_name=name, workflow_id=registry_id + "x"),
             metadata=kit.auth(),
@@ -569,7 +563,7 @@ async def test_a_version_keeps_its_content_after_its_registry_is_ended_from_outs
     await registry.terminate("ended from outside the engine")
 
     other = ask_yaml(name, timeout="1h")
-    error, status = await _refused(
+    error, status = await refused(
         definitions.RegisterDefinition(
             definitions_pb.RegisterDefinitionRequest(yaml=other), metadata=kit.auth()
         )

@@ -11,15 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf import struct_pb2
 
-from engine.api.v1 import definition_service_pb2 as definitions_pb
-from engine.api.v1 import definition_service_pb2_grpc as definitions_grpc
 from engine.api.v1 import resources_pb2
 from engine.api.v1 import workflow_service_pb2 as workflows_pb
 from engine.api.v1 import workflow_service_pb2_grpc as workflows_grpc
-from tests.server.harness import ControlPlaneKit, ask_yaml, error_info, rich_status, unique
+from tests.server.harness import ControlPlaneKit, ask_yaml, error_info, refused, unique
 
 GOVERNED = """\
 name: {name}
@@ -37,19 +34,6 @@ steps:
 """
 
 
-async def _refused(call: Any) -> tuple[grpc.aio.AioRpcError, Any]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value, rich_status(caught.value)
-
-
-async def _register(kit: ControlPlaneKit, text: str) -> None:
-    stub = definitions_grpc.DefinitionServiceStub(kit.channel())
-    await stub.RegisterDefinition(
-        definitions_pb.RegisterDefinitionRequest(yaml=text), metadata=kit.auth()
-    )
-
-
 def _confirm(workflow_id: str, value: bool) -> workflows_pb.SubmitResultRequest:
     return workflows_pb.SubmitResultRequest(
         workflow_id=workflow_id, step_id="approve", result=struct_pb2.Value(bool_value=value)
@@ -60,7 +44,7 @@ async def test_a_governed_prompt_takes_only_allowed_distinct_approvers_and_recor
     kit: ControlPlaneKit, workflows: workflows_grpc.WorkflowServiceStub
 ) -> None:
     name = unique("governed")
-    await _register(kit, GOVERNED.format(name=name))
+    await kit.register(GOVERNED.format(name=name))
     started = await workflows.StartWorkflow(
         workflows_pb.StartWorkflowRequest(definition_name=name, wait_for_suspension=True),
         metadata=kit.auth(roles=["release"], subject="alice"),
@@ -70,8 +54,8 @@ async def test_a_governed_prompt_takes_only_allowed_distinct_approvers_and_recor
     rules = dict(action.parameters["answer_rules"])
     assert rules["approvals"] == 2 and rules["allow_starter"] is False
 
-    async def refused(metadata: Any, reason: str) -> None:
-        error, status = await _refused(
+    async def answer_refused(metadata: Any, reason: str) -> None:
+        error, status = await refused(
             workflows.SubmitResult(_confirm(run, True), metadata=metadata)
         )
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -79,16 +63,16 @@ async def test_a_governed_prompt_takes_only_allowed_distinct_approvers_and_recor
         assert reason in error.details(), error.details()
 
     # Not an approver; the starter; no subject at all.
-    await refused(
+    await answer_refused(
         kit.auth(subject="mallory"),
         "step 'approve' may be answered by roles ['release'] or subjects ['dana']; 'mallory' "
         "has roles []",
     )
-    await refused(
+    await answer_refused(
         kit.auth(roles=["release"], subject="alice"),
         "may not be answered by the run's starter (allow_starter: false): 'alice' started the run",
     )
-    await refused(kit.auth(roles=["release"]), "a caller without a subject")
+    await answer_refused(kit.auth(roles=["release"]), "a caller without a subject")
 
     # The first approval counts; the run still waits, and says who approved.
     first = await workflows.SubmitResult(
@@ -97,7 +81,7 @@ async def test_a_governed_prompt_takes_only_allowed_distinct_approvers_and_recor
     assert first.status == resources_pb2.RUN_STATUS_WAITING
     [still] = first.pending_actions
     assert [a.subject for a in still.answers] == ["bob"]
-    await refused(kit.auth(roles=["release"], subject="bob"), "'bob' has already answered")
+    await answer_refused(kit.auth(roles=["release"], subject="bob"), "'bob' has already answered")
 
     # A second, distinct approver (by subject) decides.
     done = await workflows.SubmitResult(_confirm(run, True), metadata=kit.auth(subject="dana"))
@@ -119,7 +103,7 @@ async def test_one_refusal_from_an_approver_decides_at_once(
     kit: ControlPlaneKit, workflows: workflows_grpc.WorkflowServiceStub
 ) -> None:
     name = unique("vetoed")
-    await _register(kit, GOVERNED.format(name=name))
+    await kit.register(GOVERNED.format(name=name))
     started = await workflows.StartWorkflow(
         workflows_pb.StartWorkflowRequest(definition_name=name, wait_for_suspension=True),
         metadata=kit.auth(subject="alice"),
@@ -135,7 +119,7 @@ async def test_answers_and_cancels_record_who_and_when(
     kit: ControlPlaneKit, workflows: workflows_grpc.WorkflowServiceStub
 ) -> None:
     name = unique("who")
-    await _register(kit, ask_yaml(name))
+    await kit.register(ask_yaml(name))
     answered = await workflows.StartWorkflow(
         workflows_pb.StartWorkflowRequest(definition_name=name, wait_for_suspension=True),
         metadata=kit.auth(subject="erin"),
@@ -177,7 +161,7 @@ async def test_a_read_only_token_reads_and_changes_nothing(
     kit: ControlPlaneKit, workflows: workflows_grpc.WorkflowServiceStub
 ) -> None:
     name = unique("viewer")
-    await _register(kit, ask_yaml(name))
+    await kit.register(ask_yaml(name))
     started = await workflows.StartWorkflow(
         workflows_pb.StartWorkflowRequest(definition_name=name, wait_for_suspension=True),
         metadata=kit.auth(),
@@ -204,7 +188,7 @@ async def test_a_read_only_token_reads_and_changes_nothing(
             workflows_pb.CancelWorkflowRequest(workflow_id=started.workflow_id), metadata=viewer
         ),
     ):
-        error, _ = await _refused(call)
+        error, _ = await refused(call)
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "is read only" in error.details()
     again = await workflows.GetWorkflow(

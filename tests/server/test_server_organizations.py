@@ -29,19 +29,13 @@ from tests.server.harness import (
     error_info,
     eventually,
     quick_yaml,
-    rich_status,
+    refused,
     unique,
 )
 
 
 def _admin(kit: ControlPlaneKit) -> Any:
     return kit.auth("acme", roles=["platform"])
-
-
-async def _refused(call: Any) -> tuple[grpc.aio.AioRpcError, Any]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value, rich_status(caught.value)
 
 
 async def test_create_provisions_once_then_returns_the_org_as_it_is(
@@ -117,7 +111,7 @@ async def test_an_invalid_org_id_is_invalid_argument_before_temporal_is_asked(
             organizations_pb.GetOrganizationRequest(org_id=org_id), metadata=_admin(kit)
         ),
     ):
-        error, status = await _refused(call)
+        error, status = await refused(call)
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error.details() == (
             f"invalid org id {org_id!r}: use 1 to 63 lowercase letters, digits and '-', "
@@ -147,7 +141,7 @@ async def test_a_missing_org_id_or_a_short_retention_names_the_field(
         ),
     ]
     for request, field, description in cases:
-        error, status = await _refused(
+        error, status = await refused(
             organizations.CreateOrganization(request, metadata=_admin(kit))
         )
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -160,7 +154,7 @@ async def test_a_missing_org_id_or_a_short_retention_names_the_field(
 async def test_get_of_an_unknown_org_is_not_found_with_its_resource(
     kit: ControlPlaneKit, organizations: organizations_grpc.OrganizationServiceStub
 ) -> None:
-    error, status = await _refused(
+    error, status = await refused(
         organizations.GetOrganization(
             organizations_pb.GetOrganizationRequest(org_id="umbrella"), metadata=_admin(kit)
         )
@@ -247,7 +241,7 @@ async def test_list_refuses_a_bad_page_size_or_token(
     field: str,
     description: str,
 ) -> None:
-    error, status = await _refused(
+    error, status = await refused(
         organizations.ListOrganizations(request_message, metadata=_admin(kit))
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -4,20 +4,17 @@ caller can tell whether its call took effect."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import duration_pb2, struct_pb2
 
-from engine.api.v1 import definition_service_pb2 as definitions_pb
-from engine.api.v1 import definition_service_pb2_grpc as definitions_grpc
 from engine.api.v1 import resources_pb2
 from engine.api.v1 import schedule_service_pb2 as schedules_pb
 from engine.api.v1 import schedule_service_pb2_grpc as schedules_grpc
 from engine.api.v1 import workflow_service_pb2 as workflows_pb
 from engine.api.v1 import workflow_service_pb2_grpc as workflows_grpc
-from tests.server.harness import ControlPlaneKit, ask_yaml, error_info, rich_status, unique
+from tests.server.harness import ControlPlaneKit, ask_yaml, error_info, refused, unique
 from tests.tenancy.orgkit import eventually
 
 BACKING_OFF = """\
@@ -32,24 +29,11 @@ steps:
 """
 
 
-async def _refused(call: Any) -> tuple[grpc.aio.AioRpcError, Any]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value, rich_status(caught.value)
-
-
-async def _register(kit: ControlPlaneKit, text: str) -> None:
-    stub = definitions_grpc.DefinitionServiceStub(kit.channel())
-    await stub.RegisterDefinition(
-        definitions_pb.RegisterDefinitionRequest(yaml=text), metadata=kit.auth()
-    )
-
-
 async def test_an_error_submitted_during_a_long_backoff_is_answered_at_once_and_shown(
     kit: ControlPlaneKit, workflows: workflows_grpc.WorkflowServiceStub
 ) -> None:
     name = unique("backoff")
-    await _register(kit, BACKING_OFF.format(name=name))
+    await kit.register(BACKING_OFF.format(name=name))
     started = await workflows.StartWorkflow(
         workflows_pb.StartWorkflowRequest(definition_name=name, wait_for_suspension=True),
         metadata=kit.auth(),
@@ -78,7 +62,7 @@ async def test_an_error_submitted_during_a_long_backoff_is_answered_at_once_and_
     assert record.attempts == 1
 
     # Nothing to answer until the next attempt: refused with the reason, not burnt.
-    error, _ = await _refused(
+    error, _ = await refused(
         workflows.SubmitResult(
             workflows_pb.SubmitResultRequest(
                 workflow_id=started.workflow_id, step_id="build", error="again"
@@ -93,16 +77,16 @@ async def test_an_error_submitted_during_a_long_backoff_is_answered_at_once_and_
     )
 
 
-async def test_update_timeout_of_a_step_that_is_not_waiting_is_refused(
+async def test_update_timeout_of_a_step_that_is_not_waiting_isrefused(
     kit: ControlPlaneKit, workflows: workflows_grpc.WorkflowServiceStub
 ) -> None:
     name = unique("deadline")
-    await _register(kit, ask_yaml(name))
+    await kit.register(ask_yaml(name))
     started = await workflows.StartWorkflow(
         workflows_pb.StartWorkflowRequest(definition_name=name, wait_for_suspension=True),
         metadata=kit.auth(),
     )
-    error, status = await _refused(
+    error, status = await refused(
         workflows.UpdateTimeout(
             workflows_pb.UpdateTimeoutRequest(
                 workflow_id=started.workflow_id,
@@ -144,7 +128,7 @@ async def test_numbers_json_cannot_hold_are_refused_naming_the_field(
 ) -> None:
     inputs = struct_pb2.Struct()
     inputs.get_or_create_struct("nested")["x"] = number
-    error, _ = await _refused(
+    error, _ = await refused(
         workflows.StartWorkflow(
             workflows_pb.StartWorkflowRequest(definition_name="anything", inputs=inputs),
             metadata=kit.auth(),
@@ -158,7 +142,7 @@ async def test_numbers_json_cannot_hold_are_refused_naming_the_field(
 
 async def test_schedules_of_an_org_never_provisioned_are_not_found(kit: ControlPlaneKit) -> None:
     stub = schedules_grpc.ScheduleServiceStub(kit.channel())
-    error, status = await _refused(
+    error, status = await refused(
         stub.ListSchedules(schedules_pb.ListSchedulesRequest(), metadata=kit.auth(unique("never")))
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND
@@ -169,7 +153,7 @@ async def test_a_workflow_id_no_run_can_have_is_refused_without_echoing_it(
     kit: ControlPlaneKit, workflows: workflows_grpc.WorkflowServiceStub
 ) -> None:
     for bad in ("a\u202eb", "nul\x00", "../../etc/passwd", "x" * 10_000, " spaced"):
-        error, _ = await _refused(
+        error, _ = await refused(
             workflows.StartWorkflow(
                 workflows_pb.StartWorkflowRequest(definition_name="anything", workflow_id=bad),
                 metadata=kit.auth(),
@@ -177,7 +161,7 @@ async def test_a_workflow_id_no_run_can_have_is_refused_without_echoing_it(
         )
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
         assert len(error.details()) < 400
-        error, _ = await _refused(
+        error, _ = await refused(
             workflows.GetWorkflow(
                 workflows_pb.GetWorkflowRequest(workflow_id=bad), metadata=kit.auth()
             )

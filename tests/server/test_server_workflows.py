@@ -39,6 +39,7 @@ from tests.server.harness import (
     error_info,
     eventually,
     quick_yaml,
+    refused,
     rich_status,
     unique,
 )
@@ -121,12 +122,6 @@ def _value(value: Any) -> struct_pb2.Value:
 
 def _plain(value: struct_pb2.Value) -> Any:
     return json_format.MessageToDict(value)
-
-
-async def _refused(call: Any) -> tuple[grpc.aio.AioRpcError, Any]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value, rich_status(caught.value)
 
 
 class Runs:
@@ -258,7 +253,7 @@ async def test_start_inline_yaml_runs_a_definition_that_is_not_registered(
     ]
 
     stub = definitions_grpc.DefinitionServiceStub(kit.channel())
-    error, _ = await _refused(
+    error, _ = await refused(
         stub.GetDefinition(definitions_pb.GetDefinitionRequest(name=name), metadata=kit.auth())
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND  # validated, never registered
@@ -270,7 +265,7 @@ async def test_start_with_a_workflow_id_and_an_idempotent_request_id(runs: Runs)
     first = await runs.start(definition_yaml=ask_yaml(name), workflow_id=workflow_id)
     assert first.workflow_id == workflow_id
 
-    error, status = await _refused(
+    error, status = await refused(
         runs.start(definition_yaml=ask_yaml(name), workflow_id=workflow_id)
     )
     assert error.code() == grpc.StatusCode.ALREADY_EXISTS
@@ -294,7 +289,7 @@ async def test_bad_inputs_are_invalid_argument_with_a_violation_each(runs: Runs)
     await _register(runs.kit, ask_yaml(name))
 
     for definition in ({"definition_name": name}, {"definition_yaml": ask_yaml(name)}):
-        error, status = await _refused(
+        error, status = await refused(
             runs.start(**definition, inputs=_struct({"who": 5, "times": 2.5, "whom": "x"}))
         )
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -326,7 +321,7 @@ async def test_start_of_an_unknown_definition_is_not_found(runs: Runs) -> None:
         ),
     ]
     for fields, message, resource_name in cases:
-        error, status = await _refused(runs.start(**fields))
+        error, status = await refused(runs.start(**fields))
         assert error.code() == grpc.StatusCode.NOT_FOUND
         assert error.details() == message
         resource = detail(status, error_details_pb2.ResourceInfo)
@@ -337,7 +332,7 @@ async def test_start_of_an_unknown_definition_is_not_found(runs: Runs) -> None:
 
 
 async def test_start_refuses_invalid_inline_yaml_and_a_missing_definition(runs: Runs) -> None:
-    error, status = await _refused(
+    error, status = await refused(
         runs.start(definition_yaml="name: Not_Valid\nversion: 1\nsteps: []\n")
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -349,7 +344,7 @@ async def test_start_refuses_invalid_inline_yaml_and_a_missing_definition(runs: 
     ]
     assert error_info(status).reason == "INVALID_DEFINITION"
 
-    error, status = await _refused(runs.start(inputs=_struct({"who": "x"})))
+    error, status = await refused(runs.start(inputs=_struct({"who": "x"})))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == "definition: give definition_name or definition_yaml"
     violations = detail(status, error_details_pb2.BadRequest).field_violations
@@ -416,7 +411,7 @@ async def test_start_and_wait_again_with_its_request_id_answers_where_the_run_is
 
 @needs_await_suspension
 async def test_start_and_wait_refuses_bad_inputs_before_starting_anything(runs: Runs) -> None:
-    error, status = await _refused(
+    error, status = await refused(
         runs.start(
             definition_yaml=ask_yaml(unique("suspend-bad")),
             inputs=_struct({"who": False}),
@@ -474,7 +469,7 @@ async def test_get_reports_the_run_its_step_its_action_and_its_history(runs: Run
 
 
 async def test_get_of_an_unknown_or_missing_workflow_id(runs: Runs) -> None:
-    error, status = await _refused(runs.get("no-such-run"))
+    error, status = await refused(runs.get("no-such-run"))
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error.details() == (
         f"run 'no-such-run' not found in org 'acme' (namespace '{runs.kit.namespace('acme')}')"
@@ -485,7 +480,7 @@ async def test_get_of_an_unknown_or_missing_workflow_id(runs: Runs) -> None:
         "no-such-run",
     )
 
-    error, status = await _refused(runs.get(""))
+    error, status = await refused(runs.get(""))
     assert (error.code(), error.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "workflow_id: is required",
@@ -588,7 +583,7 @@ async def test_list_shows_runs_not_the_registry_of_their_definition(runs: Runs) 
 async def test_list_refuses_bad_paging_and_an_unknown_status(
     runs: Runs, fields: dict[str, Any], field: str, description: str
 ) -> None:
-    error, status = await _refused(runs.listed(**fields))
+    error, status = await refused(runs.listed(**fields))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == f"{field}: {description}"
     violations = detail(status, error_details_pb2.BadRequest).field_violations
@@ -643,12 +638,12 @@ async def test_submit_result_rejects_what_does_not_fit_without_moving_the_run(
         ),
     ]
     for fields, message in cases:
-        error, status = await _refused(runs.submit(started.workflow_id, **fields))
+        error, status = await refused(runs.submit(started.workflow_id, **fields))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error.details() == message
         assert error_info(status).reason == "RESULT_REJECTED"
 
-    error, status = await _refused(runs.submit(started.workflow_id, result=_value(True)))
+    error, status = await refused(runs.submit(started.workflow_id, result=_value(True)))
     assert (error.code(), error.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "target: give action_id or step_id",
@@ -660,7 +655,7 @@ async def test_submit_result_rejects_what_does_not_fit_without_moving_the_run(
     status_now = await runs.get(started.workflow_id)
     assert [a.action_id for a in status_now.pending_actions] == [approve.action_id]
     await runs.submit(started.workflow_id, action_id=approve.action_id, result=_value(False))
-    error, _ = await _refused(
+    error, _ = await refused(
         runs.submit(started.workflow_id, action_id=approve.action_id, result=_value(True))
     )
     assert error.details() == "a result for step 'approve' was already submitted"
@@ -673,7 +668,7 @@ async def test_submit_result_to_a_finished_run_is_failed_precondition(runs: Runs
     done = await runs.submit(started.workflow_id, step_id="ask", result=_value(False))
     assert (done.status, _plain(done.result)) == (COMPLETED, "no")
 
-    error, status = await _refused(
+    error, status = await refused(
         runs.submit(started.workflow_id, step_id="ask", result=_value(True))
     )
 
@@ -716,14 +711,14 @@ async def test_cancel_ends_the_run_once(runs: Runs) -> None:
         ("ask", resources_pb2.STEP_OUTCOME_CANCELLED)
     ]
 
-    error, info = await _refused(runs.cancel(started.workflow_id))
+    error, info = await refused(runs.cancel(started.workflow_id))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error.details().endswith("has already ended")
     assert error_info(info).reason == "WORKFLOW_ALREADY_FINISHED"
 
-    error, _ = await _refused(runs.cancel("no-such-run"))
+    error, _ = await refused(runs.cancel("no-such-run"))
     assert error.code() == grpc.StatusCode.NOT_FOUND
-    error, _ = await _refused(runs.cancel(""))
+    error, _ = await refused(runs.cancel(""))
     assert (error.code(), error.details()) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "workflow_id: is required",
@@ -785,7 +780,7 @@ async def test_update_timeout_moves_the_deadline_of_a_waiting_step(runs: Runs) -
 async def test_update_timeout_refuses_a_missing_or_negative_timeout(
     runs: Runs, fields: dict[str, Any], message: str
 ) -> None:
-    error, _ = await _refused(
+    error, _ = await refused(
         runs.stub.UpdateTimeout(
             workflows_pb.UpdateTimeoutRequest(workflow_id="any-run", **fields),
             metadata=runs.auth,
@@ -858,7 +853,7 @@ async def test_list_pending_actions_is_the_orgs_inbox_across_runs_and_foreach_ch
     await inbox.cancel(single.workflow_id)
     await eventually(actions, lambda a: len(a.pending_actions) == 0, what="an empty inbox")
 
-    error, _ = await _refused(actions(page_size=5000))
+    error, _ = await refused(actions(page_size=5000))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -1032,7 +1027,7 @@ async def test_retry_refuses_a_run_that_did_not_fail(runs: Runs) -> None:
         (completed.workflow_id, "completed"),
     ):
         for mode in (workflows_pb.RETRY_MODE_FROM_FAILED_STEP, workflows_pb.RETRY_MODE_FROM_START):
-            error, status = await _refused(_retry(runs, workflow_id, mode))
+            error, status = await refused(_retry(runs, workflow_id, mode))
             assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert error.details() == (
                 f"run '{workflow_id}' in org 'acme' is {state}: only a failed, cancelled, "
@@ -1043,5 +1038,5 @@ async def test_retry_refuses_a_run_that_did_not_fail(runs: Runs) -> None:
     assert (await runs.get(running.workflow_id)).run_id == running.run_id
     await runs.cancel(running.workflow_id)
 
-    error, _ = await _refused(_retry(runs, "no-such-run", workflows_pb.RETRY_MODE_FROM_START))
+    error, _ = await refused(_retry(runs, "no-such-run", workflows_pb.RETRY_MODE_FROM_START))
     assert error.code() == grpc.StatusCode.NOT_FOUND
