@@ -84,7 +84,10 @@ def to_value(data: Any) -> struct_pb2.Value:
 
 def carried(data: Any, depth: int = 0) -> Any:
     """``data`` as a message can carry it: parts nested deeper than :data:`WIRE_DEPTH` as
-    their JSON text, and lone surrogates (which are not UTF-8) as U+FFFD."""
+    their JSON text, and lone surrogates (which are not UTF-8) as U+FFFD. Data that needs
+    neither (nearly all) is returned as it is, without a copy."""
+    if depth == 0 and _fits(data):
+        return data
     if isinstance(data, dict):
         if depth >= WIRE_DEPTH:
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -96,6 +99,25 @@ def carried(data: Any, depth: int = 0) -> Any:
     if isinstance(data, str):
         return _text(data)
     return data
+
+
+def _fits(data: Any) -> bool:
+    """Whether ``data`` nests at most :data:`WIRE_DEPTH` levels and holds no lone surrogate."""
+    stack = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return False
+        elif isinstance(item, dict | list):
+            if depth >= WIRE_DEPTH:
+                return False
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+                stack.extend((value, depth + 1) for value in item.values())
+            else:
+                stack.extend((value, depth + 1) for value in item)
+    return True
 
 
 def _text(text: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Any, get_args
 
 from engine.api.v1 import resources_pb2, schedule_service_pb2
 from engine.protocol import RUN_STATES, StepOutcome
@@ -47,3 +47,23 @@ def test_integral_numbers_come_back_as_integers() -> None:
     }
     assert type(plain(3.0)) is int
     assert type(plain(float(2**53))) is float
+
+
+def test_what_a_message_cannot_carry_is_carried_as_text_and_the_rest_as_it_is() -> None:
+    from engine.api.v1 import resources_pb2
+    from engine.wire import WIRE_DEPTH, carried
+
+    plain_data = {"a": [{"b": "é"}] * 3, "n": 1}
+    assert carried(plain_data) is plain_data  # nothing to change: no copy
+    deep: Any = "bottom"
+    for _ in range(WIRE_DEPTH + 10):
+        deep = {"k": deep}
+    # Deeper than WIRE_DEPTH travels as JSON text; a lone surrogate as U+FFFD.
+    message = resources_pb2.Workflow(state=to_struct({"deep": deep, "half": "a\ud800b"}))
+    parsed = resources_pb2.Workflow.FromString(message.SerializeToString())  # parses anywhere
+    state = from_struct(parsed.state)
+    assert state["half"] == "a\ufffdb"
+    level = state["deep"]
+    for _ in range(WIRE_DEPTH - 1):
+        level = level["k"]
+    assert isinstance(level, str) and level.startswith('{"k":') and "bottom" in level
