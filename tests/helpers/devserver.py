@@ -17,7 +17,7 @@ from pathlib import Path
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
-from engine.cli.engined import temporal_cli
+from engine.cli._devtemporal import temporal_cli
 from engine.workflow import SEARCH_ATTRIBUTES
 
 
