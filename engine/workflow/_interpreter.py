@@ -13,11 +13,14 @@ the way the SDK's worker composes its own:
 - :class:`~engine.workflow._actions.OpenActions`: the external actions it waits for;
 - :class:`~engine.workflow._fanout.ItemRuns`: the runs of its foreach items;
 - :class:`~engine.workflow._compensation.Compensations`: what to undo if it fails;
-- :class:`~engine.workflow._budget.PayloadBudget`: the sizes that keep its status under 2 MiB.
+- :class:`~engine.workflow._budget.PayloadBudget`: the sizes that keep its status under 2 MiB;
+- :class:`~engine.workflow._retry.Backoff`: the retry backoff it waits out, if any.
 
-The module is a little over 500 lines because of this docstring: the class itself is about 400,
-the handlers and the sequencing that must be read together (an update waits for what the
-sequencing does next).
+Why the module is over 600 lines: this docstring (its state table) is about 75, and the class,
+about 550, is the Temporal handlers and the sequencing, which must be read together: each
+update and validator answers from, or waits for, what the sequencing does next (a submission
+waits for the next suspension, a deadline moves only for a step that waits). What a handler can
+hand to a collaborator it does (the answer rules to ``Action``, the backoff to ``Backoff``).
 
 Determinism. Everything here is replayed from history: time comes from ``workflow.now()``, ids
 from ``workflow.uuid4()``, and waiting from ``workflow.wait_condition`` (durable timers). Workers
@@ -53,10 +56,12 @@ state                         what it is                                        
                               reported
 ``cancel_reason``             set by the ``cancel_workflow`` signal                 no
 ``suspensions``               see :attr:`EngineWorkflow.suspensions`                no
+``backoff``                   the step waiting out its retry backoff, if any        no [3]
 ============================  ====================================================  =========
 
 [1] A run never continues as new while it waits on an action. [2] Nor while items run: a
-fan-out drains first, and its items report again to the next run.
+fan-out drains first, and its items report again to the next run. [3] Nor during a backoff
+(it continues only between steps).
 
 Position. Step ids are unique in a definition, so the finished step ids (plus the branch each
 condition took and the items each foreach finished) say exactly where a run is. The next run
@@ -85,7 +90,6 @@ from engine.definition import (
     WorkflowDefinition,
     load_definition,
 )
-from engine.definition import RetryPolicy as StepRetryPolicy
 from engine.expr import ExpressionError
 from engine.protocol import (
     AWAIT_SUSPENSION,
@@ -121,6 +125,7 @@ from engine.workflow._flow import (
     StepFailedError,
 )
 from engine.workflow._record import HISTORY_KEPT, RunRecord
+from engine.workflow._retry import ANSWER_DURING_BACKOFF, SHORT_BACKOFF, Backoff, backoff_delay
 from engine.workflow._steps import EXECUTORS
 from engine.workflow._types import (
     LOAD_DEFINITION,
@@ -135,11 +140,6 @@ __all__ = ["EngineWorkflow"]
 CHANGES_KEPT: Final = 128
 """Recent status changes a run keeps for its watchers (see :meth:`EngineWorkflow.get_changes`)."""
 _LONGEST_DELAY: Final = 100 * 365 * 24 * 3600.0
-SHORT_BACKOFF: Final = 2.0
-"""Seconds of backoff a submission's answer waits through (see EngineWorkflow.back_off)."""
-ANSWER_DURING_BACKOFF: Final = "answer-during-backoff"
-"""Patch: a submission that fails a step is answered as the backoff begins (runs recorded
-before it answered when the next attempt began)."""
 """update_timeout moves a deadline at most this many seconds ahead (about a century)."""
 
 
@@ -181,8 +181,7 @@ class EngineWorkflow:
         self.branches: dict[str, str] = progress.get("branches", {})
         self.fanouts: dict[str, FanoutProgress] = progress.get("fanouts", {})
         self.cancel_reason: str | None = None
-        self.retrying: str | None = None
-        """The step waiting out its retry backoff, if any."""
+        self.backoff = Backoff()
         self.suspensions = 0
         """How many times the run stopped making progress on its own: it suspended (on
         actions, a timer or a fan-out), ended, or is about to continue as new. The update
@@ -277,7 +276,7 @@ class EngineWorkflow:
                 ):
                     entry.setdefault("errors", []).append(failure.message)
                     self.record.upsert_search()  # visibility shows "running" during the backoff
-                    await self.back_off(step, attempt, failure, _backoff(policy, attempt))
+                    await self.back_off(step, attempt, failure, backoff_delay(policy, attempt))
                     attempt += 1
                     continue
                 self.step_failed(step, entry, failure)
@@ -299,29 +298,20 @@ class EngineWorkflow:
     async def back_off(
         self, step: StepBase, attempt: int, failure: StepFailedError, delay: float
     ) -> None:
-        """Wait out a step's retry backoff, saying so in the status.
+        """Wait out a step's retry backoff, saying so in the status (see ``_retry``).
 
         A caller waiting for the run to settle (a submitted error) gets the next attempt's
         action in the same answer when the backoff is short; after a longer one its call would
-        time out, so it is answered as the backoff begins (the status says when the next
-        attempt is).
+        time out, so it is answered as the backoff begins.
         """
-        until = workflow.now() + timedelta(seconds=delay)
-        self.record.waiting = {
-            "step_id": step.id,
-            "message": f"attempt {attempt} failed: {clipped(failure.message, 500)}; attempt "
-            f"{attempt + 1} at {until.isoformat()}",
-            "until": until.isoformat(),
-        }
-        self.retrying = step.id
+        self.backoff.begin(self.record, step.id, attempt, failure.message, delay)
         self.note_change()
         if delay > SHORT_BACKOFF and workflow.patched(ANSWER_DURING_BACKOFF):
             self.suspensions += 1
         try:
             await self.wait_for(lambda: False, delay)
         finally:
-            self.retrying = None
-            self.record.waiting = None
+            self.backoff.end(self.record)
 
     def keep_output(
         self, step: StepBase, entry: HistoryEntry, output: Any, returned: Returned | None
@@ -589,7 +579,7 @@ class EngineWorkflow:
     @submit_result.validator
     def validate_submit_result(self, submission: Any) -> None:
         """Reject, without touching history, a result for no waiting step or of the wrong shape."""
-        self.refuse_while_retrying(submission)
+        self.backoff.refuse(self.record, submission)
         action = self.actions.find(submission, self.items.reported())
         action.check_answerer(submission.get("actor"), self.starter)
         error = submission.get("error")
@@ -597,21 +587,6 @@ class EngineWorkflow:
             check_result(action, submission.get("result"))
         elif not isinstance(error, str) or len(error) > MAX_RESULT_BYTES:
             raise ResultRejectedError(submission_problem(None, str(error)) or "error: not text")
-
-    def refuse_while_retrying(self, submission: Any) -> None:
-        """A result for a step that waits out its retry backoff has nothing to answer yet."""
-        waiting = self.record.waiting
-        if (
-            self.retrying is not None
-            and waiting is not None
-            and isinstance(submission, dict)
-            and submission.get("step_id") == self.retrying
-            and not submission.get("action_id")
-        ):
-            raise ResultRejectedError(
-                f"step '{self.retrying}' has no pending action: it waits to retry "
-                f"({waiting['message']})"
-            )
 
     @workflow.update(name=AWAIT_SUSPENSION)
     async def await_suspension(self) -> Advance:
@@ -659,7 +634,11 @@ class EngineWorkflow:
         waiting = self.record.waiting
         if any(action.step_id == step_id for action in self.actions):
             return
-        if waiting is not None and waiting["step_id"] == step_id and self.retrying != step_id:
+        if (
+            waiting is not None
+            and waiting["step_id"] == step_id
+            and self.backoff.step_id != step_id
+        ):
             return
         where = (
             f"the run is at '{self.record.current_step}'"
@@ -690,15 +669,6 @@ class EngineWorkflow:
         if self.items.take(report):
             self.note_change()
             await self.publish_actions()
-
-
-def _backoff(policy: StepRetryPolicy, attempt: int) -> float:
-    longest = policy.max_interval.total_seconds()
-    try:
-        delay = policy.initial_interval.total_seconds() * policy.backoff ** (attempt - 1)
-    except OverflowError:
-        return longest
-    return min(delay, longest)
 
 
 def _unforeseen(error: Exception) -> str:
