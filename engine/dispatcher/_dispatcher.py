@@ -408,7 +408,7 @@ class TemporalDispatcher:
             ResetWorkflowExecutionRequest(
                 namespace=client.namespace,
                 workflow_execution=ExecutionRef(workflow_id=workflow_id, run_id=run_id),
-                reason=f"retry from failed step '{failed[0]['step_id']}'{_by(org)}",
+                reason=_reason(org, f"retry from failed step '{failed[0]['step_id']}'"),
                 workflow_task_finish_event_id=reset_point,
                 request_id=str(uuid.uuid4()),
             ),
@@ -752,7 +752,7 @@ class TemporalDispatcher:
             if stuck.attempt > 1:
                 # Its workflow task keeps failing, so it would never take the cancel: ending
                 # it is the only way to honour the request, and it is recorded as such.
-                asked = _cancel_reason(org, reason)
+                asked = _reason(org, reason)
                 await handle.terminate(
                     reason=f"cancelled{': ' + asked if asked else ''}; terminated because its "
                     f"workflow task failed {stuck.attempt - 1} time(s) and could not take the "
@@ -760,7 +760,7 @@ class TemporalDispatcher:
                     rpc_timeout=self.rpc_timeout,
                 )
                 return
-            await handle.cancel(reason=_cancel_reason(org, reason), rpc_timeout=self.rpc_timeout)
+            await handle.cancel(reason=_reason(org, reason), rpc_timeout=self.rpc_timeout)
 
     async def update_timeout(
         self, org: OrgContext, workflow_id: str, step_id: str, seconds: float
@@ -816,7 +816,8 @@ def check_run_id(workflow_id: str, org: OrgContext) -> None:
     if (
         len(workflow_id) > _LONGEST_ID
         or workflow_id.startswith(INTERNAL_PREFIXES)
-        or any(unicodedata.category(c) in _UNPRINTABLE for c in workflow_id)
+        or not (workflow_id.isascii() and workflow_id.isprintable())  # the usual id: no scan
+        and any(unicodedata.category(c) in _UNPRINTABLE for c in workflow_id)
     ):
         raise WorkflowNotFoundError(
             f"run {clipped(repr(workflow_id), 80)} not found in org '{org.org_id}'"
@@ -826,13 +827,8 @@ def check_run_id(workflow_id: str, org: OrgContext) -> None:
 _UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
-def _by(org: OrgContext) -> str:
-    """`` by <subject>`` for a reason a run records (empty when the caller has no subject)."""
-    return f" by {org.subject}" if org.subject else ""
-
-
-def _cancel_reason(org: OrgContext, reason: str) -> str:
-    """What a cancel records: who asked (when the token says), and why."""
+def _reason(org: OrgContext, reason: str) -> str:
+    """What a cancel or a retry records: who asked (when the token says), and why."""
     who = f"by {org.subject}" if org.subject else ""
     return ": ".join(part for part in (who, reason) if part)
 
