@@ -816,8 +816,10 @@ def check_run_id(workflow_id: str, org: OrgContext) -> None:
     if (
         len(workflow_id) > _LONGEST_ID
         or workflow_id.startswith(INTERNAL_PREFIXES)
-        or not (workflow_id.isascii() and workflow_id.isprintable())  # the usual id: no scan
-        and any(unicodedata.category(c) in _UNPRINTABLE for c in workflow_id)
+        or (
+            not (workflow_id.isascii() and workflow_id.isprintable())  # the usual id: no scan
+            and any(unicodedata.category(c) in _UNPRINTABLE for c in workflow_id)
+        )
     ):
         raise WorkflowNotFoundError(
             f"run {clipped(repr(workflow_id), 80)} not found in org '{org.org_id}'"
