@@ -19,6 +19,10 @@ long-poll capacity from the workers that run the workflows. A Temporal poll is n
 longest wait of the executors it serves, and the server answers "nothing" before a deadline
 runs out. When a poll returns an action and no executor waits any more, the broker holds it
 briefly for the next executor, then releases it to Temporal, which offers it again at once.
+
+Why one module of near 600 lines: the broker's poll sharing, its hand-off of a polled task to a
+waiting executor and its release of an unclaimed one work on one set of queues and waiters;
+the claim token (:class:`_Token`) is the only piece read alone, and it is short.
 """
 
 from __future__ import annotations
