@@ -78,14 +78,21 @@ class WorkerSettings:
             its next task or query.
         grace: Seconds in-flight tasks get to finish when the worker stops
             (``ENGINE_WORKER_GRACE``); the process exits a few seconds later in any case.
+        max_active: Orgs with a running Temporal worker at once in a process
+            (``ENGINE_WORKER_MAX_ACTIVE``); the others are dormant until they have work.
+        membership_namespace: The Temporal namespace where the worker processes that share
+            the orgs keep their membership (``ENGINE_MEMBERSHIP_NAMESPACE``).
     """
 
     cached_runs: int = 1000
     grace: float = 10.0
+    max_active: int = 50
+    membership_namespace: str = "default"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
-        """Read ``ENGINE_WORKER_CACHED_RUNS`` and ``ENGINE_WORKER_GRACE``.
+        """Read ``ENGINE_WORKER_CACHED_RUNS``, ``ENGINE_WORKER_GRACE``,
+        ``ENGINE_WORKER_MAX_ACTIVE`` and ``ENGINE_MEMBERSHIP_NAMESPACE``.
 
         Raises:
             ValueError: A value is not a number above 0.
@@ -94,9 +101,13 @@ class WorkerSettings:
         defaults = cls()
         cached = _positive(env, "ENGINE_WORKER_CACHED_RUNS", int, "a whole number")
         grace = _positive(env, "ENGINE_WORKER_GRACE", float, "a number of seconds")
+        active = _positive(env, "ENGINE_WORKER_MAX_ACTIVE", int, "a whole number")
         return cls(
             cached_runs=defaults.cached_runs if cached is None else cached,
             grace=defaults.grace if grace is None else grace,
+            max_active=defaults.max_active if active is None else active,
+            membership_namespace=env.get("ENGINE_MEMBERSHIP_NAMESPACE")
+            or defaults.membership_namespace,
         )
 
 

@@ -10,12 +10,13 @@ part                   what it is
 ``resolver``           org id -> namespace and endpoint (``engine.tenancy``)
 ``clients``            one Temporal connection per endpoint, shared by all its namespaces
 ``directory``          finds the engine's organizations; the worker pool's discovery
-``pool``               one interpreter worker per served namespace (absent without workers)
+``pool``               the served orgs: a worker for each with work (absent without workers)
 ``provisioner``        registers organizations, and has the pool serve each at once
 ``registry``           the registered definitions of each organization
 ``dispatcher``         starts, reads, lists and drives runs in the caller's namespace
 ``scheduler``          schedules, on Temporal Schedules in the org's namespace
 ``broker``             executors' claims of pending actions, on the org's task queues
+``member``             this process in its group of worker processes (when sharing; at start)
 =====================  ========================================================================
 
 The gRPC control plane on top (:meth:`Stack.control_plane`) is built when a process serves the
@@ -36,11 +37,12 @@ from engine.server import ControlPlane, build_server
 from engine.tenancy import (
     ClientPool,
     NamespaceResolver,
+    NamespaceTarget,
     OrgDirectory,
     Provisioner,
     resolver_from_settings,
 )
-from engine.worker import WorkerOptions, WorkerPool
+from engine.worker import Member, MembershipOptions, ServedNamespace, WorkerOptions, WorkerPool
 
 __all__ = ["Stack"]
 
@@ -62,6 +64,10 @@ class Stack:
         rpc_timeout: Bound on each Temporal call of the dispatcher and the registry.
         action_lease: How long an executor may hold an action of the runs started here
             without a heartbeat (None: the interpreter's default, a minute).
+        membership: Share the orgs with the other worker processes of ``group`` (None: this
+            process serves every org found, or ``orgs``).
+        group: The group of worker processes that share the orgs (those serving the same
+            orgs; default: the task queue).
     """
 
     def __init__(
@@ -75,21 +81,29 @@ class Stack:
         retention: timedelta = timedelta(days=3),
         rpc_timeout: timedelta = timedelta(seconds=10),
         action_lease: timedelta | None = None,
+        membership: MembershipOptions | None = None,
+        group: str | None = None,
     ) -> None:
+        if membership is not None and (workers is None or orgs is not None):
+            raise ValueError("only a worker pool that is not pinned to orgs shares them")
         self.resolver = resolver
+        self.membership = membership
+        self.group = group or task_queue
+        self.member: Member | None = None
         self.task_queue = task_queue
-        self.clients = ClientPool()
-        self.directory = OrgDirectory(resolver, self.clients)
         self.pool = (
             None
             if workers is None
             else WorkerPool(
-                self.directory.list_served,
+                self._discover,
                 options=dataclasses.replace(workers, task_queue=task_queue),
                 orgs=orgs,
                 refresh_interval=refresh_interval,
             )
         )
+        # Every caller's call routed to an org wakes the org's worker here (if it is ours).
+        self.clients = ClientPool(on_org_call=self.pool.wake if self.pool else None)
+        self.directory = OrgDirectory(resolver, self.clients)
         self.provisioner = Provisioner(self.directory, retention=retention, workers=self.pool)
         self.registry = DefinitionRegistry(
             resolver, self.clients, task_queue=task_queue, rpc_timeout=rpc_timeout
@@ -120,6 +134,7 @@ class Stack:
         orgs: Collection[str] | None = None,
         default_prefix: str = "",
         environ: Mapping[str, str] | None = None,
+        membership: MembershipOptions | None = None,
     ) -> Stack:
         """The stack the settings describe (``TEMPORAL_*``, ``ENGINE_NAMESPACE_*``).
 
@@ -131,6 +146,7 @@ class Stack:
             default_prefix: The namespace prefix when ``ENGINE_NAMESPACE_PREFIX`` is unset.
             environ: Where the API keys a namespace map names by variable come from
                 (``tenancy.environ`` unless given).
+            membership: As for the constructor (the group: the prefix and the task queue).
 
         Raises:
             ValueError: The namespace map is malformed (its file and entry named).
@@ -150,15 +166,30 @@ class Stack:
             orgs=orgs,
             retention=timedelta(days=tenancy.retention_days),
             action_lease=timedelta(seconds=lease) if lease is not None else None,
+            membership=membership,
+            group=f"{default_prefix if prefix is None else prefix}{temporal.task_queue}",
         )
 
+    async def _discover(self) -> list[ServedNamespace]:
+        return await self.directory.list_served()
+
     async def start(self) -> None:
-        """Start the worker pool (if any): it serves every org found, then looks for more."""
-        if self.pool is not None:
-            await self.pool.start()
+        """Start the worker pool (if any): it serves every org found (or its share of them, as
+        a member of its group), then looks for more."""
+        if self.pool is None:
+            return
+        if self.membership is not None:
+            endpoint = self.resolver.endpoints()[0]
+            target = NamespaceTarget("", self.membership.namespace, endpoint)
+            client = await self.clients.client(target)
+            self.member = Member(client, self.pool, self.group, self.membership)
+            await self.member.start()
+        await self.pool.start()
 
     async def close(self) -> None:
         """Stop the worker pool (in-flight tasks finish first) and forget the connections."""
+        if self.member is not None:
+            await self.member.stop()
         if self.pool is not None:
             await self.pool.stop()
         await self.clients.close()

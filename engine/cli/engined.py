@@ -44,7 +44,7 @@ from engine.errors import EngineError
 from engine.identity import TokenVerifier, issue_token
 from engine.server import ControlPlane
 from engine.stack import Stack
-from engine.worker import WorkerOptions
+from engine.worker import MembershipOptions, WorkerOptions
 from engine.workflow import build_worker, ensure_search_attributes
 
 __all__ = ["main"]
@@ -105,13 +105,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the control plane against Temporal")
     serve.add_argument("--listen", help="gRPC listen address (ENGINE_LISTEN)")
     serve.add_argument("--no-worker", action="store_true", help="do not run the worker pool")
-    serve.add_argument("--orgs", help="serve only these orgs (comma-separated)")
+    serve.add_argument(
+        "--orgs", help="serve only these orgs (comma-separated; default: share them all)"
+    )
 
     worker = commands.add_parser("worker", help="run only the worker pool")
     worker.add_argument("--address", help="Temporal frontend host:port (TEMPORAL_ADDRESS)")
     worker.add_argument("--namespace", help="serve just this namespace (TEMPORAL_NAMESPACE)")
     worker.add_argument("--task-queue", help="task queue to poll (TEMPORAL_TASK_QUEUE)")
-    worker.add_argument("--orgs", help="serve only these orgs (comma-separated)")
+    worker.add_argument(
+        "--orgs",
+        help="serve only these orgs (comma-separated); by default the worker processes share "
+        "every org among themselves",
+    )
 
     arguments = parser.parse_args(argv)
     _configure_logging(arguments.log_format)
@@ -121,13 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = ServerSettings.from_env()
         settings = WorkerSettings.from_env()
         workers = WorkerOptions(
-            max_cached_workflows=settings.cached_runs, graceful_shutdown_seconds=settings.grace
+            max_cached_workflows=settings.cached_runs,
+            graceful_shutdown_seconds=settings.grace,
+            max_active=settings.max_active,
         )
+        sharing = MembershipOptions(namespace=settings.membership_namespace)
         if arguments.command == "dev":
-            return asyncio.run(_dev(arguments, temporal, tenancy, server, workers))
+            return asyncio.run(_dev(arguments, temporal, tenancy, server, workers, sharing))
         if arguments.command == "serve":
-            return asyncio.run(_serve(arguments, temporal, tenancy, server, workers))
-        return asyncio.run(_worker(arguments, temporal, tenancy, workers))
+            return asyncio.run(_serve(arguments, temporal, tenancy, server, workers, sharing))
+        return asyncio.run(_worker(arguments, temporal, tenancy, workers, sharing))
     except KeyboardInterrupt:
         return EXIT_OK
     except (EngineError, ValueError, OSError) as error:
@@ -208,13 +217,16 @@ async def _serve(
     tenancy: TenancySettings,
     server: ServerSettings,
     workers: WorkerOptions,
+    sharing: MembershipOptions,
 ) -> int:
     verifier = _verifier(server)
+    orgs = _orgs(arguments.orgs)
     stack = Stack.from_settings(
         temporal,
         tenancy,
         workers=None if arguments.no_worker else workers,
-        orgs=_orgs(arguments.orgs),
+        orgs=orgs,
+        membership=None if arguments.no_worker or orgs is not None else sharing,
     )
     async with _until_stopped(workers.stop_deadline + PLANE_STOP + EXIT_MARGIN) as stop, stack:
         plane = _control_plane(stack, verifier, arguments.listen or server.listen, server)
@@ -233,6 +245,7 @@ async def _worker(
     temporal: TemporalSettings,
     tenancy: TenancySettings,
     workers: WorkerOptions,
+    sharing: MembershipOptions,
 ) -> int:
     temporal = dataclasses.replace(
         temporal,
@@ -242,7 +255,14 @@ async def _worker(
     )
     if temporal.namespace:
         return await _namespace_worker(temporal, workers)
-    stack = Stack.from_settings(temporal, tenancy, workers=workers, orgs=_orgs(arguments.orgs))
+    orgs = _orgs(arguments.orgs)
+    stack = Stack.from_settings(
+        temporal,
+        tenancy,
+        workers=workers,
+        orgs=orgs,
+        membership=sharing if orgs is None else None,
+    )
     async with _until_stopped(workers.stop_deadline + EXIT_MARGIN) as stop, stack:
         assert stack.pool is not None
         log.info("worker pool serving orgs %s", ", ".join(stack.pool.served_orgs) or "(none yet)")
@@ -311,6 +331,7 @@ async def _dev(
     tenancy: TenancySettings,
     server: ServerSettings,
     workers: WorkerOptions,
+    sharing: MembershipOptions,
 ) -> int:
     home = Path(arguments.home or server.home).resolve()
     address = f"127.0.0.1:{arguments.temporal_port}"
@@ -339,6 +360,7 @@ async def _dev(
                 dataclasses.replace(tenancy, namespace_map=None, retention_days=DEV_RETENTION_DAYS),
                 workers=workers,
                 default_prefix=DEV_PREFIX,
+                membership=sharing,
             )
             await stack.start()
             organization = await stack.provisioner.provision(DEV_ORG)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -33,9 +34,18 @@ class ClientPool:
 
     Args:
         queries_per_namespace: Most queries at once in one namespace from this process.
+        on_org_call: Told the org id of every caller's call routed to an org (see
+            ``OrgRouter``): the worker pool's wake-up, so that an org someone uses has a
+            worker.
     """
 
-    def __init__(self, *, queries_per_namespace: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        queries_per_namespace: int = 8,
+        on_org_call: Callable[[str], None] | None = None,
+    ) -> None:
+        self.on_org_call = on_org_call
         self._connections: dict[Endpoint, Client] = {}
         self._clients: dict[tuple[Endpoint, str], Client] = {}
         self._lock = asyncio.Lock()

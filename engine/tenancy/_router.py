@@ -19,7 +19,8 @@ class OrgRouter:
     """Routes every call of an org to its own namespace, over the shared connections.
 
     Nothing in a request can point a call at another namespace: the org context comes from
-    the caller's credentials, and the namespace from the resolver.
+    the caller's credentials, and the namespace from the resolver. Every routed call tells the
+    client pool's ``on_org_call`` (a worker pool keeps an org that is used active).
 
     Args:
         resolver: Maps org ids to namespace targets.
@@ -37,6 +38,8 @@ class OrgRouter:
             OrgNotFoundError: The context names another namespace than the resolver's.
         """
         target = self.resolver.resolve(org.org_id)
+        if self.clients.on_org_call is not None:
+            self.clients.on_org_call(org.org_id)
         if org.namespace and org.namespace != target.namespace:
             raise OrgNotFoundError(
                 f"org '{org.org_id}' is served by namespace '{target.namespace}', "

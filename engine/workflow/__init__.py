@@ -39,7 +39,7 @@ from engine.workflow._search import (
 )
 from engine.workflow._steps import EXECUTORS
 from engine.workflow._types import ACTION_STEP_TYPES, PAYLOAD_LIMIT, RunInput
-from engine.workflow._worker import PASSTHROUGH_MODULES, build_worker, sandbox_runner
+from engine.workflow._worker import PASSTHROUGH_MODULES, EngineRunner, build_worker, sandbox_runner
 
 __all__ = [
     "ACTION_STEP_TYPES",
@@ -59,6 +59,7 @@ __all__ = [
     "REGISTRY_WORKFLOW_TYPE",
     "SEARCH_ATTRIBUTES",
     "DefinitionRegistryWorkflow",
+    "EngineRunner",
     "EngineWorkflow",
     "RegistryInput",
     "ResultRejectedError",

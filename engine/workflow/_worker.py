@@ -5,10 +5,15 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
+import temporalio.workflow
+from temporalio.bridge.proto.workflow_activation import WorkflowActivation
+from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
+from temporalio.converter import SerializationContext
 from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -17,7 +22,7 @@ from engine.workflow._interpreter import EngineWorkflow
 from engine.workflow._registry import DefinitionRegistryWorkflow
 from engine.workflow._types import LOAD_DEFINITION
 
-__all__ = ["PASSTHROUGH_MODULES", "build_worker", "sandbox_runner"]
+__all__ = ["PASSTHROUGH_MODULES", "EngineRunner", "build_worker", "sandbox_runner"]
 
 _PURE_MODULES: Final = (
     "engine.context",
@@ -49,13 +54,16 @@ DEFINITIONS_CACHED: Final = 256
 """Loaded definitions a runner keeps (by canonical JSON), most recently used first."""
 
 
-class _EngineRunner(SandboxedWorkflowRunner):
+class EngineRunner(SandboxedWorkflowRunner):
     """The sandbox runner of a process, shared by all its workers.
 
     It validates each workflow class once rather than once per worker: validation runs a
     workflow class's module in a fresh sandbox to catch non-deterministic imports, the result
     cannot change within a process, and a pool of hundreds of workers (one per namespace)
     would otherwise repeat it for every namespace.
+
+    It notes when each namespace last had a workflow task (:meth:`last_activation`): the
+    worker pool lets an org whose runs have had nothing to do for a while go dormant.
 
     It also hands every run a cache of loaded definitions, keyed by their canonical JSON,
     through the SDK's extern functions (``workflow.extern_functions()[LOAD_DEFINITION]``): a
@@ -68,6 +76,11 @@ class _EngineRunner(SandboxedWorkflowRunner):
         super().__init__(restrictions=restrictions)
         self._validated: set[type] = set()
         self._load_definition = functools.lru_cache(maxsize=DEFINITIONS_CACHED)(load_definition)
+        self._activations: dict[str, float] = {}
+
+    def last_activation(self, namespace: str) -> float:
+        """When (``time.monotonic()``) a run of ``namespace`` last had a task here (0: never)."""
+        return self._activations.get(namespace, 0.0)
 
     def prepare_workflow(self, defn: Any) -> None:
         if defn.cls not in self._validated:
@@ -79,10 +92,37 @@ class _EngineRunner(SandboxedWorkflowRunner):
             **det.extern_functions,
             LOAD_DEFINITION: self._load_definition,
         }
-        return super().create_instance(dataclasses.replace(det, extern_functions=functions))
+        instance = super().create_instance(dataclasses.replace(det, extern_functions=functions))
+        return _Noted(instance, det.info.namespace, self._activations)
 
 
-def sandbox_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
+class _Noted(WorkflowInstance):
+    """A run's instance that notes the time of each of its activations (outside the sandbox:
+    the clock read here is the worker's, never the workflow's)."""
+
+    def __init__(self, inner: WorkflowInstance, namespace: str, seen: dict[str, float]) -> None:
+        self._inner = inner
+        self._namespace = namespace
+        self._seen = seen
+
+    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
+        self._seen[self._namespace] = time.monotonic()
+        return self._inner.activate(act)
+
+    def get_serialization_context(self, *args: Any, **kwargs: Any) -> SerializationContext | None:
+        return self._inner.get_serialization_context(*args, **kwargs)
+
+    def get_external_store_context(self, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.get_external_store_context(*args, **kwargs)
+
+    def get_info(self) -> temporalio.workflow.Info:
+        return self._inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self._inner.get_thread_id()
+
+
+def sandbox_runner(*, strict: bool = False) -> EngineRunner:
     """The workflow sandbox with the engine's modules passed through.
 
     Share one runner between the workers of a process (see :func:`build_worker`).
@@ -94,7 +134,7 @@ def sandbox_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
     """
     modules = _PURE_MODULES if strict else PASSTHROUGH_MODULES
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*modules)
-    return _EngineRunner(restrictions)
+    return EngineRunner(restrictions)
 
 
 def build_worker(

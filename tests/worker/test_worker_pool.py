@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,13 @@ def _worker_tasks() -> list[asyncio.Task[object]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("worker (") and not t.done()]
 
 
+async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the pool did not get there in time"
+        await asyncio.sleep(0.05)
+
+
 def _pool_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("engine-workflow-task")]
 
@@ -32,6 +40,7 @@ async def test_a_shard_serves_only_its_orgs(sharded: Tenancy) -> None:
     # Serving an org twice (provisioned again, refreshed) keeps one worker.
     await sharded.provisioner.provision("first")
     await sharded.pool.refresh()
+    await _until(lambda: sharded.pool.active_orgs == ["first"])
     namespace = sharded.org("first").namespace
     assert len([t for t in _worker_tasks() if namespace in t.get_name()]) == 1
     assert sharded.pool.served_orgs == ["first"]
