@@ -8,12 +8,23 @@ attributes, so code inside a run can always tell which organization it serves.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
 from engine.errors import EngineError
 
-__all__ = ["ORG_ID_PATTERN", "InvalidOrgIdError", "OrgContext", "validate_org_id"]
+__all__ = [
+    "CALL_DEADLINE",
+    "ORG_ID_PATTERN",
+    "InvalidOrgIdError",
+    "OrgContext",
+    "validate_org_id",
+]
+
+CALL_DEADLINE: ContextVar[float | None] = ContextVar("CALL_DEADLINE", default=None)
+"""When (``time.monotonic()``) the caller's call must be answered, if its caller set a deadline:
+the control plane sets it for each gRPC call, and retries inside the engine stop before it."""
 
 ORG_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 """The rule of an org id: it names a Temporal namespace (with a prefix), so it stays short and

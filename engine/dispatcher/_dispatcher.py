@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import hashlib
 import re
 import unicodedata
@@ -44,6 +43,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
 from engine.definition import DefinitionSource, WorkflowDefinition
+from engine.dispatcher._backpressure import attempt_timeout, within_budget
 from engine.dispatcher._errors import (
     AnswerRefusedError,
     DefinitionNotFoundError,
@@ -52,6 +52,7 @@ from engine.dispatcher._errors import (
     SubmissionRejectedError,
     WorkflowAlreadyFinishedError,
     WorkflowNotFoundError,
+    retrieve_start_error,
     translate,
 )
 from engine.dispatcher._filter import visibility_filter
@@ -201,6 +202,8 @@ class TemporalDispatcher:
         self._feeds = RunFeeds()
         self.definitions = definitions
         self.rpc_timeout = rpc_timeout
+        # Temporal's pushback is retried for up to three attempts' time (see _backpressure).
+        self.retry_budget = 3 * rpc_timeout.total_seconds()
 
     # -- routing --------------------------------------------------------------------------
 
@@ -242,20 +245,27 @@ class TemporalDispatcher:
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
         client = await self.client(org)
-        with self._translated(org, workflow_id):
-            try:
-                handle = await client.start_workflow(
-                    start.workflow_type, start.input, rpc_timeout=self.rpc_timeout, **options
-                )
-            except TemporalAlreadyStarted as taken:
-                if not request_id:
-                    raise
-                existing = await self._started_by(client, workflow_id, taken, request_id)
-                if existing is None:
-                    raise  # the id is taken by another request: not this request's run
-                return existing
-        run_id = handle.first_execution_run_id or handle.result_run_id or ""
-        return StartedRun(workflow_id, run_id, start.workflow_type)
+
+        async def attempt() -> StartedRun:
+            with self._translated(org, workflow_id):
+                try:
+                    handle = await client.start_workflow(
+                        start.workflow_type,
+                        start.input,
+                        rpc_timeout=attempt_timeout(self.rpc_timeout),
+                        **options,
+                    )
+                except TemporalAlreadyStarted as taken:
+                    if not request_id:
+                        raise
+                    existing = await self._started_by(client, workflow_id, taken, request_id)
+                    if existing is None:
+                        raise  # the id is taken by another request: not this request's run
+                    return existing
+            run_id = handle.first_execution_run_id or handle.result_run_id or ""
+            return StartedRun(workflow_id, run_id, start.workflow_type)
+
+        return await within_budget(attempt, idempotent=bool(request_id), budget=self.retry_budget)
 
     async def start_and_wait(
         self,
@@ -282,31 +292,33 @@ class TemporalDispatcher:
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
         client = await self.client(org)
-        operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            start.workflow_type, start.input, **options
-        )
-        with self._translated(org, workflow_id):
-            try:
-                advance: Advance = await client.execute_update_with_start_workflow(
-                    AWAIT_SUSPENSION,
-                    start_workflow_operation=operation,
-                    rpc_timeout=self.rpc_timeout,
-                )
-            except TemporalAlreadyStarted as taken:
-                # The operation's handle future holds the same error: retrieve it, or asyncio
-                # reports it as never retrieved.
-                with contextlib.suppress(TemporalAlreadyStarted):
-                    await operation.workflow_handle()
-                if not request_id:
-                    raise
-                existing = await self._started_by(client, workflow_id, taken, request_id)
-                if existing is None:
-                    raise
-                status = await self.status(org, workflow_id)
-                return existing, _advance(status)
-            handle = await operation.workflow_handle()
-        run_id = handle.first_execution_run_id or handle.result_run_id or ""
-        return StartedRun(workflow_id, run_id, start.workflow_type), advance
+
+        async def attempt() -> tuple[StartedRun, Advance]:
+            operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+                start.workflow_type, start.input, **options
+            )
+            with self._translated(org, workflow_id):
+                try:
+                    advance: Advance = await client.execute_update_with_start_workflow(
+                        AWAIT_SUSPENSION,
+                        start_workflow_operation=operation,
+                        rpc_timeout=attempt_timeout(self.rpc_timeout),
+                    )
+                except TemporalAlreadyStarted as taken:
+                    if not request_id:
+                        raise
+                    existing = await self._started_by(client, workflow_id, taken, request_id)
+                    if existing is None:
+                        raise
+                    status = await self.status(org, workflow_id)
+                    return existing, _advance(status)
+                finally:
+                    retrieve_start_error(operation)
+                handle = await operation.workflow_handle()
+            run_id = handle.first_execution_run_id or handle.result_run_id or ""
+            return StartedRun(workflow_id, run_id, start.workflow_type), advance
+
+        return await within_budget(attempt, idempotent=bool(request_id), budget=self.retry_budget)
 
     async def retry(
         self,
@@ -476,11 +488,15 @@ class TemporalDispatcher:
     ) -> RunStatus:
         """The run's ``get_status``: status, step, pending actions, history, state."""
         handle = await self.handle(org, workflow_id, run_id)
-        with self._translated(org, workflow_id):
-            status: RunStatus = await self.router.query(
-                org, handle, GET_STATUS, rpc_timeout=self.rpc_timeout
-            )
-        return status
+
+        async def attempt() -> RunStatus:
+            with self._translated(org, workflow_id):
+                status: RunStatus = await self.router.query(
+                    org, handle, GET_STATUS, rpc_timeout=attempt_timeout(self.rpc_timeout)
+                )
+            return status
+
+        return await within_budget(attempt, idempotent=True, budget=self.retry_budget)
 
     async def result(self, org: OrgContext, workflow_id: str, run_id: str | None = None) -> Any:
         """Wait for the run to end and return its result.

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from temporalio.client import (
     RPCTimeoutOrCancelledError,
+    WithStartWorkflowOperation,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
@@ -18,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.errors import EngineError
 from engine.tenancy import (
     OrgNotFoundError,
-    TemporalUnavailableError,
+    TemporalTimeoutError,
     temporal_error,
     temporal_refusal,
 )
@@ -120,6 +121,11 @@ class RunUnavailableError(EngineError):
     reason: ClassVar[str] = "RUN_UNAVAILABLE"
 
 
+class NoWorkerYetError(RunUnavailableError):
+    """No worker has polled the org's queue lately (its worker may be starting): the engine
+    retries the call for a while before it says so."""
+
+
 class InvalidRequestError(EngineError):
     """A request the dispatcher refuses before asking Temporal (e.g. an unknown signal)."""
 
@@ -148,7 +154,7 @@ def translate(where: str, workflow_id: str | None) -> Iterator[None]:
         # An update that no worker took in time (a worker down, or all of them busy): it may
         # still be taken later. The caller retries with the same request id, which Temporal
         # answers with the first call's outcome.
-        raise TemporalUnavailableError(
+        raise TemporalTimeoutError(
             f"{run} in {where} did not answer in time (is a worker of the org running?); the "
             "call may still take effect: retry it with the same request id"
         ) from None
@@ -176,8 +182,10 @@ def _from_rpc(error: RPCError, run: str, where: str) -> Exception:
         if "completed" in lowered or "finished" in lowered:
             return WorkflowAlreadyFinishedError(f"{run} in {where} has already ended")
         # "Workflow Task in failed state", "No poller seen for task queue": the run has no
-        # working worker now; nothing was done, and the same call may succeed later.
-        return RunUnavailableError(
+        # working worker now; nothing was done, and the same call may succeed later (soon,
+        # when no worker has polled yet: the org's worker is starting).
+        kind = NoWorkerYetError if "poller" in lowered else RunUnavailableError
+        return kind(
             f"{run} in {where} cannot take calls now (is a worker of the org running?): {message}"
         )
     return temporal_error(error, where)
@@ -188,3 +196,11 @@ def _message(cause: BaseException | None) -> str:
         return ""
     message = getattr(cause, "message", None)
     return str(message) if message else str(cause)
+
+
+def retrieve_start_error(operation: WithStartWorkflowOperation[Any, Any]) -> None:
+    """Mark the start's error as seen: when an update-with-start fails, the operation's handle
+    future holds the start's error too, and asyncio would report it as never retrieved."""
+    future = operation._workflow_handle
+    if future.done() and not future.cancelled():
+        future.exception()

@@ -10,7 +10,6 @@ time), so an unpinned start costs no call to Temporal.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -29,7 +28,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
 from engine.definition import WORKFLOW_NAME, Problem, WorkflowDefinition
-from engine.dispatcher._errors import DefinitionNotFoundError, InvalidRequestError, translate
+from engine.dispatcher._errors import (
+    DefinitionNotFoundError,
+    InvalidRequestError,
+    retrieve_start_error,
+    translate,
+)
 from engine.dispatcher._parsing import check_off_loop, load_off_loop
 from engine.errors import EngineError
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter
@@ -199,10 +203,8 @@ class DefinitionRegistry:
                     str(getattr(cause, "message", cause))
                 ) from None
             raise
-        except TemporalAlreadyStarted:
-            with contextlib.suppress(TemporalAlreadyStarted):  # the operation keeps it too
-                await start.workflow_handle()
-            raise
+        finally:
+            retrieve_start_error(start)
         return outcome
 
     async def _versions_of_ended(

@@ -10,6 +10,7 @@ only reads.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import grpc
 from grpc_status import rpc_status
 
-from engine.context import OrgContext
+from engine.context import CALL_DEADLINE, OrgContext
 from engine.errors import InvalidFieldError
 from engine.identity import PermissionDeniedError, TokenVerifier
 from engine.server._errors import status_of
@@ -180,6 +181,9 @@ def _mapped(behavior: Any, streaming: bool, method: str) -> Any:
         return stream
 
     async def unary(request: Any, context: Any) -> Any:
+        remaining = context.time_remaining()
+        if remaining is not None:  # this call's own task: the value stays with it
+            CALL_DEADLINE.set(time.monotonic() + remaining)
         try:
             return await behavior(_decoded(request), context)
         except grpc.aio.AbortError:

@@ -14,6 +14,7 @@ __all__ = [
     "OrgNotFoundError",
     "RateLimitedError",
     "TemporalRefusedError",
+    "TemporalTimeoutError",
     "TemporalUnavailableError",
     "temporal_error",
     "temporal_refusal",
@@ -39,6 +40,11 @@ class TemporalUnavailableError(EngineError):
 
     code: ClassVar[str] = "UNAVAILABLE"
     reason: ClassVar[str] = "TEMPORAL_UNAVAILABLE"
+
+
+class TemporalTimeoutError(TemporalUnavailableError):
+    """Temporal did not answer within the call's time (slow or busy, rather than down): the
+    call may have taken effect."""
 
 
 class RateLimitedError(EngineError):
@@ -74,8 +80,9 @@ def temporal_error(error: RPCError, where: str) -> EngineError:
 def temporal_refusal(error: RPCError, where: str) -> EngineError | None:
     """The engine's error for a refusal of Temporal that means the same for every call.
 
-    Temporal down or too slow (UNAVAILABLE, DEADLINE_EXCEEDED, or the client's own deadline,
-    which ends a call as CANCELLED "Timeout expired") is :class:`TemporalUnavailableError`;
+    Temporal down or too slow (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED: the client's own
+    deadline, or the server's "context canceled" under load) is
+    :class:`TemporalUnavailableError`;
     RESOURCE_EXHAUSTED is :class:`RateLimitedError`. Anything else is the caller's to map
     (None): what NOT_FOUND means, say, depends on what was asked for.
 
@@ -84,9 +91,11 @@ def temporal_refusal(error: RPCError, where: str) -> EngineError | None:
         where: What the call was about, for the message ("org 'acme' (namespace 'x')").
     """
     message = error.message or ""
-    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED) or (
-        error.status == RPCStatusCode.CANCELLED and "timeout" in message.lower()
-    ):
+    # CANCELLED comes from the client's own deadline ("Timeout expired") or from the server
+    # giving up under load ("context canceled"): either way the call may be repeated.
+    if error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+        return TemporalTimeoutError(f"Temporal did not answer in time for {where}: {message}")
+    if error.status == RPCStatusCode.UNAVAILABLE:
         return TemporalUnavailableError(f"Temporal did not answer for {where}: {message}")
     if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
         return RateLimitedError(f"Temporal is rate limiting {where}: {message}")

@@ -9,8 +9,9 @@ so the pool keeps one only for an org with work (*active*), and none for the oth
   (:meth:`WorkerPool.wake`, which the stack's routed calls make), or its task queue has work
   waiting (a timer fired, a schedule started a run, an executor answered through another
   process), which a low-rate *probe* of dormant orgs finds (``DescribeTaskQueue`` with stats:
-  one call per dormant org every :attr:`WorkerOptions.probe_interval` seconds at least, at most
-  :attr:`WorkerOptions.probe_rate` calls a second in all);
+  an org used lately every :attr:`WorkerOptions.probe_interval` seconds, one long idle every
+  :attr:`WorkerOptions.probe_max_interval`, at most :attr:`WorkerOptions.probe_rate` calls a
+  second in all);
 - at most :attr:`WorkerOptions.max_active` orgs are active at once: a woken org beyond that
   takes the place of the active org idle the longest (no workflow task and no call), once that
   one has been idle for :attr:`WorkerOptions.min_active` seconds; its worker stops gracefully
@@ -83,7 +84,9 @@ class WorkerOptions:
         idle_after: Seconds without a workflow task or a call before an org goes dormant even
             when its place is not wanted (None: only when it is).
         min_active: Seconds an org stays active at least before another takes its place.
-        probe_interval: Seconds between two probes of one dormant org, at least.
+        probe_interval: Seconds between two probes of an org that had work lately, at least.
+        probe_max_interval: Seconds between two probes of an org that has long had none: the
+            period doubles from ``probe_interval`` with every probe that finds nothing.
         probe_rate: Probes a second at most, over all dormant orgs.
         extra: Any other :class:`temporalio.worker.Worker` option (e.g. poller behaviour).
     """
@@ -95,9 +98,10 @@ class WorkerOptions:
     graceful_shutdown_seconds: float = 10.0
     max_active: int = 50
     idle_after: float | None = None
-    min_active: float = 2.0
+    min_active: float = 1.0
     probe_interval: float = 2.0
-    probe_rate: float = 100.0
+    probe_max_interval: float = 30.0
+    probe_rate: float = 50.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,8 +130,11 @@ class _Org:
     woken: float = 0.0
     """When a call last reached the org (monotonic)."""
     wanted: bool = False
-    """Woken while dormant: waits for a place among the active."""
+    """Woken while dormant: waits for a place among the active (since ``wanted_since``)."""
+    wanted_since: float = 0.0
     probed: float = 0.0
+    probe_every: float = 0.0
+    """Seconds until its next probe (0: the pool's shortest)."""
     worker: Worker | None = None
     task: asyncio.Task[None] | None = None
     started: float = 0.0
@@ -232,8 +239,9 @@ class WorkerPool:
         if org is None or self._stopped or not self._mine(org_id):
             return
         org.woken = time.monotonic()
+        org.probe_every = 0.0  # used again: watch it closely when it goes dormant
         if not org.active and not org.wanted:
-            org.wanted = True
+            org.wanted, org.wanted_since = True, org.woken
             self._kick.set()
 
     async def assign(self, share: Callable[[str], bool] | None) -> None:
@@ -307,7 +315,7 @@ class WorkerPool:
             taken = len(active) + len(self._stopping)
             wanted = sorted(
                 (o for o in self._orgs.values() if o.wanted and not o.active),
-                key=lambda o: o.woken,
+                key=lambda o: o.wanted_since,
             )
             by_idleness = sorted(active, key=self._last_used)
             for org in wanted:
@@ -411,7 +419,13 @@ class WorkerPool:
             log.debug("probe of org %s failed: %s", target.org_id, error.message)
             return
         if described.stats.approximate_backlog_count > 0:
+            org.probe_every = 0.0
             self.wake(target.org_id)
+        else:
+            shortest = self.options.probe_interval
+            org.probe_every = min(
+                max(2 * org.probe_every, shortest), self.options.probe_max_interval
+            )
 
     async def _keep_forever(self) -> None:
         while True:
@@ -443,7 +457,7 @@ class WorkerPool:
                     if self._mine(org_id)
                     and not o.active
                     and not o.wanted
-                    and now - o.probed >= options.probe_interval
+                    and now - o.probed >= max(o.probe_every, options.probe_interval)
                 ),
                 key=lambda o: o.probed,
             )

@@ -374,6 +374,8 @@ class _StartedHandle:
 class _NoRpcClients:
     """A ClientPool whose every namespace has the RPC-free client (same lookup shape)."""
 
+    on_org_call = None
+
     def __init__(self) -> None:
         self._clients: dict[tuple[Endpoint, str], _NoRpcClient] = {}
 
