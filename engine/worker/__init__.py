@@ -8,12 +8,13 @@ a bounded number of threads. Processes share the orgs among themselves as member
 
 from __future__ import annotations
 
-from engine.worker._membership import Member, MembershipOptions
+from engine.worker._membership import Member, MembershipNamespaceError, MembershipOptions
 from engine.worker._pool import STOP_MARGIN, ServedNamespace, WorkerOptions, WorkerPool
 
 __all__ = [
     "STOP_MARGIN",
     "Member",
+    "MembershipNamespaceError",
     "MembershipOptions",
     "ServedNamespace",
     "WorkerOptions",

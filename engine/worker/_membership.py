@@ -29,13 +29,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import TemporalError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from engine.errors import EngineError
 from engine.worker._pool import WorkerPool
 from engine.workflow import sandbox_runner
 from engine.workflow._membership import (
@@ -48,13 +51,20 @@ from engine.workflow._membership import (
     View,
 )
 
-__all__ = ["Member", "MembershipOptions"]
+__all__ = ["Member", "MembershipNamespaceError", "MembershipOptions"]
 
 log = logging.getLogger("engine.worker.membership")
 
 _TASK_TIMEOUT: Final = timedelta(seconds=2)
 """The membership workflow's task timeout: a task held by a member that died is given to
 another member this soon."""
+
+
+class MembershipNamespaceError(EngineError):
+    """The namespace of the membership workflow does not exist."""
+
+    code: ClassVar[str] = "FAILED_PRECONDITION"
+    reason: ClassVar[str] = "MEMBERSHIP_NAMESPACE_NOT_FOUND"
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,24 @@ class Member:
         return f"engine-membership/{self.group}"
 
     async def start(self) -> None:
-        """Serve nothing until the group's first answer; then heartbeat for good."""
+        """Serve nothing until the group's first answer; then heartbeat for good.
+
+        Raises:
+            MembershipNamespaceError: The membership namespace does not exist.
+        """
+        namespace = self.client.namespace
+        try:
+            await self.client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=namespace), retry=True
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            raise MembershipNamespaceError(
+                f"the worker processes share the orgs through a workflow in namespace "
+                f"'{namespace}', which does not exist: create it, name another with "
+                "ENGINE_MEMBERSHIP_NAMESPACE, or pin this process to orgs with --orgs"
+            ) from None
         await self.pool.assign(lambda _: False)
         self._worker = Worker(
             self.client,

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from engine.stack import Stack
 from engine.tenancy import Endpoint, PrefixResolver
-from engine.worker import MembershipOptions
+from engine.worker import MembershipNamespaceError, MembershipOptions, WorkerOptions
 from engine.workflow._membership import View, owner
 from tests.helpers.devserver import DevServer
 from tests.helpers.processes import PYTHON, ROOT
@@ -207,3 +208,24 @@ async def test_three_processes_share_sixty_orgs_and_survive_a_kill(group: _Group
 
     assert _overlaps(group.members, {victim.pid: killed_at}) == []
     print(f"\norphaned {len(orphaned)} orgs; all served again {served_again:.1f} s after the kill")
+
+
+async def test_a_missing_membership_namespace_is_named_at_start(temporal_server: DevServer) -> None:
+    stack = Stack(
+        PrefixResolver(Endpoint(temporal_server.address), unique_prefix("nons")),
+        workers=WorkerOptions(graceful_shutdown_seconds=1),
+        membership=MembershipOptions(namespace="no-such-namespace"),
+    )
+    try:
+        with pytest.raises(MembershipNamespaceError, match="'no-such-namespace', which does not"):
+            await stack.start()
+    finally:
+        await stack.close()
+
+
+def test_sharing_needs_a_pool_that_is_not_pinned(temporal_server: DevServer) -> None:
+    resolver = PrefixResolver(Endpoint(temporal_server.address), "x-")
+    with pytest.raises(ValueError, match="not pinned"):
+        Stack(resolver, workers=WorkerOptions(), orgs=["a"], membership=MembershipOptions())
+    with pytest.raises(ValueError, match="not pinned"):
+        Stack(resolver, membership=MembershipOptions())
