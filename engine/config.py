@@ -78,21 +78,25 @@ class WorkerSettings:
             its next task or query.
         grace: Seconds in-flight tasks get to finish when the worker stops
             (``ENGINE_WORKER_GRACE``); the process exits a few seconds later in any case.
-        max_active: Orgs with a running Temporal worker at once in a process
-            (``ENGINE_WORKER_MAX_ACTIVE``); the others are dormant until they have work.
+        max_active: Orgs with a running Temporal worker at once in a process, at most, in a
+            burst of work (``ENGINE_WORKER_MAX_ACTIVE``).
+        keep_active: Orgs that keep their Temporal worker however idle, the most recently used
+            (``ENGINE_WORKER_KEEP_ACTIVE``); the others are dormant while they have no work.
         membership_namespace: The Temporal namespace where the worker processes that share
             the orgs keep their membership (``ENGINE_MEMBERSHIP_NAMESPACE``).
     """
 
     cached_runs: int = 1000
     grace: float = 10.0
-    max_active: int = 50
+    max_active: int = 200
+    keep_active: int = 50
     membership_namespace: str = "default"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
         """Read ``ENGINE_WORKER_CACHED_RUNS``, ``ENGINE_WORKER_GRACE``,
-        ``ENGINE_WORKER_MAX_ACTIVE`` and ``ENGINE_MEMBERSHIP_NAMESPACE``.
+        ``ENGINE_WORKER_MAX_ACTIVE``, ``ENGINE_WORKER_KEEP_ACTIVE`` and
+        ``ENGINE_MEMBERSHIP_NAMESPACE``.
 
         Raises:
             ValueError: A value is not a number above 0.
@@ -102,10 +106,12 @@ class WorkerSettings:
         cached = _positive(env, "ENGINE_WORKER_CACHED_RUNS", int, "a whole number")
         grace = _positive(env, "ENGINE_WORKER_GRACE", float, "a number of seconds")
         active = _positive(env, "ENGINE_WORKER_MAX_ACTIVE", int, "a whole number")
+        kept = _positive(env, "ENGINE_WORKER_KEEP_ACTIVE", int, "a whole number")
         return cls(
             cached_runs=defaults.cached_runs if cached is None else cached,
             grace=defaults.grace if grace is None else grace,
             max_active=defaults.max_active if active is None else active,
+            keep_active=defaults.keep_active if kept is None else kept,
             membership_namespace=env.get("ENGINE_MEMBERSHIP_NAMESPACE")
             or defaults.membership_namespace,
         )

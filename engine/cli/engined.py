@@ -130,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_cached_workflows=settings.cached_runs,
             graceful_shutdown_seconds=settings.grace,
             max_active=settings.max_active,
+            keep_active=min(settings.keep_active, settings.max_active),
         )
         sharing = MembershipOptions(namespace=settings.membership_namespace)
         if arguments.command == "dev":

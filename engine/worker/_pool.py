@@ -12,21 +12,21 @@ so the pool keeps one only for an org with work (*active*), and none for the oth
   an org used lately every :attr:`WorkerOptions.probe_interval` seconds, one long idle every
   :attr:`WorkerOptions.probe_max_interval`, at most :attr:`WorkerOptions.probe_rate` calls a
   second in all);
-- at most :attr:`WorkerOptions.max_active` orgs are active at once: a woken org beyond that
-  takes the place of the active org idle the longest (no workflow task and no call), once that
-  one has been idle for :attr:`WorkerOptions.min_active` seconds; its worker stops gracefully
-  and its runs' next tasks wait in the org's task queue;
-- with :attr:`WorkerOptions.idle_after` set, an org also goes dormant after that long idle.
+- the :attr:`WorkerOptions.keep_active` orgs used most recently stay active however idle they
+  are; any other goes dormant after :attr:`WorkerOptions.idle_after` seconds without a workflow
+  task or a call (its worker stops gracefully; its runs' next tasks wait in the org's queue);
+- at most :attr:`WorkerOptions.max_active` orgs are active at once, a burst of work included: a
+  woken org beyond that takes the place of the active org idle the longest, once that one has
+  been idle for :attr:`WorkerOptions.min_active` seconds.
 
-While a process has no more orgs than ``max_active``, every org keeps its worker, as if there
-were no dormancy.
-
-So threads are bounded by ``max_active`` whatever the number of orgs, and a dormant org costs a
-probe call now and then. The price is latency for the first task of a dormant org that nobody
-called through this process: up to one probe period plus the server's stats lag (a few
-seconds). A query (a run's status) of a dormant org asked through another process finds no
-worker until the org has a task: with the control plane in its own process
-(``engined serve --no-worker``), keep the orgs per worker process within ``max_active``.
+So a process holds at most ``keep_active`` SDK workers when it is quiet and ``max_active`` in a
+burst, whatever the number of its orgs, and a dormant org costs a probe call now and then. While
+a process has no more orgs than ``keep_active``, every org keeps its worker, as if there were no
+dormancy. The price is latency for the first task of a dormant org that nobody called through
+this process: up to one probe period plus the server's stats lag (a few seconds). A query (a
+run's status) of a dormant org asked through another process finds no worker until the org has a
+task: with the control plane in its own process (``engined serve --no-worker``), keep the orgs
+per worker process within ``keep_active``.
 
 Which orgs a pool serves: every org found (discovery, provisioning), narrowed by ``orgs``
 (pinning) and by :meth:`WorkerPool.assign` (the share a membership gives this process).
@@ -80,9 +80,11 @@ class WorkerOptions:
         graceful_shutdown_seconds: How long in-flight tasks get to finish on shutdown; a
             worker that has not stopped :data:`STOP_MARGIN` seconds later is abandoned (see
             :meth:`WorkerPool.stop`).
-        max_active: Orgs with a running SDK worker at once (each costs two native threads).
-        idle_after: Seconds without a workflow task or a call before an org goes dormant even
-            when its place is not wanted (None: only when it is).
+        max_active: Orgs with a running SDK worker at once, at most (each costs two native
+            threads).
+        keep_active: Orgs kept active however idle (the most recently used).
+        idle_after: Seconds without a workflow task or a call before an org beyond the
+            ``keep_active`` most recently used goes dormant.
         min_active: Seconds an org stays active at least before another takes its place.
         probe_interval: Seconds between two probes of an org that had work lately, at least.
         probe_max_interval: Seconds between two probes of an org that has long had none: the
@@ -96,8 +98,9 @@ class WorkerOptions:
     max_cached_workflows: int = 1000
     max_concurrent_workflow_tasks: int = 16
     graceful_shutdown_seconds: float = 10.0
-    max_active: int = 50
-    idle_after: float | None = None
+    max_active: int = 200
+    keep_active: int = 50
+    idle_after: float = 10.0
     min_active: float = 1.0
     probe_interval: float = 2.0
     probe_max_interval: float = 30.0
@@ -210,8 +213,9 @@ class WorkerPool:
             await self.serve(target, wake=self._has_room())
 
     def _has_room(self) -> bool:
+        """Whether another org may take a place without waking: within ``keep_active``."""
         taken = sum(1 for o in self._orgs.values() if o.active or o.wanted)
-        return taken + len(self._stopping) < self.options.max_active
+        return taken + len(self._stopping) < self.options.keep_active
 
     async def serve(self, target: ServedNamespace, *, wake: bool = True) -> None:
         """Serve the org from now on (unless it is not in this pool's pin or share).
@@ -303,12 +307,15 @@ class WorkerPool:
                 return
             now = time.monotonic()
             options = self.options
-            active = [o for o in self._orgs.values() if o.active]
+            recent_first = sorted(
+                (o for o in self._orgs.values() if o.active), key=self._last_used, reverse=True
+            )
             idle = [
                 o
-                for o in active
-                if options.idle_after is not None and now - self._last_used(o) > options.idle_after
+                for o in recent_first[options.keep_active :]
+                if now - self._last_used(o) > options.idle_after
             ]
+            active = recent_first
             for org in idle:
                 self._stop_later(org, "idle")
             active = [o for o in active if o not in idle]

@@ -47,7 +47,10 @@ async def crowded(temporal_server: DevServer) -> AsyncIterator[tuple[Tenancy, Te
         resolver,
         task_queue=TASK_QUEUE,
         workers=WorkerOptions(
-            workflow_task_threads=4, graceful_shutdown_seconds=2, max_active=PLACES
+            workflow_task_threads=4,
+            graceful_shutdown_seconds=2,
+            max_active=PLACES,
+            keep_active=PLACES,
         ),
         refresh_interval=None,
     )
@@ -124,3 +127,35 @@ async def test_an_org_used_lately_is_probed_often_and_one_long_idle_rarely(
     pool.wake(dormant[0].target.org_id)
     assert dormant[0].probe_every == 0
     assert timedelta(seconds=pool.options.probe_max_interval) == timedelta(seconds=30)
+
+
+async def test_a_burst_takes_more_places_and_gives_them_back_when_idle(
+    temporal_server: DevServer,
+) -> None:
+    resolver = PrefixResolver(Endpoint(temporal_server.address), unique_prefix("burst"))
+    stack = Tenancy(
+        resolver,
+        task_queue=TASK_QUEUE,
+        workers=WorkerOptions(
+            workflow_task_threads=4,
+            graceful_shutdown_seconds=2,
+            max_active=4,
+            keep_active=1,
+            idle_after=1.0,
+        ),
+        refresh_interval=None,
+    )
+    await stack.start()
+    try:
+        orgs = ("b1", "b2", "b3")
+        await asyncio.gather(*(stack.provisioner.provision(o) for o in orgs))
+        pool = stack.pool
+        assert pool is not None
+        runs = [await stack.dispatcher.start(stack.org(o), QUICK, {"n": 1}) for o in orgs]
+        for org_id, run in zip(orgs, runs, strict=True):
+            assert await stack.dispatcher.result(stack.org(org_id), run.workflow_id) == 2
+        assert len(pool.active_orgs) == 3  # the burst: beyond keep_active, within max_active
+        await _until(lambda: len(pool.active_orgs) == 1, 10, "back to keep_active when idle")
+        assert pool.served_orgs == sorted(orgs)
+    finally:
+        await stack.close()
