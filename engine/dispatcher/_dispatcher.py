@@ -109,6 +109,9 @@ _RETRYABLE: Final = frozenset(
     }
 )
 _REQUEST_ID: Final = "request_id"
+_START_DEDUPED: Final = "StartDeduped"
+"""What Temporal answers an update-with-start whose start it had done already for the same
+request (its client repeated the call after a timeout): the run exists, started by this call."""
 """The memo key holding the request id that started a run (idempotent starts)."""
 
 # A run's EngineStatus is what the interpreter last wrote; once Temporal has closed the run
@@ -312,6 +315,17 @@ class TemporalDispatcher:
                         raise
                     status = await self.status(org, workflow_id)
                     return existing, _advance(status)
+                except RPCError as error:
+                    if _START_DEDUPED not in (error.message or ""):
+                        raise
+                    # Temporal's client repeated the call (same request), and the server had
+                    # started the run the first time: the run is this call's.
+                    described = await client.get_workflow_handle(workflow_id).describe(
+                        rpc_timeout=attempt_timeout(self.rpc_timeout)
+                    )
+                    status = await self.status(org, workflow_id)
+                    started = StartedRun(workflow_id, described.run_id, start.workflow_type)
+                    return started, _advance(status)
                 finally:
                     retrieve_start_error(operation)
                 handle = await operation.workflow_handle()
