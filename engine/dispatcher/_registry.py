@@ -19,6 +19,8 @@ from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
@@ -252,16 +254,20 @@ class DefinitionRegistry:
         """Both the record and the loaded definition (the latest one's for a few seconds)."""
         _check_name(name)
         namespace = self.router.target(org).namespace
+        client = await self.router.client(org)
+        handle = client.get_workflow_handle(registry_workflow_id(name))
         if not version:
             latest = self._latest.get((namespace, name))
             if latest is not None and time.monotonic() - latest[0] < LATEST_CACHED:
                 version = latest[1]
+            else:
+                described = await self._latest_of(handle, namespace, name)
+                if described is not None and (namespace, name, described) in self._cache:
+                    version = described  # loaded already: no need to ask the registry
         if version:
             cached = self._cache.get((namespace, name, version))
             if cached is not None:
                 return cached
-        client = await self.router.client(org)
-        handle = client.get_workflow_handle(registry_workflow_id(name))
         try:
             record = await self.router.query(
                 org, handle, GET_VERSION, version or 0, rpc_timeout=self.rpc_timeout
@@ -291,6 +297,22 @@ class DefinitionRegistry:
                 return cached
         definition = await load_off_loop(registered.yaml, f"{name}:{registered.version}")
         return self._remember(org, registered, definition)
+
+    async def _latest_of(
+        self, handle: WorkflowHandle[Any, Any], namespace: str, name: str
+    ) -> int | None:
+        """The latest version from the registry's memo (a describe: no worker needs to answer,
+        so a dormant org's start does not wait for one twice), or None when it cannot say."""
+        try:
+            described = await handle.describe(rpc_timeout=self.rpc_timeout)
+            memo = await described.memo()
+        except (RPCError, RPCTimeoutOrCancelledError):
+            return None  # the query below says what is wrong
+        if described.status != WorkflowExecutionStatus.RUNNING or "latest_version" not in memo:
+            return None
+        version = int(memo["latest_version"])
+        self._latest[(namespace, name)] = (time.monotonic(), version)
+        return version
 
     async def versions(self, org: OrgContext, name: str) -> builtins.list[RegisteredDefinition]:
         """Every version of one definition, oldest first (without YAML)."""
