@@ -12,8 +12,10 @@ Temporal down (UNAVAILABLE) is not pushback: its client retries that for a few s
 caller hears it at once.
 
 A call that timed out may have taken effect, so it is repeated only when a repeat is answered
-with the first call's outcome: a start with a request id, a read. A refusal that did nothing
-(RESOURCE_EXHAUSTED, no worker yet) is repeated for any call.
+with the first call's outcome: a start with a request id. (A status query that timed out is not
+repeated either: it is still queued for the worker, and piling queries up is what wedges the
+SDK's worker.) A refusal that did nothing (RESOURCE_EXHAUSTED, no worker yet) is repeated for
+any call.
 """
 
 from __future__ import annotations

@@ -510,7 +510,10 @@ class TemporalDispatcher:
                 )
             return status
 
-        return await within_budget(attempt, idempotent=True, budget=self.retry_budget)
+        # A query that timed out is still queued for the worker: asking again would pile up
+        # the very load that wedges the SDK's worker (see ClientPool.query). Only a refusal
+        # (no worker yet, rate limited) is asked again.
+        return await within_budget(attempt, idempotent=False, budget=self.retry_budget)
 
     async def result(self, org: OrgContext, workflow_id: str, run_id: str | None = None) -> Any:
         """Wait for the run to end and return its result.
