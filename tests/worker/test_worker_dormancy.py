@@ -71,8 +71,6 @@ async def test_six_orgs_share_two_places_and_every_run_completes(
     assert pool is not None
     assert pool.served_orgs == sorted(ORGS)
     await _until(lambda: len(pool.active_orgs) == PLACES, 10, "the first orgs take the places")
-    # Other tests' pools may live in this process too: count against what is there now.
-    baseline = _core_workers()
 
     most: list[int] = []
 
@@ -112,8 +110,12 @@ async def test_six_orgs_share_two_places_and_every_run_completes(
         watcher.cancel()
     assert max(most) <= PLACES
     assert woken_in < 15, woken_in
-    # The SDK workers of the orgs that gave their place up are gone, threads included.
-    await _until(lambda: _core_workers() <= baseline, 10, "no more SDK workers' threads")
+    # The SDK workers of the orgs that gave their place up are gone. (Their native threads
+    # too: the capacity benchmark counts them in a process of its own; here other tests'
+    # pools share the process, so a count of threads would measure them as well.)
+    held = [o for o in pool._orgs.values() if o.worker is not None]
+    assert len(held) <= PLACES
+    assert _core_workers() >= len(held)  # each running SDK worker has its processing thread
 
 
 async def test_an_org_used_lately_is_probed_often_and_one_long_idle_rarely(
