@@ -259,12 +259,7 @@ class TemporalDispatcher:
                         **options,
                     )
                 except TemporalAlreadyStarted as taken:
-                    if not request_id:
-                        raise
-                    existing = await self._started_by(client, workflow_id, taken, request_id)
-                    if existing is None:
-                        raise  # the id is taken by another request: not this request's run
-                    return existing
+                    return await self._own_run(client, workflow_id, taken, request_id)
             run_id = handle.first_execution_run_id or handle.result_run_id or ""
             return StartedRun(workflow_id, run_id, start.workflow_type)
 
@@ -308,11 +303,7 @@ class TemporalDispatcher:
                         rpc_timeout=attempt_timeout(self.rpc_timeout),
                     )
                 except TemporalAlreadyStarted as taken:
-                    if not request_id:
-                        raise
-                    existing = await self._started_by(client, workflow_id, taken, request_id)
-                    if existing is None:
-                        raise
+                    existing = await self._own_run(client, workflow_id, taken, request_id)
                     status = await self.status(org, workflow_id)
                     return existing, _advance(status)
                 except RPCError as error:
@@ -471,6 +462,22 @@ class TemporalDispatcher:
             else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             "id_conflict_policy": WorkflowIDConflictPolicy.FAIL,
         }
+
+    async def _own_run(
+        self,
+        client: Client,
+        workflow_id: str,
+        taken: TemporalAlreadyStarted,
+        request_id: str | None,
+    ) -> StartedRun:
+        """The run holding ``workflow_id`` when this request started it; else ``taken`` again
+        (no request id, or the id is another request's)."""
+        existing = (
+            await self._started_by(client, workflow_id, taken, request_id) if request_id else None
+        )
+        if existing is None:
+            raise taken
+        return existing
 
     async def _started_by(
         self, client: Client, workflow_id: str, taken: TemporalAlreadyStarted, request_id: str
