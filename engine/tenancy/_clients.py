@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RetryConfig, TLSConfig
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowHandle
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
 
 from engine.tenancy._errors import TemporalUnavailableError
 from engine.tenancy._resolve import Endpoint, NamespaceTarget, TlsSettings
@@ -17,6 +17,11 @@ from engine.tenancy._resolve import Endpoint, NamespaceTarget, TlsSettings
 __all__ = ["ClientPool"]
 
 _CONNECT_TIMEOUT: Final = timedelta(seconds=5)
+_QUERY_COOLDOWN: Final = 10.0
+"""Seconds a run whose query timed out is not asked again, nor its slot given to another
+query (when the query had no timeout of its own; else that timeout)."""
+_COOLING_KEPT: Final = 1024
+_TIMED_OUT: Final = (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
 # Bounded retries of Temporal's own client: a call to a server that is down fails within a few
 # seconds (as UNAVAILABLE) instead of hanging; the channel reconnects by itself when it is back.
 _RETRY: Final = RetryConfig(
@@ -52,6 +57,7 @@ class ClientPool:
         self.queries_per_namespace = queries_per_namespace
         self._query_slots: dict[tuple[Endpoint, str], asyncio.Semaphore] = {}
         self._asked: dict[tuple[object, ...], asyncio.Task[Any]] = {}
+        self._cooling: dict[tuple[object, ...], float] = {}
 
     async def query(
         self,
@@ -76,6 +82,10 @@ class ClientPool:
         activation" in its log); that run then never finishes its task, holds a task slot for
         good, and blocks the worker's shutdown. A few of those and the worker takes no more
         workflow tasks at all.
+
+        A query that timed out on the caller's side may still be buffered in the worker,
+        waiting for a cache slot, so for a while (its own timeout again) its run is not asked
+        again (callers wait, at most their timeout) and its slot stays taken.
         """
         key = (target.endpoint, target.namespace, handle.id, handle.run_id, name, repr(args))
         asked = self._asked.get(key)
@@ -93,12 +103,41 @@ class ClientPool:
         args: tuple[Any, ...],
         rpc_timeout: timedelta | None,
     ) -> Any:
+        loop = asyncio.get_running_loop()
+        patience = rpc_timeout.total_seconds() if rpc_timeout else _QUERY_COOLDOWN
+        run = (target.endpoint, target.namespace, handle.id, handle.run_id)
+        cooled = self._cooling.get(run, 0.0) - loop.time()
+        if cooled > 0:
+            await asyncio.sleep(min(cooled, patience))
+            if cooled > patience:
+                raise RPCError(
+                    "the run's last query timed out; not asked again yet",
+                    RPCStatusCode.DEADLINE_EXCEEDED,
+                    b"",
+                )
+            self._cooling.pop(run, None)
         key = (target.endpoint, target.namespace)
         slots = self._query_slots.get(key)
         if slots is None:
             slots = self._query_slots[key] = asyncio.Semaphore(self.queries_per_namespace)
-        async with slots:
+        await slots.acquire()
+        release_in = 0.0
+        try:
             return await handle.query(name, *args, rpc_timeout=rpc_timeout)
+        except (RPCTimeoutOrCancelledError, RPCError) as error:
+            if isinstance(error, RPCError) and error.status not in _TIMED_OUT:
+                raise
+            release_in = patience
+            if len(self._cooling) > _COOLING_KEPT:  # forget the runs that have cooled
+                now = loop.time()
+                self._cooling = {r: t for r, t in self._cooling.items() if t > now}
+            self._cooling[run] = loop.time() + patience
+            raise
+        finally:
+            if release_in:
+                loop.call_later(release_in, slots.release)
+            else:
+                slots.release()
 
     def _answered(self, key: tuple[object, ...], done: asyncio.Task[Any]) -> None:
         self._asked.pop(key, None)

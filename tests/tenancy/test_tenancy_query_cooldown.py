@@ -1,0 +1,47 @@
+"""A run whose query timed out is not asked again at once, and its slot stays taken a while.
+
+The query may still be buffered in a worker waiting for a cache slot; a second one of the same
+run is what trips the SDK fault ``ClientPool.query`` guards against. The run here has no worker
+at all (a task queue nobody polls), so its queries time out for real on the dev server.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine.tenancy import ClientPool, Endpoint, NamespaceTarget
+from tests.helpers.devserver import DevServer
+
+TIMEOUT = timedelta(seconds=1)
+
+
+async def test_a_timed_out_query_cools_its_run_and_keeps_its_slot(
+    temporal_server: DevServer, client: Client
+) -> None:
+    handle = await client.start_workflow(
+        "nobody-runs-this", id=f"cool-{uuid.uuid4().hex}", task_queue=f"idle-{uuid.uuid4().hex}"
+    )
+    pool = ClientPool(queries_per_namespace=2)
+    target = NamespaceTarget("default", "default", Endpoint(temporal_server.address))
+    try:
+        with pytest.raises(RPCError) as first:
+            await pool.query(target, handle, "get_status", rpc_timeout=TIMEOUT)
+        assert first.value.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
+        slots = pool._query_slots[(target.endpoint, target.namespace)]
+        assert slots._value == 1  # the timed-out query's slot is still taken
+
+        began = time.monotonic()
+        with pytest.raises(RPCError) as second:
+            await pool.query(target, handle, "get_status", rpc_timeout=TIMEOUT)
+        assert second.value.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
+        waited = time.monotonic() - began
+        assert waited >= 0.5  # it waited out (most of) the cooldown, it did not fail at once
+        assert slots._value >= 0
+    finally:
+        await handle.terminate()
