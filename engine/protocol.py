@@ -36,6 +36,7 @@ __all__ = [
     "SUBMIT_RESULT",
     "UPDATE_TIMEOUT",
     "Advance",
+    "BranchError",
     "Changes",
     "DefinitionInfo",
     "HistoryEntry",
@@ -229,6 +230,13 @@ class ItemError(TypedDict):
     error: str
 
 
+class BranchError(TypedDict):
+    """A parallel branch that failed (or was stopped when another failed first)."""
+
+    branch: str
+    error: str
+
+
 class StepRecord(TypedDict):
     """What expressions read as ``steps.<id>``: how a finished step ended and what it produced.
 
@@ -236,13 +244,14 @@ class StepRecord(TypedDict):
         status: How it ended.
         output: Its result (None when it produced none).
         error: Why it failed.
-        errors: The items of a foreach that failed, in item order.
+        errors: The items of a foreach that failed, in item order; the branches of a
+            parallel that failed.
     """
 
     status: StepOutcome
     output: Any
     error: NotRequired[str]
-    errors: NotRequired[list[ItemError]]
+    errors: NotRequired[list[ItemError] | list[BranchError]]
 
 
 class WaitingInfo(TypedDict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
@@ -227,10 +227,15 @@ def _strip_loc(loc: tuple[int | str, ...]) -> tuple[Path, type[BaseModel] | None
         if segment == "[key]":
             is_key = True
             continue
-        if isinstance(segment, int) and path and path[-1] in BLOCK_FIELDS:
+        if isinstance(segment, int) and _in_block(path):
             expect_tag = True
         path.append(segment)
     return tuple(path), step_model, is_key, step_depth
+
+
+def _in_block(path: Sequence[str | int]) -> bool:
+    """Whether ``path`` names a block of steps (a step's position follows it)."""
+    return bool(path) and (path[-1] in BLOCK_FIELDS or (len(path) >= 2 and path[-2] == "branches"))
 
 
 def _lookup(data: Any, path: Path) -> Any:
@@ -299,7 +304,7 @@ def _validation_problems(
         elif (
             kind in ("model_attributes_type", "model_type")
             and len(path) >= 2
-            and path[-2] in BLOCK_FIELDS
+            and _in_block(path[:-1])
             and isinstance(field, int)
         ):
             message = f"expected a step (a mapping with 'id' and 'type'), got {show(value)}"

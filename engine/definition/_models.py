@@ -49,13 +49,16 @@ __all__ = [
     "INPUT_TYPES",
     "STEP_TYPES",
     "WORKFLOW_NAME",
+    "BreakStep",
     "ConditionStep",
     "Defaults",
     "DelegateStep",
     "FieldKind",
     "ForeachStep",
     "InputSpec",
+    "LoopStep",
     "McpCallStep",
+    "ParallelStep",
     "PromptStep",
     "RetryPolicy",
     "ReturnStep",
@@ -63,6 +66,7 @@ __all__ = [
     "ShellStep",
     "Step",
     "StepBase",
+    "TryStep",
     "WaitStep",
     "WorkflowDefinition",
     "input_type_matches",
@@ -83,6 +87,8 @@ class FieldKind(enum.Enum):
     """``foreach.items``: an expression string, or a list treated as a VALUE."""
     STEPS = "steps"
     """A nested block of steps."""
+    BRANCHES = "branches"
+    """Named blocks of steps (``parallel.branches``: name -> steps)."""
 
 
 # -- field types ------------------------------------------------------------------------------
@@ -464,6 +470,23 @@ class StepBase(_Model):
         """
         return render_value(self._compiled.get(field), context)
 
+    def blocks(self) -> Iterator[tuple[str, list[StepBase]]]:
+        """The step's nested blocks, with their names, in document order (``compensate``
+        last; a parallel's branch is ``branches.<name>``)."""
+        for name, (attribute, kind) in FIELD_KINDS[type(self)].items():
+            if kind is FieldKind.STEPS:
+                yield name, getattr(self, attribute)
+            elif kind is FieldKind.BRANCHES:
+                for branch, block in getattr(self, attribute).items():
+                    yield f"{name}.{branch}", block
+
+    def nested_steps(self) -> Iterator[StepBase]:
+        """Every step inside this one's blocks (not itself), at any depth, in document order."""
+        for _, block in self.blocks():
+            for step in block:
+                yield step
+                yield from step.nested_steps()
+
     def render_params(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """Render every templated field of the step, keyed by YAML name.
 
@@ -530,6 +553,65 @@ class ForeachStep(StepBase):
             return items
         rendered: list[Any] = render_value(compiled, context)
         return rendered
+
+
+class LoopStep(StepBase):
+    """Runs ``steps`` again and again: while ``while`` holds (checked before each iteration),
+    or until ``until`` holds (checked after each), never more than ``max_iterations`` times.
+
+    ``loop.iteration`` (0-based) and ``loop.id`` are in scope inside ``steps`` and in
+    ``while``/``until``; the state carries over from one iteration to the next; a ``break``
+    step ends the loop early. A loop that reaches ``max_iterations`` while its condition still
+    asks for more fails (its ``on_error`` decides), with ``{iterations, broke}`` as output.
+    """
+
+    type: Literal["loop"]
+    while_: Annotated[ExpressionText | None, FieldKind.EXPRESSION] = Field(
+        default=None, alias="while"
+    )
+    until: Annotated[ExpressionText | None, FieldKind.EXPRESSION] = None
+    max_iterations: PositiveInt
+    steps: Annotated[list[Step], FieldKind.STEPS] = Field(min_length=1)
+
+    def evaluate_condition(self, field: str, context: Mapping[str, Any]) -> bool | None:
+        """Evaluate ``while`` or ``until`` (None when the loop has none).
+
+        Raises:
+            engine.expr.ExpressionEvaluationError: It failed or is not a boolean.
+        """
+        expression: Expression | None = self._compiled.get(field)
+        return None if expression is None else expression.evaluate_condition(context)
+
+
+class BreakStep(StepBase):
+    """Ends the innermost enclosing ``loop`` (usually with a ``when``)."""
+
+    type: Literal["break"]
+
+
+class ParallelStep(StepBase):
+    """Runs named branches of steps concurrently inside the run, and joins them.
+
+    The output is ``{branch: the output of its last step}``; ``on_branch_error`` decides
+    whether a failed branch stops the others at once (``fail_fast``) or after they finish
+    (``wait_all``); either way the step then fails, with each failure in
+    ``steps.<id>.errors``.
+    """
+
+    type: Literal["parallel"]
+    branches: Annotated[dict[VariableName, list[Step]], FieldKind.BRANCHES] = Field(min_length=1)
+    on_branch_error: Literal["fail_fast", "wait_all"] = "fail_fast"
+
+
+class TryStep(StepBase):
+    """Runs ``steps``; if one fails (and its ``on_error`` fails the run), runs ``catch`` with
+    ``error`` in scope (``step``, ``type``, ``message``, ``attempts``); runs ``finally`` after
+    either, whatever happened (not when the run is cancelled)."""
+
+    type: Literal["try"]
+    steps: Annotated[list[Step], FieldKind.STEPS] = Field(min_length=1)
+    catch: Annotated[list[Step], FieldKind.STEPS] = Field(default_factory=list)
+    finally_: Annotated[list[Step], FieldKind.STEPS] = Field(default_factory=list, alias="finally")
 
 
 class ReturnStep(StepBase):
@@ -635,6 +717,10 @@ Step = Annotated[
     ConditionStep
     | SetStateStep
     | ForeachStep
+    | LoopStep
+    | BreakStep
+    | ParallelStep
+    | TryStep
     | ReturnStep
     | ShellStep
     | McpCallStep
@@ -655,10 +741,14 @@ STEP_TYPES: Final[dict[str, type[StepBase]]] = {
     "prompt": PromptStep,
     "wait": WaitStep,
     "delegate": DelegateStep,
+    "loop": LoopStep,
+    "break": BreakStep,
+    "parallel": ParallelStep,
+    "try": TryStep,
 }
 
-BLOCK_FIELDS: Final = frozenset({"steps", "then", "else", "compensate"})
-"""YAML names of the fields that hold blocks of steps."""
+BLOCK_FIELDS: Final = frozenset({"steps", "then", "else", "catch", "finally", "compensate"})
+"""YAML names of the fields that hold blocks of steps (``branches`` holds named blocks)."""
 
 
 # -- the definition ---------------------------------------------------------------------------

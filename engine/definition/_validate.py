@@ -36,15 +36,19 @@ from engine.definition._models import (
     FIELD_KINDS,
     INPUT_TYPES,
     STEP_TYPES,
+    BreakStep,
     ConditionStep,
     DelegateStep,
     FieldKind,
     ForeachStep,
+    LoopStep,
+    ParallelStep,
     PromptStep,
     ReturnStep,
     SetStateStep,
     ShellStep,
     StepBase,
+    TryStep,
     WaitStep,
     input_type_matches,
     normalize_env_value,
@@ -69,6 +73,20 @@ _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _AGENT: Final = re.compile(r"@[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _INITIAL_STATE_ROOTS: Final = frozenset({"inputs", "workflow", "org"})
 _EMPTY: Final[dict[str, Any]] = {}
+_BOUNDARIES: Final[dict[tuple[type[StepBase], str], str]] = {
+    (ForeachStep, "steps"): "foreach",
+    (LoopStep, "steps"): "loop",
+    (ParallelStep, "branches"): "branch",
+    (TryStep, "catch"): "catch",
+    **{(model, "compensate"): "compensate" for model in STEP_TYPES.values()},
+}
+"""The blocks that change what their steps see or may do (see ``_StepInfo.within``)."""
+_SCOPED_ROOTS: Final[dict[str, type[StepBase]]] = {"loop": LoopStep, "error": TryStep}
+"""Names in scope only inside some blocks, and the step whose blocks define them."""
+_SCOPE_RULES: Final = {
+    "loop": "'loop' is only defined inside the steps of a loop (and in its while/until)",
+    "error": "'error' is only defined inside the catch block of a try",
+}
 SHELL_SPLICE: Final = (
     "'${{ }}' in a shell command would splice a value into the script (script injection): "
     'pass the value in env: and use "$NAME" instead'
@@ -90,6 +108,9 @@ class _StepInfo:
     model: type[StepBase] | None
     loops: tuple[_Loop, ...]
     in_compensate: bool
+    # The blocks around the step, outermost first: "loop", "foreach", "branch" (of a
+    # parallel), "catch", "compensate" (other blocks change nothing in scope).
+    within: tuple[str, ...]
     step_id: str | None
     needs_state: frozenset[str] | None
     compiled: dict[str, Any] = field(default_factory=dict)
@@ -193,12 +214,15 @@ class _Checker:
     # -- the passes ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.collect_block(self.data.get("steps"), ("steps",), (), in_compensate=False)
-        if self.loop_owners:
-            # Every loop variable compiles everywhere, so that reading one outside its foreach
-            # gets this checker's message ("only defined inside foreach 'x'") rather than the
-            # compiler's "unknown name".
-            self.roots = (*DEFAULT_ROOTS, *sorted(self.loop_owners), "index")
+        self.collect_block(self.data.get("steps"), ("steps",), (), in_compensate=False, within=())
+        # Every loop variable (and `loop`, `error`) compiles everywhere, so that reading one
+        # outside its block gets this checker's message ("only defined inside foreach 'x'")
+        # rather than the compiler's "unknown name".
+        scoped = [*sorted(self.loop_owners), "index"] if self.loop_owners else []
+        models = {info.model for info in self.steps}
+        scoped += [name for name, model in _SCOPED_ROOTS.items() if model in models]
+        if scoped:
+            self.roots = (*DEFAULT_ROOTS, *scoped)
         self.collect_state_keys()
         self.check_inputs()
         self.check_defaults()
@@ -211,7 +235,13 @@ class _Checker:
             self.check_block(block)
 
     def collect_block(
-        self, block: Any, path: Path, loops: tuple[_Loop, ...], *, in_compensate: bool
+        self,
+        block: Any,
+        path: Path,
+        loops: tuple[_Loop, ...],
+        *,
+        in_compensate: bool,
+        within: tuple[str, ...],
     ) -> None:
         if not isinstance(block, list):
             return
@@ -232,7 +262,9 @@ class _Checker:
                 if isinstance(needs, list)
                 else None
             )
-            info = _StepInfo(step_path, raw, model, loops, in_compensate, valid_id, needs_state)
+            info = _StepInfo(
+                step_path, raw, model, loops, in_compensate, within, valid_id, needs_state
+            )
             infos.append(info)
             self.steps.append(info)
             self.by_path[step_path] = info
@@ -254,13 +286,25 @@ class _Checker:
                 if loop is not None:
                     inner = (*loops, loop)
             for name, (_, kind_of_field) in FIELD_KINDS[model].items():
+                boundary = _BOUNDARIES.get((model, name))
+                inside = (*within, boundary) if boundary else within
                 if kind_of_field is FieldKind.STEPS:
                     self.collect_block(
                         raw.get(name),
                         (*step_path, name),
                         inner if name == "steps" else loops,
                         in_compensate=in_compensate or name == "compensate",
+                        within=inside,
                     )
+                elif kind_of_field is FieldKind.BRANCHES and isinstance(raw.get(name), dict):
+                    for branch, branch_block in raw[name].items():
+                        self.collect_block(
+                            branch_block,
+                            (*step_path, name, branch),
+                            loops,
+                            in_compensate=in_compensate,
+                            within=inside,
+                        )
         self.blocks.append(infos)
 
     def declare_loop(self, info: _StepInfo, outer: tuple[_Loop, ...]) -> _Loop | None:
@@ -277,6 +321,11 @@ class _Checker:
             return None
         if name == "index":
             self.report(path, "'index' is the position of the item; choose another name for 'as'")
+            return None
+        if name in _SCOPED_ROOTS:
+            self.report(
+                path, f"'{name}' is a name the language gives a meaning; choose another for 'as'"
+            )
             return None
         for loop in outer:
             if loop.name == name:
@@ -487,7 +536,10 @@ class _Checker:
     def check_reference(self, reference: Reference, path: Path, info: _StepInfo | None) -> None:
         root, key = reference.root, reference.key
         offset = reference.column - 1
-        if root == "index" or root in self.loop_owners:
+        if root in _SCOPED_ROOTS:
+            if not self.sees(info, root, path):
+                self.report(path, _SCOPE_RULES[root], offset=offset)
+        elif root == "index" or root in self.loop_owners:
             visible = {loop.name for loop in info.loops} if info is not None else set()
             if visible:
                 visible.add("index")
@@ -535,6 +587,16 @@ class _Checker:
                     offset=offset,
                 )
 
+    @staticmethod
+    def sees(info: _StepInfo | None, root: str, path: Path) -> bool:
+        """Whether a field of the step at ``path`` may read ``loop`` or ``error``."""
+        if info is None:
+            return False
+        if root == "loop":
+            field = path[len(info.path)] if len(path) > len(info.path) else None
+            return "loop" in info.within or (info.model is LoopStep and field in ("while", "until"))
+        return "catch" in info.within
+
     # -- per-step checks ----------------------------------------------------------------------
 
     def check_step(self, info: _StepInfo) -> None:
@@ -553,6 +615,14 @@ class _Checker:
             )
         if model is ReturnStep and info.in_compensate:
             self.report((*info.path, "type"), "'return' is not allowed in compensate steps")
+        elif model is ReturnStep and "branch" in info.within:
+            self.report(
+                (*info.path, "type"),
+                "'return' is not allowed in a parallel branch (the branches run at once): "
+                "let the branch end, and return after the parallel step",
+            )
+        if model is BreakStep:
+            self.check_break(info)
         output_to = raw.get("output_to")
         if isinstance(output_to, str) and output_to in self.input_derived:
             origin = self.input_derived[output_to]
@@ -566,6 +636,12 @@ class _Checker:
             self.check_condition(info)
         elif model is ForeachStep:
             self.check_items(info)
+        elif model is LoopStep:
+            self.check_loop(info)
+        elif model is TryStep:
+            blocks = [info.raw.get(name) for name in ("catch", "finally")]
+            if not any(isinstance(block, list) and block for block in blocks):
+                self.report(info.path, f"try step {info.label} needs 'catch', 'finally' or both")
         elif model is PromptStep:
             self.check_prompt(info)
         elif model is WaitStep:
@@ -635,6 +711,30 @@ class _Checker:
             is_constant, value = self.constant(expression, path, "'items'")
             if is_constant and type(value) is not list:
                 self.report(path, f"foreach items must be a list, got {show(value)}")
+
+    def check_loop(self, info: _StepInfo) -> None:
+        if self.constant_condition(info, "while") is False:
+            self.warn(
+                (*info.path, "while"),
+                f"the steps of loop {info.label} never run: its 'while' is always false",
+            )
+        self.constant_condition(info, "until")
+
+    def check_break(self, info: _StepInfo) -> None:
+        boundaries = [kind for kind in info.within if kind != "catch"]
+        innermost = boundaries[-1] if boundaries else None
+        if innermost == "loop":
+            return
+        where = {
+            None: "outside a loop",
+            "foreach": "in the steps of a foreach (an item cannot end the loop around it)",
+            "branch": "in a parallel branch (it cannot end the loop around the parallel)",
+            "compensate": "in a compensate block",
+        }[innermost]
+        self.report(
+            (*info.path, "type"),
+            f"'break' ends the innermost loop, and step {info.label} is {where}",
+        )
 
     def check_prompt(self, info: _StepInfo) -> None:
         raw = info.raw
@@ -753,7 +853,7 @@ class _Checker:
         """Whether running this step always ends its block (an unconditional return)."""
         if info.raw.get("when") is not None and info.when_constant is not True:
             return False
-        if info.model is ReturnStep:
+        if info.model in (ReturnStep, BreakStep):
             return True
         if info.model is not ConditionStep:
             return False
@@ -788,10 +888,10 @@ class _Checker:
             if not self.terminates(info):
                 continue
             following = block[position + 1]
-            if info.model is ReturnStep:
+            if info.model in (ReturnStep, BreakStep):
                 self.report(
                     (*info.path, "type"),
-                    f"'return' must be the last step of its block: step "
+                    f"'{info.raw.get('type')}' must be the last step of its block: step "
                     f"{following.label} (line {self.line_of(following.path)}) would "
                     "never run",
                 )
@@ -827,3 +927,6 @@ def iter_step_paths(steps: Iterable[StepBase], path: Path) -> Iterator[tuple[Pat
         for name, (attribute, kind) in FIELD_KINDS[type(step)].items():
             if kind is FieldKind.STEPS:
                 yield from iter_step_paths(getattr(step, attribute), (*step_path, name))
+            elif kind is FieldKind.BRANCHES:
+                for branch, block in getattr(step, attribute).items():
+                    yield from iter_step_paths(block, (*step_path, name, branch))

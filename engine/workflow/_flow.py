@@ -13,6 +13,7 @@ from typing import Any
 from temporalio import workflow
 
 __all__ = [
+    "Broken",
     "Returned",
     "RunCancelledError",
     "RunFailedError",
@@ -41,7 +42,22 @@ class StepFailedError(Exception):
 
 
 class RunFailedError(Exception):
-    """A step failed and its ``on_error`` is ``fail``: the run fails (after compensation)."""
+    """A step failed and its ``on_error`` is ``fail``: the run fails (after compensation),
+    unless a ``try`` around the step catches it.
+
+    Attributes:
+        error: What a ``catch`` block sees as ``error``: the failed step's id (``step``), its
+            ``type``, the failure's ``message`` and the ``attempts`` it made.
+    """
+
+    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error: dict[str, Any] = error or {
+            "step": None,
+            "type": None,
+            "message": message,
+            "attempts": 0,
+        }
 
 
 class RunCancelledError(Exception):
@@ -55,6 +71,15 @@ class Returned:
 
     def __init__(self, value: Any) -> None:
         self.value = value
+
+
+class Broken(Returned):
+    """A ``break`` step ran: the innermost loop ends (the blocks around the break end too)."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(None)
 
 
 @dataclass

@@ -74,7 +74,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
@@ -131,8 +131,10 @@ from engine.workflow._types import (
     LOAD_DEFINITION,
     Compensation,
     FanoutProgress,
+    ParallelProgress,
     Progress,
     RunInput,
+    TryProgress,
 )
 
 __all__ = ["EngineWorkflow"]
@@ -180,6 +182,14 @@ class EngineWorkflow:
         self.compensations = Compensations(progress.get("compensations", []))
         self.branches: dict[str, str] = progress.get("branches", {})
         self.fanouts: dict[str, FanoutProgress] = progress.get("fanouts", {})
+        self.loops: dict[str, int] = progress.get("loops", {})
+        self.parallels: dict[str, ParallelProgress] = progress.get("parallels", {})
+        self.tries: dict[str, TryProgress] = progress.get("tries", {})
+        self.flows = 1
+        """How many flows of steps run at once: 1, more while parallel branches run."""
+        self.parked = 0
+        """How many of them wait, at a step boundary, to continue as new together."""
+        self.continuing = False
         self.cancel_reason: str | None = None
         self.backoff = Backoff()
         self.suspensions = 0
@@ -241,7 +251,7 @@ class EngineWorkflow:
         # A condition or foreach that a previous run started (before continuing as new) is
         # resumed, not started again: its `when` held then, and what its own block did since
         # may have changed the answer.
-        resumed = scope.tracked and (step.id in self.branches or step.id in self.fanouts)
+        resumed = scope.tracked and self.in_progress(step.id)
         entry = self.record.begin(step, resumed)
         try:
             runs = resumed or step.evaluate_when(self.context(step, scope))
@@ -294,6 +304,20 @@ class EngineWorkflow:
         if step.compensate and scope.tracked:
             self.compensations.record(step.id, scope.variables)
         return returned
+
+    def in_progress(self, step_id: str) -> bool:
+        """Whether a previous run (before continuing as new) left this step in progress."""
+        return any(
+            step_id in started
+            for started in (self.branches, self.fanouts, self.loops, self.parallels, self.tries)
+        )
+
+    def forget(self, steps: Iterable[StepBase]) -> None:
+        """Forget the position of these steps: a loop's next iteration runs them again."""
+        for step in steps:
+            self.record.done.discard(step.id)
+            for started in (self.branches, self.fanouts, self.loops, self.parallels, self.tries):
+                started.pop(step.id, None)
 
     async def back_off(
         self, step: StepBase, attempt: int, failure: StepFailedError, delay: float
@@ -348,7 +372,13 @@ class EngineWorkflow:
             if step.output_to is not None and failure.output is not None:
                 self.state[step.output_to] = failure.output
             return
-        raise RunFailedError(f"step '{step.id}' failed: {failure.message}")
+        error = {
+            "step": step.id,
+            "type": step.step_type,
+            "message": failure.message,
+            "attempts": entry["attempts"],
+        }
+        raise RunFailedError(f"step '{step.id}' failed: {failure.message}", error)
 
     # -- what step units use (the Run protocol of _steps) -----------------------------------
 
@@ -408,7 +438,11 @@ class EngineWorkflow:
         self.suspensions += 1
 
     def resume(self, step_id: str) -> None:
-        """The run goes on after waiting at ``step_id``."""
+        """The run goes on after waiting at ``step_id`` (while a parallel branch still waits
+        on an action, the run waits at that one)."""
+        if self.actions:
+            self.suspend("waiting", next(iter(self.actions)).step_id)
+            return
         self.record.resume(step_id)
 
     async def wait_for(self, condition: Callable[[], bool], timeout: float | None) -> None:
@@ -445,8 +479,25 @@ class EngineWorkflow:
 
     async def continue_as_new_if_suggested(self) -> None:
         """Continue as new between steps once Temporal suggests it (never while actions wait),
-        carrying the run's position and record."""
-        if self.actions or not workflow.info().is_continue_as_new_suggested():
+        carrying the run's position and record.
+
+        While parallel branches run, each waits here, at its step boundary, until all of them
+        are at one (or done): the run then continues as new with every branch's position.
+        """
+        if not workflow.info().is_continue_as_new_suggested():
+            return
+        if self.flows > 1:
+            self.parked += 1
+            try:
+                await workflow.wait_condition(
+                    lambda: self.continuing or (self.parked == self.flows and not self.actions)
+                )
+            finally:
+                self.parked -= 1
+            if self.continuing:  # another branch continues the run; this one stops there
+                await workflow.wait_condition(lambda: False)
+            self.continuing = True
+        elif self.actions:
             return
         self.suspensions += 1
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -472,6 +523,15 @@ class EngineWorkflow:
             progress=progress,
             lease=self.input.lease,
         )
+        # Only when in progress, so that the runs recorded before these step types carry what
+        # they always did.
+        for key, started in (
+            ("loops", self.loops),
+            ("parallels", self.parallels),
+            ("tries", self.tries),
+        ):
+            if started:
+                progress[key] = started  # type: ignore[literal-required]
         fail_if_too_large("the state carried to the next run", progress)
         workflow.continue_as_new(next_input)
 

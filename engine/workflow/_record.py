@@ -14,7 +14,15 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 
 from engine.definition import StepBase
-from engine.protocol import HistoryEntry, ItemError, RunState, StepOutcome, StepRecord, WaitingInfo
+from engine.protocol import (
+    BranchError,
+    HistoryEntry,
+    ItemError,
+    RunState,
+    StepOutcome,
+    StepRecord,
+    WaitingInfo,
+)
 from engine.workflow._budget import PayloadBudget
 from engine.workflow._search import ENGINE_ACTION_TYPE, ENGINE_AGENT, ENGINE_STATUS, ENGINE_STEP
 from engine.workflow._types import Progress
@@ -72,7 +80,7 @@ class RunRecord:
         # ones their recorded histories hold.
         self._action: tuple[str | None, str | None] | None = None
         # A foreach's failed items, kept for its record until the step finishes.
-        self._item_errors: dict[str, list[ItemError]] = {}
+        self._item_errors: dict[str, list[ItemError] | list[BranchError]] = {}
 
     # -- where the run is -------------------------------------------------------------------
 
@@ -156,8 +164,9 @@ class RunRecord:
                 entry.setdefault("answers", []).extend(answers)
                 return
 
-    def item_errors(self, step_id: str, errors: list[ItemError]) -> None:
-        """The failed items of a foreach, for its record (``steps.<id>.errors``)."""
+    def item_errors(self, step_id: str, errors: list[ItemError] | list[BranchError]) -> None:
+        """The failed items of a foreach (branches of a parallel), for its record
+        (``steps.<id>.errors``)."""
         self._item_errors[step_id] = errors
 
     def finish(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, NotRequired, TypedDict
 
-from engine.protocol import HistoryEntry, ItemError, PendingAction, StepRecord
+from engine.protocol import BranchError, HistoryEntry, ItemError, PendingAction, StepRecord
 
 __all__ = [
     "ACTION_STEP_TYPES",
@@ -22,9 +22,11 @@ __all__ = [
     "ChildScope",
     "Compensation",
     "FanoutProgress",
+    "ParallelProgress",
     "Progress",
     "ReadContext",
     "RunInput",
+    "TryProgress",
 ]
 
 ACTION_STEP_TYPES: Final = frozenset({"shell", "mcp_call", "prompt", "delegate"})
@@ -80,6 +82,24 @@ class FanoutProgress(TypedDict):
     errors: list[ItemError]
 
 
+class ParallelProgress(TypedDict):
+    """The branches of a parallel that finished so far: outputs by name, and failures."""
+
+    outputs: dict[str, Any]
+    errors: list[BranchError]
+
+
+class TryProgress(TypedDict, total=False):
+    """Where a ``try`` is: the block it runs (``steps``, ``catch`` or ``finally``), the error
+    its ``catch`` sees, the failure it raises once ``finally`` ran, and what it ends with."""
+
+    phase: str
+    error: dict[str, Any]
+    failure: dict[str, Any]
+    output: Any
+    ended: dict[str, Any]
+
+
 class Progress(TypedDict, total=False):
     """What a run carries to its next run when it continues as new: its position and its record.
 
@@ -94,6 +114,9 @@ class Progress(TypedDict, total=False):
         done: The ids of the finished steps.
         branches: The branch (``then`` or ``else``) each condition in progress took.
         fanouts: The items each foreach in progress finished.
+        loops: The iteration each loop in progress is at.
+        parallels: The branches each parallel in progress finished.
+        tries: Where each try in progress is.
         compensations: The compensations recorded so far, oldest first.
         answered: Action ids answered lately, to tell a duplicate from an unknown id.
         reports: The number of the last report sent to the parent (foreach items).
@@ -107,6 +130,9 @@ class Progress(TypedDict, total=False):
     done: list[str]
     branches: dict[str, str]
     fanouts: dict[str, FanoutProgress]
+    loops: dict[str, int]
+    parallels: dict[str, ParallelProgress]
+    tries: dict[str, TryProgress]
     compensations: list[Compensation]
     answered: dict[str, str]
     reports: int

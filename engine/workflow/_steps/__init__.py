@@ -15,10 +15,14 @@ from typing import Final
 
 from engine.workflow._steps._run import Run, StepExecutor
 from engine.workflow._steps.action import run_action
+from engine.workflow._steps.break_ import run_break
 from engine.workflow._steps.condition import run_condition
 from engine.workflow._steps.foreach import run_foreach
+from engine.workflow._steps.loop import run_loop
+from engine.workflow._steps.parallel import run_parallel
 from engine.workflow._steps.return_ import run_return
 from engine.workflow._steps.set_state import run_set_state
+from engine.workflow._steps.try_ import run_try
 from engine.workflow._steps.wait import run_wait
 from engine.workflow._types import ACTION_STEP_TYPES
 
@@ -31,6 +35,10 @@ EXECUTORS: Final[Mapping[str, StepExecutor]] = MappingProxyType(
         "return": run_return,
         "wait": run_wait,
         "foreach": run_foreach,
+        "loop": run_loop,
+        "break": run_break,
+        "parallel": run_parallel,
+        "try": run_try,
         **dict.fromkeys(ACTION_STEP_TYPES, run_action),
     }
 )

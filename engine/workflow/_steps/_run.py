@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -13,7 +13,7 @@ from engine.workflow._compensation import Compensations
 from engine.workflow._fanout import ItemRuns
 from engine.workflow._flow import Returned, Scope
 from engine.workflow._record import RunRecord
-from engine.workflow._types import FanoutProgress, RunInput
+from engine.workflow._types import FanoutProgress, ParallelProgress, RunInput, TryProgress
 
 __all__ = ["Run", "StepExecutor"]
 
@@ -33,6 +33,10 @@ class Run(Protocol):
         compensations: What completed steps recorded for undoing.
         branches: The branch each condition of the run's position took (``then``/``else``).
         fanouts: The items each foreach of the run's position finished.
+        loops: The iteration each loop of the run's position is at.
+        parallels: The branches each parallel of the run's position finished.
+        tries: Where each try of the run's position is.
+        flows: How many flows of steps run at once (a parallel's branches count each).
         cancel_reason: Set once the ``cancel_workflow`` signal arrived.
     """
 
@@ -47,6 +51,10 @@ class Run(Protocol):
     compensations: Compensations
     branches: dict[str, str]
     fanouts: dict[str, FanoutProgress]
+    loops: dict[str, int]
+    parallels: dict[str, ParallelProgress]
+    tries: dict[str, TryProgress]
+    flows: int
     cancel_reason: str | None
 
     @property
@@ -68,6 +76,10 @@ class Run(Protocol):
 
     async def run_block(self, block: Sequence[StepBase], scope: Scope) -> Returned | None:
         """Run a nested block of steps (a condition's branch)."""
+        ...
+
+    def forget(self, steps: Iterable[StepBase]) -> None:
+        """Forget the position of these steps (a loop's next iteration runs them again)."""
         ...
 
     def suspend(self, status: RunState, step_id: str) -> None:
