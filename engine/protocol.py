@@ -32,6 +32,7 @@ __all__ = [
     "MOVE_DEADLINE",
     "REPORT_ACTIONS",
     "RUN_STATES",
+    "SEND_EVENT",
     "SIGNALS",
     "SUBMIT_RESULT",
     "UPDATE_TIMEOUT",
@@ -39,6 +40,7 @@ __all__ = [
     "BranchError",
     "Changes",
     "DefinitionInfo",
+    "Event",
     "HistoryEntry",
     "ItemError",
     "PendingAction",
@@ -70,10 +72,12 @@ UPDATE_TIMEOUT: Final = "update_timeout"
 """Signal: move a waiting step's deadline to now + seconds (arguments: step id, seconds)."""
 MOVE_DEADLINE: Final = "move_deadline"
 """Update: :data:`UPDATE_TIMEOUT`, refused when the step is not waiting."""
+SEND_EVENT: Final = "send_event"
+"""Signal: an :class:`Event` for the run's ``wait_for`` steps."""
 REPORT_ACTIONS: Final = "report_actions"
 """Signal from a foreach item's run to its parent (internal: the engine sends it, not callers)."""
 
-SIGNALS: Final = frozenset({SUBMIT_RESULT, CANCEL_WORKFLOW, UPDATE_TIMEOUT})
+SIGNALS: Final = frozenset({SUBMIT_RESULT, CANCEL_WORKFLOW, UPDATE_TIMEOUT, SEND_EVENT})
 """The signals a caller may send to a run."""
 
 # -- executors --------------------------------------------------------------------------------
@@ -237,6 +241,24 @@ class BranchError(TypedDict):
     error: str
 
 
+class Event(TypedDict):
+    """What :data:`SEND_EVENT` carries.
+
+    Attributes:
+        name: The event's name (what a ``wait_for`` step's ``event`` names).
+        payload: Any JSON value (``event`` in the step's ``correlate``; its ``output_to``).
+        event_id: Unique per event: a repeat of the same event (a sender's retry) is ignored.
+        broadcast: Sent to every run waiting for the name: dropped unless a step of this run
+            waits for it now and correlates (an event sent to this run alone waits, kept, for
+            a step that takes it).
+    """
+
+    name: str
+    payload: Any
+    event_id: str
+    broadcast: bool
+
+
 class StepRecord(TypedDict):
     """What expressions read as ``steps.<id>``: how a finished step ended and what it produced.
 
@@ -255,11 +277,12 @@ class StepRecord(TypedDict):
 
 
 class WaitingInfo(TypedDict):
-    """A ``wait`` step in progress: its message and when it ends (ISO-8601)."""
+    """A ``wait`` or ``wait_for`` step in progress: its message and when it ends (ISO-8601;
+    None for a ``wait_for`` without a timeout)."""
 
     step_id: str
     message: Any
-    until: str
+    until: str | None
 
 
 class DefinitionInfo(TypedDict):

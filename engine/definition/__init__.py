@@ -19,6 +19,7 @@ from engine.definition._compiled import render_value
 from engine.definition._durations import format_duration, parse_duration
 from engine.definition._loader import load_definition, load_definition_file
 from engine.definition._models import (
+    EVENT_NAME,
     STEP_TYPES,
     WORKFLOW_NAME,
     BreakStep,
@@ -38,6 +39,7 @@ from engine.definition._models import (
     Step,
     StepBase,
     TryStep,
+    WaitForStep,
     WaitStep,
     WorkflowDefinition,
 )
@@ -45,6 +47,7 @@ from engine.definition._problems import DefinitionError, InputError, Problem, Se
 from engine.definition._source import DefinitionSource
 
 __all__ = [
+    "EVENT_NAME",
     "STEP_TYPES",
     "WORKFLOW_NAME",
     "BreakStep",
@@ -69,6 +72,7 @@ __all__ = [
     "Step",
     "StepBase",
     "TryStep",
+    "WaitForStep",
     "WaitStep",
     "WorkflowDefinition",
     "format_duration",

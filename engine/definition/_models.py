@@ -45,6 +45,7 @@ from engine.expr import Expression, ExpressionEvaluationError, Reference
 
 __all__ = [
     "BLOCK_FIELDS",
+    "EVENT_NAME",
     "FIELD_KINDS",
     "INPUT_TYPES",
     "STEP_TYPES",
@@ -67,6 +68,7 @@ __all__ = [
     "Step",
     "StepBase",
     "TryStep",
+    "WaitForStep",
     "WaitStep",
     "WorkflowDefinition",
     "input_type_matches",
@@ -146,6 +148,19 @@ InputName = Annotated[
 ]
 VariableName = Annotated[
     str, PlainValidator(_pattern("variable_name", _IDENTIFIER, "variable name", _IDENTIFIER_RULE))
+]
+EVENT_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
+"""The rule of an event's name (``fullmatch``)."""
+EventName = Annotated[
+    str,
+    PlainValidator(
+        _pattern(
+            "event_name",
+            EVENT_NAME,
+            "event name",
+            "use letters, digits and '_', '.', ':', '-' (at most 128 characters)",
+        )
+    ),
 ]
 EnvName = Annotated[
     str,
@@ -614,6 +629,27 @@ class TryStep(StepBase):
     finally_: Annotated[list[Step], FieldKind.STEPS] = Field(default_factory=list, alias="finally")
 
 
+class WaitForStep(StepBase):
+    """Suspends until an event named ``event`` arrives for the run (and ``correlate``, which
+    reads the event's payload as ``event``, holds), at most ``timeout``; the payload is the
+    step's output."""
+
+    type: Literal["wait_for"]
+    event: EventName
+    correlate: Annotated[ExpressionText | None, FieldKind.EXPRESSION] = None
+    message: Annotated[TemplateText | None, FieldKind.TEMPLATE] = None
+
+    def evaluate_correlate(self, context: Mapping[str, Any]) -> bool:
+        """Whether an event (``event`` in ``context``) is this step's: its ``correlate``
+        (true when there is none).
+
+        Raises:
+            engine.expr.ExpressionEvaluationError: It failed or is not a boolean.
+        """
+        expression: Expression | None = self._compiled.get("correlate")
+        return True if expression is None else expression.evaluate_condition(context)
+
+
 class ReturnStep(StepBase):
     """Ends the workflow (inside a foreach: the item) with ``value``."""
 
@@ -721,6 +757,7 @@ Step = Annotated[
     | BreakStep
     | ParallelStep
     | TryStep
+    | WaitForStep
     | ReturnStep
     | ShellStep
     | McpCallStep
@@ -745,6 +782,7 @@ STEP_TYPES: Final[dict[str, type[StepBase]]] = {
     "break": BreakStep,
     "parallel": ParallelStep,
     "try": TryStep,
+    "wait_for": WaitForStep,
 }
 
 BLOCK_FIELDS: Final = frozenset({"steps", "then", "else", "catch", "finally", "compensate"})

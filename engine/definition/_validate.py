@@ -49,6 +49,7 @@ from engine.definition._models import (
     ShellStep,
     StepBase,
     TryStep,
+    WaitForStep,
     WaitStep,
     input_type_matches,
     normalize_env_value,
@@ -81,11 +82,16 @@ _BOUNDARIES: Final[dict[tuple[type[StepBase], str], str]] = {
     **{(model, "compensate"): "compensate" for model in STEP_TYPES.values()},
 }
 """The blocks that change what their steps see or may do (see ``_StepInfo.within``)."""
-_SCOPED_ROOTS: Final[dict[str, type[StepBase]]] = {"loop": LoopStep, "error": TryStep}
+_SCOPED_ROOTS: Final[dict[str, type[StepBase]]] = {
+    "loop": LoopStep,
+    "error": TryStep,
+    "event": WaitForStep,
+}
 """Names in scope only inside some blocks, and the step whose blocks define them."""
 _SCOPE_RULES: Final = {
     "loop": "'loop' is only defined inside the steps of a loop (and in its while/until)",
     "error": "'error' is only defined inside the catch block of a try",
+    "event": "'event' is only defined in the correlate of a wait_for step",
 }
 SHELL_SPLICE: Final = (
     "'${{ }}' in a shell command would splice a value into the script (script injection): "
@@ -592,9 +598,11 @@ class _Checker:
         """Whether a field of the step at ``path`` may read ``loop`` or ``error``."""
         if info is None:
             return False
+        field = path[len(info.path)] if len(path) > len(info.path) else None
         if root == "loop":
-            field = path[len(info.path)] if len(path) > len(info.path) else None
             return "loop" in info.within or (info.model is LoopStep and field in ("while", "until"))
+        if root == "event":
+            return info.model is WaitForStep and field == "correlate"
         return "catch" in info.within
 
     # -- per-step checks ----------------------------------------------------------------------

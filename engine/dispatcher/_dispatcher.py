@@ -42,7 +42,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlready
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
-from engine.definition import DefinitionSource, WorkflowDefinition
+from engine.definition import EVENT_NAME, DefinitionSource, WorkflowDefinition
 from engine.dispatcher._backpressure import attempt_timeout, within_budget
 from engine.dispatcher._errors import (
     AnswerRefusedError,
@@ -64,10 +64,12 @@ from engine.protocol import (
     INBOX_MEMO,
     MOVE_DEADLINE,
     RUN_STATES,
+    SEND_EVENT,
     SIGNALS,
     SUBMIT_RESULT,
     Advance,
     Changes,
+    Event,
     PendingAction,
     RunState,
     RunStatus,
@@ -80,6 +82,7 @@ from engine.workflow import (
     ENGINE_ACTION_TYPE,
     ENGINE_AGENT,
     ENGINE_DEFINITION,
+    ENGINE_EVENTS,
     ENGINE_ORG,
     ENGINE_STATUS,
     ENGINE_STEP,
@@ -821,11 +824,88 @@ class TemporalDispatcher:
                     str(getattr(error.cause, "message", None) or error)
                 ) from None
 
+    # -- events -----------------------------------------------------------------------------
+
+    async def send_event(
+        self,
+        org: OrgContext,
+        name: str,
+        payload: Any = None,
+        *,
+        workflow_id: str | None = None,
+        request_id: str | None = None,
+    ) -> builtins.list[str]:
+        """Send an event to one run, or to every run of the org waiting for ``name`` now.
+
+        Sent to one run, the event is kept there until one of its ``wait_for`` steps takes it.
+        Broadcast, it goes to the runs whose ``EngineEvents`` search attribute names it (one
+        visibility listing, then one signal per such run; visibility lags a second or so
+        behind a run that has just begun to wait), and each takes it if a waiting step's
+        ``correlate`` holds. A repeat with the same ``request_id`` is ignored by every run.
+
+        Returns:
+            The runs the event was delivered to.
+
+        Raises:
+            InvalidRequestError: A bad name, or a payload over the size limit.
+            WorkflowNotFoundError, WorkflowAlreadyFinishedError: The one run named cannot
+                take it.
+        """
+        if not EVENT_NAME.fullmatch(name):
+            raise InvalidRequestError(
+                f"name: invalid event name {name!r}: use letters, digits and '_', '.', ':', '-' "
+                "(at most 128 characters)"
+            )
+        problem = submission_problem(payload, None)
+        if problem is not None:
+            raise InvalidRequestError(f"payload: {problem}")
+        event: Event = {
+            "name": name,
+            "payload": payload,
+            "event_id": request_id or uuid.uuid4().hex,
+            "broadcast": workflow_id is None,
+        }
+        if workflow_id is not None:
+            handle = await self.handle(org, workflow_id)
+            with self._translated(org, workflow_id):
+                await handle.signal(SEND_EVENT, event, rpc_timeout=self.rpc_timeout)
+            return [workflow_id]
+        clauses = [
+            f"{ENGINE_ORG.name} = {_quote(org.org_id)}",
+            f"{ENGINE_EVENTS.name} = {_quote(name)}",
+            "ExecutionStatus = 'Running'",
+        ]
+        waiting: builtins.list[str] = []
+        token: bytes | None = None
+        while True:
+            page, token = await self._visible(org, clauses, _EVENT_PAGE, token)
+            waiting.extend(execution.id for execution in page)
+            if token is None:
+                break
+        client = await self.client(org)
+        slots = asyncio.Semaphore(_EVENT_SIGNALS_AT_ONCE)
+
+        async def deliver(target: str) -> str | None:
+            async with slots:
+                try:
+                    with self._translated(org, target):
+                        await client.get_workflow_handle(target).signal(
+                            SEND_EVENT, event, rpc_timeout=self.rpc_timeout
+                        )
+                except (WorkflowNotFoundError, WorkflowAlreadyFinishedError):
+                    return None  # it ended since the listing
+                return target
+
+        delivered = await asyncio.gather(*(deliver(target) for target in waiting))
+        return [target for target in delivered if target is not None]
+
     def _translated(self, org: OrgContext, workflow_id: str | None) -> Any:
         """A block whose Temporal errors become the engine's, naming the org and namespace."""
         return translate(self.router.where(org), workflow_id)
 
 
+_EVENT_PAGE: Final = 1000
+_EVENT_SIGNALS_AT_ONCE: Final = 16
 _UNREADABLE_TOKEN: Final = frozenset(
     {RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN}
 )

@@ -122,7 +122,7 @@ def workflow_to_proto(status: RunStatus) -> resources_pb2.Workflow:
             resources_pb2.WaitInfo(
                 step_id=waiting["step_id"],
                 message=waiting.get("message") or "",
-                until=timestamp(waiting["until"]),
+                until=timestamp(waiting["until"]) if waiting["until"] else None,
             )
         )
     for entry in status.get("history", []):

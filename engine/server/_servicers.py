@@ -311,6 +311,18 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
             error=advance.get("error") or "",
         )
 
+    async def SendEvent(  # noqa: N802
+        self, request: workflows_pb.SendEventRequest, context: Any
+    ) -> workflows_pb.SendEventResponse:
+        delivered = await self.dispatcher.send_event(
+            org_of(context),
+            required(request.name, "name"),
+            json_value(request.payload, "payload"),
+            workflow_id=request.workflow_id or None,
+            request_id=request.request_id or None,
+        )
+        return workflows_pb.SendEventResponse(workflow_ids=delivered)
+
     async def CancelWorkflow(  # noqa: N802
         self, request: workflows_pb.CancelWorkflowRequest, context: Any
     ) -> workflows_pb.CancelWorkflowResponse:

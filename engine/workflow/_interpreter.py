@@ -101,6 +101,7 @@ from engine.protocol import (
     MAX_RESULT_BYTES,
     MOVE_DEADLINE,
     REPORT_ACTIONS,
+    SEND_EVENT,
     SUBMIT_RESULT,
     UPDATE_TIMEOUT,
     Advance,
@@ -116,6 +117,7 @@ from engine.protocol import (
 from engine.workflow._actions import OpenActions, ResultRejectedError, check_result, inbox_entry
 from engine.workflow._budget import PayloadBudget, fail_if_too_large, json_size
 from engine.workflow._compensation import Compensations
+from engine.workflow._events import Events
 from engine.workflow._fanout import ItemRuns
 from engine.workflow._flow import (
     Returned,
@@ -185,6 +187,7 @@ class EngineWorkflow:
         self.loops: dict[str, int] = progress.get("loops", {})
         self.parallels: dict[str, ParallelProgress] = progress.get("parallels", {})
         self.tries: dict[str, TryProgress] = progress.get("tries", {})
+        self.events = Events(progress.get("events", {}))
         self.flows = 1
         """How many flows of steps run at once: 1, more while parallel branches run."""
         self.parked = 0
@@ -532,6 +535,8 @@ class EngineWorkflow:
         ):
             if started:
                 progress[key] = started  # type: ignore[literal-required]
+        if self.events.carried():
+            progress["events"] = self.events.carried()
         fail_if_too_large("the state carried to the next run", progress)
         workflow.continue_as_new(next_input)
 
@@ -722,6 +727,11 @@ class EngineWorkflow:
         waiting = self.record.waiting
         if waiting is not None and waiting["step_id"] == step_id:
             self.record.waiting = {**waiting, "until": instant.isoformat()}
+
+    @workflow.signal(name=SEND_EVENT)
+    def send_event(self, event: Any) -> None:
+        """An event for the run's ``wait_for`` steps (kept until one takes it; see ``_events``)."""
+        self.events.receive(event)
 
     @workflow.signal(name=REPORT_ACTIONS)
     async def report_actions(self, report: dict[str, Any]) -> None:

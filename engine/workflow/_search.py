@@ -10,7 +10,12 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributeIndexedValueType,
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
 
 from engine.protocol import RunState
 
@@ -18,6 +23,7 @@ __all__ = [
     "ENGINE_ACTION_TYPE",
     "ENGINE_AGENT",
     "ENGINE_DEFINITION",
+    "ENGINE_EVENTS",
     "ENGINE_ORG",
     "ENGINE_STATUS",
     "ENGINE_STEP",
@@ -40,12 +46,20 @@ ENGINE_ACTION_TYPE: Final = SearchAttributeKey.for_keyword("EngineActionType")
 """The type of the action a waiting run waits for (shell, mcp_call, prompt, delegate)."""
 ENGINE_AGENT: Final = SearchAttributeKey.for_keyword("EngineAgent")
 """The agent a waiting ``delegate`` action is for (``@reviewer``)."""
+ENGINE_EVENTS: Final = SearchAttributeKey.for_keyword_list("EngineEvents")
+"""The events the run's ``wait_for`` steps wait for now (what a broadcast event looks up)."""
 
 PROVISIONED: Final = (ENGINE_STATUS, ENGINE_STEP, ENGINE_ORG, ENGINE_DEFINITION)
 """The attributes every engine has registered when it provisioned an org: their presence says
 provisioning finished (later ones are added when a worker starts serving the namespace)."""
-SEARCH_ATTRIBUTES: Final = (*PROVISIONED, ENGINE_ACTION_TYPE, ENGINE_AGENT)
+SEARCH_ATTRIBUTES: Final = (*PROVISIONED, ENGINE_ACTION_TYPE, ENGINE_AGENT, ENGINE_EVENTS)
 """Every attribute the engine's workflows may set."""
+
+
+_INDEXED: Final = {
+    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    SearchAttributeIndexedValueType.KEYWORD_LIST: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}
 
 
 def search_attributes(
@@ -79,7 +93,7 @@ async def ensure_search_attributes(client: Client, namespace: str | None = None)
         ListSearchAttributesRequest(namespace=target)
     )
     missing = {
-        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        key.name: _INDEXED[key.indexed_value_type]
         for key in SEARCH_ATTRIBUTES
         if key.name not in existing.custom_attributes
     }

@@ -117,6 +117,7 @@ class Progress(TypedDict, total=False):
         loops: The iteration each loop in progress is at.
         parallels: The branches each parallel in progress finished.
         tries: Where each try in progress is.
+        events: Events received and not taken yet, and the ids of those seen lately.
         compensations: The compensations recorded so far, oldest first.
         answered: Action ids answered lately, to tell a duplicate from an unknown id.
         reports: The number of the last report sent to the parent (foreach items).
@@ -133,6 +134,7 @@ class Progress(TypedDict, total=False):
     loops: dict[str, int]
     parallels: dict[str, ParallelProgress]
     tries: dict[str, TryProgress]
+    events: dict[str, Any]
     compensations: list[Compensation]
     answered: dict[str, str]
     reports: int

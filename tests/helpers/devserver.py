@@ -72,7 +72,8 @@ async def start_dev_server(
         "error",
     ]
     for key in SEARCH_ATTRIBUTES:
-        command += ["--search-attribute", f"{key.name}=Keyword"]
+        kind = "KeywordList" if key.indexed_value_type.name == "KEYWORD_LIST" else "Keyword"
+        command += ["--search-attribute", f"{key.name}={kind}"]
     for value in dynamic_config:
         command += ["--dynamic-config-value", value]
     if db_filename:

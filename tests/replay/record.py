@@ -21,7 +21,7 @@ Besides the examples, ``--scenarios`` records runs of behaviour no example shows
 for a submitted error to be answered at once. Their files are named after the scenario.
 
 Usage: record.py [EXAMPLE ...]   (default: every example)
-       record.py --scenarios     (only the scenarios)
+       record.py --scenarios [SCENARIO ...]   (only the scenarios; default: every one)
 """
 
 from __future__ import annotations
@@ -39,7 +39,12 @@ sys.path.insert(0, str(ROOT))
 
 from engine.context import OrgContext  # noqa: E402
 from engine.definition import load_definition  # noqa: E402
-from engine.protocol import CLAIMED_ACTION_TYPES, GET_STATUS, SUBMIT_RESULT  # noqa: E402
+from engine.protocol import (  # noqa: E402
+    CLAIMED_ACTION_TYPES,
+    GET_STATUS,
+    SEND_EVENT,
+    SUBMIT_RESULT,
+)
 from engine.workflow import (  # noqa: E402
     build_worker,
     ensure_search_attributes,
@@ -132,6 +137,85 @@ steps:
 """
 
 
+CONTROL_FLOW = """
+name: control-flow
+version: 1
+state: {green: false, rounds: []}
+steps:
+  - id: fix_rounds
+    type: loop
+    until: state.green
+    max_iterations: 3
+    steps:
+      - {id: fix, type: delegate, agent: "@fixer", instruction: "round ${{ loop.iteration }}",
+         output_to: fixed}
+      - {id: note, type: set_state, set: {rounds: "${{ state.rounds + [loop.iteration] }}",
+         green: "${{ state.fixed == 'green' }}"}}
+      - {id: enough, type: break, when: "loop.iteration >= 2"}
+  - id: checks
+    type: parallel
+    branches:
+      lint: [{id: lint, type: shell, command: make lint}]
+      review: [{id: review, type: prompt, prompt_type: confirm, message: Looks good?}]
+  - id: guarded
+    type: try
+    steps:
+      - {id: deploy, type: mcp_call, tool: deploy}
+    catch:
+      - {id: noted, type: set_state, set: {failed_step: "${{ error.step }}"}}
+    finally:
+      - {id: pause, type: wait, duration: 1s}
+  - id: merged
+    type: wait_for
+    event: pr_merged
+    correlate: "event.pr == 7"
+    timeout: 1h
+    output_to: merge
+  - id: done
+    type: return
+    value:
+      rounds: "${{ state.rounds }}"
+      checks: "${{ steps.checks.output }}"
+      failed_step: "${{ state.failed_step }}"
+      merge: "${{ state.merge }}"
+"""
+
+
+async def _control_flow(client: Any, workflow_id: str) -> None:
+    handle = await start(client, CONTROL_FLOW, workflow_id=workflow_id, task_queue=TASK_QUEUE)
+    answers = {
+        "fix": ["red", "green"],
+        "lint": [{"exit_code": 0, "stdout": "ok", "stderr": ""}],
+        "review": [True],
+    }
+    while any(answers.values()):
+        for action in await _pending(handle):
+            result = answers[action["step_id"]].pop(0)
+            await handle.execute_update(
+                SUBMIT_RESULT, {"action_id": action["action_id"], "result": result}
+            )
+    deploy = (await _pending(handle))[0]
+    await handle.execute_update(
+        SUBMIT_RESULT, {"action_id": deploy["action_id"], "error": "the cluster is down"}
+    )
+    for pr in (8, 7):
+        await handle.signal(
+            SEND_EVENT, {"name": "pr_merged", "payload": {"pr": pr}, "event_id": f"e{pr}"}
+        )
+    assert await handle.result() == {
+        "rounds": [0, 1],
+        "checks": {"lint": {"exit_code": 0, "stdout": "ok", "stderr": ""}, "review": True},
+        "failed_step": "deploy",
+        "merge": {"pr": 7},
+    }
+
+
+async def _pending(handle: Any) -> list[dict[str, Any]]:
+    await _until_pending(handle)
+    actions: list[dict[str, Any]] = (await handle.query(GET_STATUS))["pending_actions"]
+    return actions
+
+
 async def _governed(client: Any, workflow_id: str) -> None:
     org = OrgContext("default", "default", ("release",), "alice")
     handle = await start_workflow(
@@ -178,17 +262,19 @@ async def _until_pending(handle: Any) -> None:
 SCENARIOS: dict[str, Callable[[Any, str], Awaitable[None]]] = {
     "governed": _governed,
     "backoff": _backoff,
+    "control-flow": _control_flow,
 }
 """Behaviour no example shows, each a scripted run: its history is ``<name>.json``."""
 
 
-async def record_scenarios() -> int:
+async def record_scenarios(names: list[str]) -> int:
     server = await start_dev_server()
     try:
         client = await server.connect()
         await ensure_search_attributes(client)
         async with build_worker(client, task_queue=TASK_QUEUE):
-            for name, scenario in SCENARIOS.items():
+            for name in names:
+                scenario = SCENARIOS[name]
                 workflow_id = f"{ID_PREFIX}{name}"
                 await scenario(client, workflow_id)
                 history = await client.get_workflow_handle(workflow_id).fetch_history()
@@ -207,7 +293,10 @@ def main() -> int:
     parser.add_argument("--scenarios", action="store_true", help="record only the scenarios")
     arguments = parser.parse_args()
     if arguments.scenarios:
-        return asyncio.run(record_scenarios())
+        unknown = sorted(set(arguments.examples) - set(SCENARIOS))
+        if unknown:
+            parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+        return asyncio.run(record_scenarios(arguments.examples or list(SCENARIOS)))
     known = example_names()
     unknown = sorted(set(arguments.examples) - set(known))
     if unknown:

@@ -630,3 +630,67 @@ class RetryWorkflowResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RetryWorkflowResponse: _TypeAlias = RetryWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class SendEventRequest(_message.Message):
+    """Request of SendEvent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The event's name (what a wait_for step's `event` names): letters, digits, '_', '.', ':',
+    '-', at most 128 characters.
+    """
+    workflow_id: _builtins.str
+    """One run (its workflow id); empty: every run of the organization waiting for `name` now."""
+    request_id: _builtins.str
+    """Idempotency key: a repeat with the same key is not delivered again (generated when empty)."""
+    @_builtins.property
+    def payload(self) -> _struct_pb2.Value:
+        """Any JSON value: `event` in the step's correlate, and the step's output."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        payload: _struct_pb2.Value | None = ...,
+        workflow_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "payload", b"payload", "request_id", b"request_id", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendEventRequest: _TypeAlias = SendEventRequest  # noqa: Y015
+
+@_typing.final
+class SendEventResponse(_message.Message):
+    """Response of SendEvent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The runs the event was delivered to (a broadcast: those waiting for it when it was sent;
+        each still checks its correlate).
+        """
+
+    def __init__(
+        self,
+        *,
+        workflow_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow_ids", b"workflow_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendEventResponse: _TypeAlias = SendEventResponse  # noqa: Y015

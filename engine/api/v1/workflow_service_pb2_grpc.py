@@ -81,6 +81,11 @@ class WorkflowServiceStub:
                 request_serializer=engine_dot_api_dot_v1_dot_workflow__service__pb2.RetryWorkflowRequest.SerializeToString,
                 response_deserializer=engine_dot_api_dot_v1_dot_workflow__service__pb2.RetryWorkflowResponse.FromString,
                 _registered_method=True)
+        self.SendEvent = channel.unary_unary(
+                '/engine.api.v1.WorkflowService/SendEvent',
+                request_serializer=engine_dot_api_dot_v1_dot_workflow__service__pb2.SendEventRequest.SerializeToString,
+                response_deserializer=engine_dot_api_dot_v1_dot_workflow__service__pb2.SendEventResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -157,6 +162,15 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendEvent(self, request, context):
+        """Sends an event to one run (kept until a wait_for step of that run takes it), or to every
+        run of the organization whose wait_for steps wait for its name now (each takes it if its
+        correlate holds). Sending again with the same request_id delivers nothing twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +218,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.RetryWorkflow,
                     request_deserializer=engine_dot_api_dot_v1_dot_workflow__service__pb2.RetryWorkflowRequest.FromString,
                     response_serializer=engine_dot_api_dot_v1_dot_workflow__service__pb2.RetryWorkflowResponse.SerializeToString,
+            ),
+            'SendEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendEvent,
+                    request_deserializer=engine_dot_api_dot_v1_dot_workflow__service__pb2.SendEventRequest.FromString,
+                    response_serializer=engine_dot_api_dot_v1_dot_workflow__service__pb2.SendEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -451,6 +470,33 @@ class WorkflowService:
             '/engine.api.v1.WorkflowService/RetryWorkflow',
             engine_dot_api_dot_v1_dot_workflow__service__pb2.RetryWorkflowRequest.SerializeToString,
             engine_dot_api_dot_v1_dot_workflow__service__pb2.RetryWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/engine.api.v1.WorkflowService/SendEvent',
+            engine_dot_api_dot_v1_dot_workflow__service__pb2.SendEventRequest.SerializeToString,
+            engine_dot_api_dot_v1_dot_workflow__service__pb2.SendEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,6 +64,11 @@ class WorkflowServiceStub:
     """Re-runs a failed run: from its failed step (a reset to before the failure) or from the
     start with the same definition and inputs.
     """
+    SendEvent: _grpc.UnaryUnaryMultiCallable[_workflow_service_pb2.SendEventRequest, _workflow_service_pb2.SendEventResponse]
+    """Sends an event to one run (kept until a wait_for step of that run takes it), or to every
+    run of the organization whose wait_for steps wait for its name now (each takes it if its
+    correlate holds). Sending again with the same request_id delivers nothing twice.
+    """
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
@@ -100,6 +105,11 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     RetryWorkflow: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.RetryWorkflowRequest, _workflow_service_pb2.RetryWorkflowResponse]  # type: ignore[assignment]
     """Re-runs a failed run: from its failed step (a reset to before the failure) or from the
     start with the same definition and inputs.
+    """
+    SendEvent: _aio.UnaryUnaryMultiCallable[_workflow_service_pb2.SendEventRequest, _workflow_service_pb2.SendEventResponse]  # type: ignore[assignment]
+    """Sends an event to one run (kept until a wait_for step of that run takes it), or to every
+    run of the organization whose wait_for steps wait for its name now (each takes it if its
+    correlate holds). Sending again with the same request_id delivers nothing twice.
     """
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -188,6 +198,17 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_workflow_service_pb2.RetryWorkflowResponse, _abc.Awaitable[_workflow_service_pb2.RetryWorkflowResponse]]:
         """Re-runs a failed run: from its failed step (a reset to before the failure) or from the
         start with the same definition and inputs.
+        """
+
+    @_abc_1.abstractmethod
+    def SendEvent(
+        self,
+        request: _workflow_service_pb2.SendEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_service_pb2.SendEventResponse, _abc.Awaitable[_workflow_service_pb2.SendEventResponse]]:
+        """Sends an event to one run (kept until a wait_for step of that run takes it), or to every
+        run of the organization whose wait_for steps wait for its name now (each takes it if its
+        correlate holds). Sending again with the same request_id delivers nothing twice.
         """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

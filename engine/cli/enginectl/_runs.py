@@ -1,4 +1,4 @@
-"""``run``, ``get``, ``ls`` and ``cancel``: runs of registered definitions."""
+"""``run``, ``get``, ``ls``, ``cancel`` and ``send-event``: runs of registered definitions."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from engine.cli.enginectl._common import (
     add_input_options,
     collect,
     inputs,
+    json_or_string,
     json_output,
     positive_int,
     print_lines,
@@ -36,7 +37,7 @@ from engine.cli.enginectl._output import (
     value_json,
 )
 from engine.protocol import RUN_STATES
-from engine.wire import enum_value, from_struct, to_struct
+from engine.wire import enum_value, from_struct, to_struct, to_value
 
 __all__ = ["register"]
 
@@ -103,6 +104,28 @@ def register(commands: Subcommands) -> None:
     )
     cancel.add_argument("workflow_id", metavar="ID", help="the run's workflow id")
     cancel.add_argument("--reason", default="", metavar="R", help="why (shown in its status)")
+
+    event = add_command(
+        commands,
+        "send-event",
+        send_event,
+        "send an event to wait_for steps",
+        "Send an event NAME to one run (--run: kept there until a wait_for step takes it), or "
+        "to every run of the org whose wait_for steps wait for NAME now (each takes it if its "
+        "correlate holds).",
+    )
+    event.add_argument("name", metavar="NAME", help="the event's name")
+    event.add_argument(
+        "payload",
+        metavar="PAYLOAD",
+        nargs="?",
+        default=None,
+        help="the payload, read as JSON when it is valid JSON, else as a string (default null)",
+    )
+    event.add_argument("--run", dest="workflow_id", metavar="ID", help="only this run")
+    event.add_argument(
+        "--request-id", metavar="KEY", help="idempotency key: the same key is delivered once"
+    )
 
 
 def start_run(args: argparse.Namespace, client: EngineClient) -> int:
@@ -233,6 +256,23 @@ def list_runs(args: argparse.Namespace, client: EngineClient) -> int:
         for w in found
     ]
     print_lines(table(("WORKFLOW", "TYPE", "STATUS", "STEP", "STARTED", "CLOSED"), rows))
+    return EXIT_OK
+
+
+def send_event(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl send-event NAME [PAYLOAD]``: deliver an event; lists the runs it reached."""
+    request = workflow_service_pb2.SendEventRequest(
+        name=args.name,
+        payload=to_value(json_or_string(args.payload) if args.payload is not None else None),
+        workflow_id=args.workflow_id or "",
+        request_id=args.request_id or "",
+    )
+    response = client.call(client.workflows.SendEvent, request)
+    if json_output(args):
+        print_json(response, sys.stdout)
+    else:
+        emit(f"event '{args.name}' delivered to {len(response.workflow_ids)} run(s)")
+        print_lines(list(response.workflow_ids))
     return EXIT_OK
 
 

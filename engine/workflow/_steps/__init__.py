@@ -24,6 +24,7 @@ from engine.workflow._steps.return_ import run_return
 from engine.workflow._steps.set_state import run_set_state
 from engine.workflow._steps.try_ import run_try
 from engine.workflow._steps.wait import run_wait
+from engine.workflow._steps.wait_for import run_wait_for
 from engine.workflow._types import ACTION_STEP_TYPES
 
 __all__ = ["EXECUTORS", "Run", "StepExecutor"]
@@ -39,6 +40,7 @@ EXECUTORS: Final[Mapping[str, StepExecutor]] = MappingProxyType(
         "break": run_break,
         "parallel": run_parallel,
         "try": run_try,
+        "wait_for": run_wait_for,
         **dict.fromkeys(ACTION_STEP_TYPES, run_action),
     }
 )

@@ -10,6 +10,7 @@ from engine.definition import StepBase, WorkflowDefinition
 from engine.protocol import RunState
 from engine.workflow._actions import OpenActions
 from engine.workflow._compensation import Compensations
+from engine.workflow._events import Events
 from engine.workflow._fanout import ItemRuns
 from engine.workflow._flow import Returned, Scope
 from engine.workflow._record import RunRecord
@@ -37,6 +38,7 @@ class Run(Protocol):
         parallels: The branches each parallel of the run's position finished.
         tries: Where each try of the run's position is.
         flows: How many flows of steps run at once (a parallel's branches count each).
+        events: The events received for ``wait_for`` steps.
         cancel_reason: Set once the ``cancel_workflow`` signal arrived.
     """
 
@@ -55,6 +57,7 @@ class Run(Protocol):
     parallels: dict[str, ParallelProgress]
     tries: dict[str, TryProgress]
     flows: int
+    events: Events
     cancel_reason: str | None
 
     @property

@@ -4,7 +4,7 @@ run's status while it waits, and ``update_timeout`` moves its end."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from temporalio import workflow
 
@@ -39,8 +39,10 @@ async def run_wait(run: Run, step: WaitStep, scope: Scope, attempt: int) -> Any:
                 return run.record.waiting is not seen  # update_timeout replaced it
 
             await run.wait_for(moved, remaining)
-            if run.record.waiting is not seen and run.record.waiting is not None:
-                until = datetime.fromisoformat(run.record.waiting["until"])
+            # update_timeout may have replaced it (mypy keeps the narrowing of the start)
+            now_waiting = cast("WaitingInfo | None", run.record.waiting)
+            if now_waiting is not None and now_waiting["until"] is not None:
+                until = datetime.fromisoformat(now_waiting["until"])
     finally:
         run.record.waiting = None
     run.resume(step.id)
