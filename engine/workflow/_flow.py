@@ -6,7 +6,7 @@ the errors here; the sequencer (``EngineWorkflow.run_step``) decides what follow
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from temporalio import workflow
 
 __all__ = [
     "Broken",
+    "Frame",
     "Returned",
     "RunCancelledError",
     "RunFailedError",
@@ -83,6 +84,20 @@ class Broken(Returned):
 
 
 @dataclass
+class Frame:
+    """The private state and step records of a foreach item run inside its parent's run
+    (inline): its steps read and write these, not the run's, as an item's own run would.
+
+    Attributes:
+        state: The item's state (a copy of the run's when the item started).
+        steps: ``steps.<id>`` of the item's finished steps.
+    """
+
+    state: dict[str, Any]
+    steps: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Scope:
     """What a block of steps runs with, besides the run's own state.
 
@@ -96,13 +111,16 @@ class Scope:
             re-enters the branch it took, a fan-out keeps the items it finished, completed
             steps record their compensations, and the run may continue as new between steps.
             False in a compensate block, which may run once per foreach item and is never
-            resumed, so none of that applies to it.
+            resumed, so none of that applies to it (nor to an inline foreach item).
+        frame: For the steps of a foreach item run inline: the item's own state and step
+            records, which they read and write instead of the run's.
     """
 
     variables: dict[str, Any]
     state: dict[str, Any] | None = None
     steps: dict[str, Any] | None = None
     tracked: bool = True
+    frame: Frame | None = None
 
 
 def seconds_until(instant: datetime | None) -> float | None:

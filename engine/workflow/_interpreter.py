@@ -111,6 +111,7 @@ from engine.protocol import (
     RunChange,
     RunState,
     RunStatus,
+    StepOutcome,
     clipped,
     submission_problem,
 )
@@ -126,7 +127,7 @@ from engine.workflow._flow import (
     Scope,
     StepFailedError,
 )
-from engine.workflow._record import HISTORY_KEPT, RunRecord
+from engine.workflow._record import HISTORY_KEPT, RunRecord, new_entry
 from engine.workflow._retry import ANSWER_DURING_BACKOFF, SHORT_BACKOFF, Backoff, backoff_delay
 from engine.workflow._steps import EXECUTORS
 from engine.workflow._types import (
@@ -255,14 +256,16 @@ class EngineWorkflow:
         # resumed, not started again: its `when` held then, and what its own block did since
         # may have changed the answer.
         resumed = scope.tracked and self.in_progress(step.id)
-        entry = self.record.begin(step, resumed)
+        # An inline foreach item's steps are the item's: recorded in its frame, not the run's
+        # history (as an item's own run would keep them in its own).
+        entry = self.record.begin(step, resumed) if scope.frame is None else new_entry(step)
         try:
             runs = resumed or step.evaluate_when(self.context(step, scope))
         except ExpressionError as error:
-            self.step_failed(step, entry, StepFailedError(str(error)))
+            self.step_failed(step, entry, StepFailedError(str(error)), scope)
             return None
         if not runs:
-            self.record.finish(step, entry, "skipped", None)
+            self.finish(step, entry, "skipped", None, scope)
             return None
         policy = step.retry or self.definition.defaults.retry
         attempt = 1
@@ -272,13 +275,13 @@ class EngineWorkflow:
             try:
                 outcome = await execute(self, step, scope, attempt)
             except ExpressionError as error:
-                self.step_failed(step, entry, StepFailedError(str(error)))
+                self.step_failed(step, entry, StepFailedError(str(error)), scope)
                 return None
             except RunFailedError as failure:
-                self.record.finish(step, entry, "failed", None, error=str(failure))
+                self.finish(step, entry, "failed", None, scope, error=str(failure))
                 raise
             except (RunCancelledError, asyncio.CancelledError):
-                self.record.finish(step, entry, "cancelled", None)
+                self.finish(step, entry, "cancelled", None, scope)
                 raise
             except StepFailedError as failure:
                 if (
@@ -292,17 +295,17 @@ class EngineWorkflow:
                     await self.back_off(step, attempt, failure, backoff_delay(policy, attempt))
                     attempt += 1
                     continue
-                self.step_failed(step, entry, failure)
+                self.step_failed(step, entry, failure, scope)
                 return None
             except TemporalError:
                 raise
             except Exception as error:  # nothing a step does may fail the workflow task
-                self.step_failed(step, entry, StepFailedError(_unforeseen(error)))
+                self.step_failed(step, entry, StepFailedError(_unforeseen(error)), scope)
                 return None
             break
         returned = outcome if isinstance(outcome, Returned) else None
         output = returned.value if returned is not None else outcome
-        if not self.keep_output(step, entry, output, returned):
+        if not self.keep_output(step, entry, output, returned, scope):
             return None
         if step.compensate and scope.tracked:
             self.compensations.record(step.id, scope.variables)
@@ -341,13 +344,22 @@ class EngineWorkflow:
             self.backoff.end(self.record)
 
     def keep_output(
-        self, step: StepBase, entry: HistoryEntry, output: Any, returned: Returned | None
+        self,
+        step: StepBase,
+        entry: HistoryEntry,
+        output: Any,
+        returned: Returned | None,
+        scope: Scope,
     ) -> bool:
         """Apply a completed step's output to the state and record it, unless the status would
         then not fit: the step fails instead (its ``on_error`` decides), and this is False."""
         updates: dict[str, Any] = dict(output) if isinstance(step, SetStateStep) else {}
         if step.output_to is not None and not isinstance(step, ReturnStep):
             updates[step.output_to] = output
+        if scope.frame is not None:  # an inline item's: the run's status does not hold it
+            scope.frame.state.update(updates)
+            self.finish(step, entry, "completed", output, scope)
+            return True
         previous = {key: self.state[key] for key in updates if key in self.state}
         self.state.update(updates)
         self.record.finish(step, entry, "completed", output)
@@ -362,18 +374,40 @@ class EngineWorkflow:
                     self.state[key] = previous[key]
                 else:
                     self.state.pop(key, None)
-            self.step_failed(step, entry, failure)
+            self.step_failed(step, entry, failure, scope)
             return False
         return True
 
-    def step_failed(self, step: StepBase, entry: HistoryEntry, failure: StepFailedError) -> None:
+    def finish(
+        self,
+        step: StepBase,
+        entry: HistoryEntry,
+        outcome: StepOutcome,
+        output: Any,
+        scope: Scope,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Close a step's entry and write its record: the run's, or an inline item's."""
+        if scope.frame is None:
+            self.record.finish(step, entry, outcome, output, error=error)
+            return
+        record: dict[str, Any] = {"status": outcome, "output": output}
+        if error is not None:
+            record["error"] = error
+        scope.frame.steps[step.id] = record
+
+    def step_failed(
+        self, step: StepBase, entry: HistoryEntry, failure: StepFailedError, scope: Scope
+    ) -> None:
         """Record a failure; with ``on_error: continue`` the run goes on, else it fails."""
-        self.record.finish(step, entry, "failed", failure.output, error=failure.message)
+        self.finish(step, entry, "failed", failure.output, scope, error=failure.message)
         if step.on_error == "continue" and not self.cancel_reason:
             # What a failed step produced (a shell step's exit code and output) is what the
             # steps after it need to react to, so it lands in `output_to` as a success would.
             if step.output_to is not None and failure.output is not None:
-                self.state[step.output_to] = failure.output
+                target = self.state if scope.frame is None else scope.frame.state
+                target[step.output_to] = failure.output
             return
         error = {
             "step": step.id,
@@ -391,6 +425,9 @@ class EngineWorkflow:
         steps: Mapping[str, Any] = self.record.steps
         if scope.steps is not None:
             steps = {**steps, **scope.steps}
+        if scope.frame is not None:
+            state = scope.frame.state
+            steps = {**steps, **scope.frame.steps}
         if step.needs_state is not None:
             state = {k: state[k] for k in step.needs_state if k in state}
         context = {

@@ -7,7 +7,7 @@ carries to its next run when it continues as new.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from temporalio import workflow
@@ -27,7 +27,7 @@ from engine.workflow._budget import PayloadBudget
 from engine.workflow._search import ENGINE_ACTION_TYPE, ENGINE_AGENT, ENGINE_STATUS, ENGINE_STEP
 from engine.workflow._types import Progress
 
-__all__ = ["HISTORY_KEPT", "RunRecord"]
+__all__ = ["HISTORY_KEPT", "RunRecord", "last_output", "new_entry"]
 
 HISTORY_KEPT: Final = 500
 """Step history entries kept (the oldest are dropped beyond this)."""
@@ -142,14 +142,7 @@ class RunRecord:
             ]
             if unfinished:
                 return unfinished[-1]  # one entry per step, however many runs it spans
-        entry: HistoryEntry = {
-            "step_id": step.id,
-            "type": step.step_type,
-            "started_at": workflow.now().isoformat(),
-            "finished_at": None,
-            "outcome": None,
-            "attempts": 0,
-        }
+        entry = new_entry(step)
         self.history.append(entry)
         if len(self.history) > HISTORY_KEPT:
             del self.history[: len(self.history) - HISTORY_KEPT]
@@ -198,8 +191,25 @@ class RunRecord:
 
     def last_output(self, block: Sequence[StepBase]) -> Any:
         """The output of the block's last completed step: a block's value without ``return``."""
-        for step in reversed(block):
-            record = self.steps.get(step.id)
-            if record is not None and record["status"] == "completed":
-                return record["output"]
-        return None
+        return last_output(block, self.steps)
+
+
+def new_entry(step: StepBase) -> HistoryEntry:
+    """The history entry of a step that starts now."""
+    return {
+        "step_id": step.id,
+        "type": step.step_type,
+        "started_at": workflow.now().isoformat(),
+        "finished_at": None,
+        "outcome": None,
+        "attempts": 0,
+    }
+
+
+def last_output(block: Sequence[StepBase], steps: Mapping[str, Any]) -> Any:
+    """The output of the block's last completed step in ``steps`` (step records by id)."""
+    for step in reversed(block):
+        record = steps.get(step.id)
+        if record is not None and record["status"] == "completed":
+            return record["output"]
+    return None

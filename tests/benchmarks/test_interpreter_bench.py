@@ -38,9 +38,16 @@ What is timed:
 - 10 inline steps: start -> result of a run of 10 ``set_state`` (with ``when``) and a
   ``return``, vs a workflow doing the same dict updates in Python.
 - foreach spawn: start -> result of a foreach over 100 items (``max_parallel: 100``, each item
-  an inline ``return``), reported per child, vs a parent starting 100 trivial children
-  concurrently (``asyncio.gather`` of ``execute_child_workflow``, the idiomatic SDK form).
-  Three rounds of each, no warm-up (a round takes seconds); 10 items when benchmarks are off.
+  a zero ``wait`` and a ``return``, so that each is a child run as items with actions are),
+  reported per child, vs a parent starting 100 trivial children concurrently
+  (``asyncio.gather`` of ``execute_child_workflow``, the idiomatic SDK form). Three rounds of
+  each, no warm-up (a round takes seconds); 10 items when benchmarks are off.
+- foreach of 10 inline items: start -> result of a foreach over 10 items of one inline
+  ``return`` (they run inside the run), vs a workflow running 10 trivial local activities at
+  once (``asyncio.gather`` of ``execute_local_activity``).
+- parallel of 10 inline branches: start -> result of a ``parallel`` of 10 branches of one
+  ``set_state`` each, vs the engine running the same 10 steps in sequence (the 10-inline-steps
+  definition): what running them as branches adds.
 - state serialization per MiB: Temporal's default payload converter to and from payloads of a
   1 MiB JSON state plus the interpreter's size check (``_json_size``), vs the converter alone.
   Two states: step outputs (shell results with a few KiB of log text each: what makes a real
@@ -69,10 +76,11 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio import workflow
+from temporalio import activity, workflow
 
 # What the raw workflows' module imports is shared with the sandbox, as the SDK recommends.
 with workflow.unsafe.imports_passed_through():
@@ -131,10 +139,42 @@ steps:
     as: item
     max_parallel: 100
     steps:
+      # A wait (of nothing) makes each item a child run, as items with actions are.
+      - {id: settle, type: wait, duration: 0s}
       - {id: one, type: return, value: "${{ item * 2 }}"}
     output_to: doubled
   - {id: done, type: return, value: "${{ state.doubled }}"}
 """
+
+SMALL_FANOUT = 10
+INLINE_FOREACH_YAML = """
+name: bench-foreach-inline
+version: 1
+inputs:
+  items: {type: list, required: true}
+steps:
+  - id: fan
+    type: foreach
+    items: inputs.items
+    as: item
+    max_parallel: 10
+    steps:
+      - {id: one, type: return, value: "${{ item * 2 }}"}
+    output_to: doubled
+  - {id: done, type: return, value: "${{ state.doubled }}"}
+"""
+
+PARALLEL_YAML = (
+    "name: bench-parallel\nversion: 1\nstate: {count: 0}\nsteps:\n"
+    "  - id: fan\n    type: parallel\n    branches:\n"
+    + "".join(
+        f"      b{i:02}: [{{id: s{i}, type: set_state, when: 'state.count < 100',"
+        f" set: {{count: '${{{{ state.count + 1 }}}}', last: s{i}}}}}]\n"
+        for i in range(1, INLINE_STEPS + 1)
+    )
+    + "  - {id: done, type: return, value: '${{ state }}'}\n"
+)
+PARALLEL_RESULT = {"count": INLINE_STEPS, "last": f"s{INLINE_STEPS}"}
 
 
 @functools.cache
@@ -207,6 +247,31 @@ class RawStepsWorkflow:
         return state
 
 
+@activity.defn(name="bench-double")
+async def raw_double(item: int) -> int:
+    """A trivial activity: what a raw-SDK fan-out of local activities runs per item."""
+    return item * 2
+
+
+@workflow.defn(name="bench-raw-local-fanout")
+class RawLocalFanoutWorkflow:
+    """Runs one trivial local activity per item, all at once, results in item order."""
+
+    @workflow.run
+    async def run(self, items: list[int]) -> list[int]:
+        timeout = timedelta(seconds=10)
+        return list(
+            await asyncio.gather(
+                *(
+                    workflow.execute_local_activity(
+                        raw_double, item, start_to_close_timeout=timeout
+                    )
+                    for item in items
+                )
+            )
+        )
+
+
 @workflow.defn(name="bench-raw-child")
 class RawChildWorkflow:
     @workflow.run
@@ -254,6 +319,8 @@ ORDER = (
     "10 inline steps (run)",
     "step dispatch",
     "foreach spawn / child",
+    "foreach of 10 inline items",
+    "parallel of 10 inline branches",
     "state serialization / MiB",
     "state serialization / MiB (small records)",
     "size check / MiB",
@@ -391,7 +458,14 @@ async def raw_worker(client: Client) -> Any:
     async with Worker(
         client,
         task_queue=RAW_QUEUE,
-        workflows=[RawWaitWorkflow, RawStepsWorkflow, RawChildWorkflow, RawParentWorkflow],
+        workflows=[
+            RawWaitWorkflow,
+            RawStepsWorkflow,
+            RawChildWorkflow,
+            RawParentWorkflow,
+            RawLocalFanoutWorkflow,
+        ],
+        activities=[raw_double],
         workflow_runner=_raw_runner(),
     ) as running:
         yield running
@@ -635,6 +709,68 @@ async def test_foreach_spawn(
     assert engine_out and all(result == expected for result in engine_out)
     assert raw_out and all(result == expected for result in raw_out)
     _record(benchmark, "foreach spawn / child", raw_times, per=len(items))
+
+
+@pytest.mark.benchmark(group="interpreter/foreach-inline")
+async def test_foreach_inline(
+    benchmark: Any, client: Client, worker: Worker, raw_worker: Worker
+) -> None:
+    """A foreach of 10 items of one inline step (they run inside the run) vs a raw-SDK workflow
+    running 10 trivial local activities at once."""
+    items = list(range(SMALL_FANOUT))
+    expected = [2 * item for item in items]
+
+    async def engine(_: Any) -> Any:
+        handle = await start(client, _definition(INLINE_FOREACH_YAML), {"items": items})
+        return await handle.result()
+
+    async def raw(_: Any) -> Any:
+        return await client.execute_workflow(
+            RawLocalFanoutWorkflow.run, items, id=unique_id("raw-local"), task_queue=RAW_QUEUE
+        )
+
+    engine_out, raw_out, raw_times = await _interleaved(
+        benchmark, engine=engine, raw=raw, rounds=_rounds(benchmark, 25)
+    )
+    assert engine_out and all(result == expected for result in engine_out)
+    assert raw_out and all(result == expected for result in raw_out)
+    _record(benchmark, "foreach of 10 inline items", raw_times)
+
+
+@pytest.mark.benchmark(group="interpreter/parallel")
+async def test_parallel_branches(benchmark: Any, client: Client, worker: Worker) -> None:
+    """A parallel of 10 branches of one inline step each vs the same 10 steps in sequence (the
+    engine both times): the branches must cost no more than the steps plus a workflow task."""
+
+    async def engine(_: Any) -> Any:
+        handle = await start(client, _definition(PARALLEL_YAML))
+        return await handle.result()
+
+    async def sequential(_: Any) -> Any:
+        handle = await start(client, _definition(INLINE_YAML))
+        return await handle.result()
+
+    engine_out, raw_out, raw_times = await _interleaved(
+        benchmark, engine=engine, raw=sequential, rounds=_rounds(benchmark, 25)
+    )
+    assert engine_out and all(result == PARALLEL_RESULT for result in engine_out)
+    assert raw_out and all(result == INLINE_RESULT for result in raw_out)
+    if benchmark.disabled or benchmark.stats is None:
+        return
+    times = gate.engine_times(benchmark)
+    REPORT["parallel of 10 inline branches"] = Row(
+        "parallel of 10 inline branches",
+        benchmark.stats.stats.median,
+        statistics.median(raw_times),
+    )
+    gate.record(
+        benchmark,
+        "parallel of 10 inline branches",
+        times,
+        raw=raw_times,
+        added=gate.paired_added(times, raw_times),
+        note="baseline: the engine running the same 10 steps in sequence",
+    )
 
 
 # --------------------------------------------------------------------------- pure-Python benchmarks

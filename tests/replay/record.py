@@ -171,9 +171,18 @@ steps:
     correlate: "event.pr == 7"
     timeout: 1h
     output_to: merge
+  - id: squares
+    type: foreach
+    items: "[1, 2, 3]"
+    as: n
+    steps:
+      - {id: square, type: set_state, set: {sq: "${{ n * n }}"}}
+      - {id: item_done, type: return, value: "${{ state.sq }}"}
+    output_to: squared
   - id: done
     type: return
     value:
+      squared: "${{ state.squared }}"
       rounds: "${{ state.rounds }}"
       checks: "${{ steps.checks.output }}"
       failed_step: "${{ state.failed_step }}"
@@ -203,6 +212,7 @@ async def _control_flow(client: Any, workflow_id: str) -> None:
             SEND_EVENT, {"name": "pr_merged", "payload": {"pr": pr}, "event_id": f"e{pr}"}
         )
     assert await handle.result() == {
+        "squared": [1, 4, 9],
         "rounds": [0, 1],
         "checks": {"lint": {"exit_code": 0, "stdout": "ok", "stderr": ""}, "review": True},
         "failed_step": "deploy",

@@ -64,6 +64,8 @@ steps:
     as: n
     max_parallel: 3
     steps:
+      # A wait (of nothing) makes each item a child run: inline steps alone would run inline.
+      - {id: pause, type: wait, duration: 0s}
       - {id: square, type: return, value: "${{ n * n }}"}
     output_to: squares
   - {id: after, type: set_state, set: {count: "${{ size(state.squares) }}"}}

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -289,9 +290,14 @@ steps:
         "out": ["odd 1", {"half": 1}, "odd 3", {"half": 2}],
         "nothing": [],
     }
-    child = await status(client, f"{handle.id}/each/0")
-    assert child["steps"]["early"]["status"] == "completed"
-    assert "even" not in child["steps"]
+    # Items of inline steps only run inside the run: no child workflow, no event of their own.
+    events = [event async for event in handle.fetch_history_events()]
+    kinds = {EventType.Name(event.event_type) for event in events}
+    assert "EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED" not in kinds
+    assert "EVENT_TYPE_MARKER_RECORDED" in kinds  # the patch that made them inline
+    final = await status(client, handle)
+    assert [entry["step_id"] for entry in final["history"]] == ["each", "empty", "done"]
+    await assert_replays(client, handle.id)
 
 
 async def test_retried_foreach_reruns_only_the_failed_items(client: Client, worker: Worker) -> None:

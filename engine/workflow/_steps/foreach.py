@@ -1,25 +1,50 @@
-"""``foreach``: one child run per item, at most ``max_parallel`` at once, results in item order.
+"""``foreach``: the step's block once per item, results in item order.
 
-The items that finished are part of the run's position (``run.fanouts``): a run that continues
-as new in the middle of a fan-out, or a retry of the step, starts only the items not finished.
+Items whose block runs entirely in the workflow task (only ``set_state``, ``condition``,
+``return``, ``loop``, ``break`` and ``try`` steps, no ``compensate``), up to
+:data:`INLINE_ITEMS` of them, run *inline*: inside the run, each with its own copy of the state
+and its own step records (a :class:`~engine.workflow._flow.Frame`), exactly as an item's own run
+would, but with no child workflow, no history event and no round trip to the server; the whole
+fan-out takes one workflow task. Other items run as child runs, at most ``max_parallel`` at
+once: their block waits on actions, timers or fan-outs of its own.
+
+The child items that finished are part of the run's position (``run.fanouts``): a run that
+continues as new in the middle of a fan-out, or a retry of the step, starts only the items not
+finished. (An inline fan-out never spans a continue-as-new: it ends in the task it started in.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import copy
+from collections.abc import Sequence
+from typing import Any, Final
 
 from temporalio import workflow
 from temporalio.exceptions import CancelledError, ChildWorkflowError
 
-from engine.definition import ForeachStep, format_duration
+from engine.definition import ForeachStep, StepBase, format_duration
 from engine.protocol import ItemError
 from engine.workflow._compensation import handed_back
-from engine.workflow._flow import RunCancelledError, Scope, StepFailedError, seconds_until
+from engine.workflow._flow import (
+    Frame,
+    RunCancelledError,
+    RunFailedError,
+    Scope,
+    StepFailedError,
+    seconds_until,
+)
+from engine.workflow._record import last_output
 from engine.workflow._steps._run import Run
 
-__all__ = ["run_foreach"]
+__all__ = ["INLINE_ITEMS", "INLINE_ITEMS_PATCH", "run_foreach"]
+
+INLINE_ITEMS: Final = 200
+"""Most items a foreach runs inline (more run as child runs, whatever their steps)."""
+INLINE_ITEMS_PATCH: Final = "foreach-inline-items"
+"""The patch under which items that can run inline do (runs before it started children)."""
+_INLINE_TYPES: Final = frozenset({"set_state", "condition", "return", "loop", "break", "try"})
 
 
 async def run_foreach(run: Run, step: ForeachStep, scope: Scope, attempt: int) -> Any:
@@ -35,6 +60,13 @@ async def run_foreach(run: Run, step: ForeachStep, scope: Scope, attempt: int) -
         RunCancelledError: The run was cancelled; the items were stopped first.
     """
     items = step.evaluate_items(run.context(step, scope))
+    if (
+        step.id not in run.fanouts  # a fan-out of children in progress stays one
+        and len(items) <= INLINE_ITEMS
+        and runs_inline(step.steps)
+        and workflow.patched(INLINE_ITEMS_PATCH)
+    ):
+        return await _inline(run, step, scope, items)
     fanout = run.fanouts.setdefault(step.id, {"results": {}, "errors": []})
     if attempt > 1:
         fanout["errors"] = []  # a retry re-runs the items that failed, not the others
@@ -130,6 +162,44 @@ async def run_foreach(run: Run, step: ForeachStep, scope: Scope, attempt: int) -
     run.resume(step.id)
     del run.fanouts[step.id]
     return [results.get(str(i)) for i in range(len(items))]
+
+
+def runs_inline(block: Sequence[StepBase]) -> bool:
+    """Whether a block runs entirely in the workflow task (so its items may run inline)."""
+    return all(
+        step.step_type in _INLINE_TYPES
+        and not step.compensate
+        and all(runs_inline(inner) for _, inner in step.blocks())
+        for step in block
+    )
+
+
+async def _inline(run: Run, step: ForeachStep, scope: Scope, items: list[Any]) -> Any:
+    """Run every item inside the run, in order (nothing they do waits, so order is all that
+    concurrency would change), each with its own state and step records."""
+    results: list[Any] = []
+    errors: list[ItemError] = []
+    seen = run.state if scope.state is None else {**run.state, **scope.state}
+    if step.needs_state is not None:
+        seen = {k: v for k, v in seen.items() if k in step.needs_state}
+    for index, item in enumerate(items):
+        frame = Frame(copy.deepcopy(seen))
+        variables = {**scope.variables, step.as_: item, "index": index}
+        inner = Scope(variables, scope.state, scope.steps, tracked=False, frame=frame)
+        try:
+            returned = await run.run_block(step.steps, inner)
+        except RunFailedError as failure:
+            errors.append({"index": index, "item": item, "error": str(failure)})
+            results.append(None)
+            if step.on_item_error == "fail":
+                run.record.item_errors(step.id, errors)
+                raise StepFailedError(f"item {index} failed: {failure}", retryable=True) from None
+            continue
+        results.append(
+            returned.value if returned is not None else last_output(step.steps, frame.steps)
+        )
+    run.record.item_errors(step.id, errors)
+    return results
 
 
 def _cause(error: ChildWorkflowError) -> str:
