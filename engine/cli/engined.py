@@ -315,6 +315,8 @@ def _dev_secret(home: Path) -> str:
 async def _register_examples(stack: Stack, org: OrgContext, examples: Path) -> list[str]:
     registered = []
     for path in sorted(examples.glob("*.yaml")):
+        if path.name.endswith(".test.yaml"):
+            continue  # a test of an example, not a definition
         try:
             definition, _, _ = await stack.registry.register(
                 org, path.read_text(encoding="utf-8"), str(path)

@@ -11,18 +11,23 @@ expressions and templates compiled, so the interpreter never parses at run time:
 
 ``context`` maps root names (``inputs``, ``state``, ``steps``, ``workflow``, ``org``, and the
 variables of enclosing foreach steps) to their values.
+
+:func:`mermaid` draws a loaded definition as a Mermaid flowchart (``enginectl graph``).
 """
 
 from __future__ import annotations
 
+from engine.definition._calls import call_problems, calls_of
 from engine.definition._compiled import render_value
 from engine.definition._durations import format_duration, parse_duration
+from engine.definition._graph import mermaid
 from engine.definition._loader import load_definition, load_definition_file
 from engine.definition._models import (
     EVENT_NAME,
     STEP_TYPES,
     WORKFLOW_NAME,
     BreakStep,
+    CallStep,
     ConditionStep,
     Defaults,
     DelegateStep,
@@ -51,6 +56,7 @@ __all__ = [
     "STEP_TYPES",
     "WORKFLOW_NAME",
     "BreakStep",
+    "CallStep",
     "ConditionStep",
     "Defaults",
     "DefinitionError",
@@ -75,9 +81,12 @@ __all__ = [
     "WaitForStep",
     "WaitStep",
     "WorkflowDefinition",
+    "call_problems",
+    "calls_of",
     "format_duration",
     "load_definition",
     "load_definition_file",
+    "mermaid",
     "parse_duration",
     "render_value",
 ]

@@ -176,6 +176,7 @@ def load_definition(text: str, source: str = "<string>") -> WorkflowDefinition:
     definition._steps_by_id = steps_by_id
     definition._initial_state = check.initial_state
     definition._source = source
+    definition._text = text
     definition._warnings = tuple(ordered)
     return definition
 

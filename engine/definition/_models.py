@@ -51,6 +51,7 @@ __all__ = [
     "STEP_TYPES",
     "WORKFLOW_NAME",
     "BreakStep",
+    "CallStep",
     "ConditionStep",
     "Defaults",
     "DelegateStep",
@@ -198,6 +199,10 @@ def _version(value: Any) -> int:
     if number > MAX_VERSION:
         raise _error("version", f"version must be at most {MAX_VERSION}, got {show(value)}")
     return number
+
+
+def _optional_version(value: Any) -> int | None:
+    return None if value is None else _version(value)
 
 
 def _attempts(value: Any) -> int:
@@ -650,6 +655,22 @@ class WaitForStep(StepBase):
         return True if expression is None else expression.evaluate_condition(context)
 
 
+class CallStep(StepBase):
+    """Runs another registered definition of the same organization as a child run, and takes
+    its result as output.
+
+    Without ``version``, the version is the latest one when the caller is registered (pinned
+    then), or when an unregistered caller's run starts. ``inputs`` (templated) are checked
+    against the called definition's inputs when the caller is registered or started, and again,
+    rendered, when the step runs.
+    """
+
+    type: Literal["call"]
+    definition: WorkflowName
+    version: Annotated[int | None, PlainValidator(_optional_version)] = None
+    inputs: Annotated[dict[InputName, Any], FieldKind.VALUE] = Field(default_factory=dict)
+
+
 class ReturnStep(StepBase):
     """Ends the workflow (inside a foreach: the item) with ``value``."""
 
@@ -758,6 +779,7 @@ Step = Annotated[
     | ParallelStep
     | TryStep
     | WaitForStep
+    | CallStep
     | ReturnStep
     | ShellStep
     | McpCallStep
@@ -783,6 +805,7 @@ STEP_TYPES: Final[dict[str, type[StepBase]]] = {
     "parallel": ParallelStep,
     "try": TryStep,
     "wait_for": WaitForStep,
+    "call": CallStep,
 }
 
 BLOCK_FIELDS: Final = frozenset({"steps", "then", "else", "catch", "finally", "compensate"})
@@ -818,6 +841,7 @@ class WorkflowDefinition(_Model):
     steps: Annotated[list[Step], FieldKind.STEPS] = Field(min_length=1)
 
     _source: str = PrivateAttr(default="<string>")
+    _text: str = PrivateAttr(default="")
     _warnings: tuple[Problem, ...] = PrivateAttr(default=())
     _initial_state: dict[str, Any] = PrivateAttr(default_factory=dict)
     _steps_by_id: dict[str, StepBase] = PrivateAttr(default_factory=dict)
@@ -833,6 +857,20 @@ class WorkflowDefinition(_Model):
     def source(self) -> str:
         """Where the definition was loaded from (a path as given, or ``"<string>"``)."""
         return self._source
+
+    @property
+    def text(self) -> str:
+        """The text it was loaded from (YAML or canonical JSON): where its problems are."""
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        # Equal definitions are equal whatever text they were loaded from (a YAML file and its
+        # canonical JSON), and whether their canonical form was computed yet.
+        if not isinstance(other, WorkflowDefinition):
+            return NotImplemented
+        return self.__dict__ == other.__dict__ and _compared(self) == _compared(other)
+
+    __hash__ = _Model.__hash__
 
     @property
     def warnings(self) -> tuple[Problem, ...]:
@@ -920,6 +958,14 @@ class WorkflowDefinition(_Model):
         if messages:
             raise InputError(messages)
         return result
+
+
+_NOT_COMPARED: Final = frozenset({"_text", "_canonical", "_hash"})
+
+
+def _compared(definition: WorkflowDefinition) -> dict[str, Any]:
+    private = definition.__pydantic_private__ or {}
+    return {key: value for key, value in private.items() if key not in _NOT_COMPARED}
 
 
 def _field_kinds(model: type[BaseModel]) -> dict[str, tuple[str, FieldKind]]:

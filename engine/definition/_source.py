@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from engine.context import OrgContext
@@ -19,5 +20,14 @@ class DefinitionSource(Protocol):
         Raises:
             engine.errors.EngineError: With code NOT_FOUND when it is not registered, or
                 INVALID_ARGUMENT when the name cannot be one.
+        """
+        ...
+
+    async def pins(self, org: OrgContext, name: str, version: int) -> Mapping[str, int]:
+        """The versions the definition's ``call`` steps without one were pinned to when it was
+        registered, by step id.
+
+        Raises:
+            engine.errors.EngineError: As :meth:`get`.
         """
         ...

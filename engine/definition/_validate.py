@@ -501,7 +501,7 @@ class _Checker:
         for name, (_, kind) in FIELD_KINDS[info.model].items():
             value = raw.get(name)
             path = (*info.path, name)
-            if value is None or kind is FieldKind.STEPS:
+            if value is None or kind in (FieldKind.STEPS, FieldKind.BRANCHES):
                 continue
             if kind is FieldKind.EXPRESSION or (
                 kind is FieldKind.ITEMS and not isinstance(value, list)
@@ -623,7 +623,7 @@ class _Checker:
             )
         if model is ReturnStep and info.in_compensate:
             self.report((*info.path, "type"), "'return' is not allowed in compensate steps")
-        elif model is ReturnStep and "branch" in info.within:
+        elif model is ReturnStep and _innermost(info.within, ("foreach", "branch")) == "branch":
             self.report(
                 (*info.path, "type"),
                 "'return' is not allowed in a parallel branch (the branches run at once): "
@@ -874,6 +874,19 @@ class _Checker:
             return else_ends
         return then_ends and else_ends
 
+    def endings(self, info: _StepInfo) -> set[str]:
+        """The step types that end the branches of a terminating condition (return, break)."""
+        if info.model is not ConditionStep:
+            return {str(info.raw.get("type"))}
+        found: set[str] = set()
+        for name in ("then", "else"):
+            block = info.raw.get(name)
+            if isinstance(block, list) and block:
+                last = self.by_path.get((*info.path, name, len(block) - 1))
+                if last is not None and self.terminates(last):
+                    found |= self.endings(last)
+        return found
+
     def constant_if(self, info: _StepInfo) -> bool | None:
         expression = info.compiled.get("if")
         if not isinstance(expression, Expression) or expression.names:
@@ -904,12 +917,18 @@ class _Checker:
                     "never run",
                 )
             else:
+                endings = " or ".join(sorted(self.endings(info)))
                 self.warn(
                     following.path,
                     f"step {following.label} never runs: every branch "
-                    f"of condition {info.label} ends with return",
+                    f"of condition {info.label} ends with {endings}",
                 )
             return
+
+
+def _innermost(within: tuple[str, ...], kinds: tuple[str, ...]) -> str | None:
+    """The innermost of the blocks ``kinds`` around a step (None: none of them)."""
+    return next((kind for kind in reversed(within) if kind in kinds), None)
 
 
 def _has_template(compiled: Any) -> bool:

@@ -87,9 +87,11 @@ from engine.workflow import (
     ENGINE_STATUS,
     ENGINE_STEP,
     REGISTRY_WORKFLOW_TYPE,
+    Called,
     RunInput,
     RunStart,
     WorkflowFactory,
+    resolve_calls,
     search_attributes,
 )
 
@@ -243,13 +245,18 @@ class TemporalDispatcher:
 
         Raises:
             engine.definition.InputError: The inputs do not match the definition.
+            engine.definition.DefinitionError: A call step's definition is not registered, or
+                does not take the step's inputs.
             WorkflowAlreadyStartedError: The workflow id is taken (no request id).
         """
         if workflow_id is not None:
             check_new_run_id(workflow_id)
         loaded = await self._definition(org, definition)
+        called = await resolve_calls(
+            self.definitions, org, loaded, pinned=isinstance(definition, DefinitionRef)
+        )
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
-        start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
+        start, options = self._start_options(loaded, inputs, org, workflow_id, request_id, called)
         client = await self.client(org)
 
         async def attempt() -> StartedRun:
@@ -290,8 +297,11 @@ class TemporalDispatcher:
         if workflow_id is not None:
             check_new_run_id(workflow_id)
         loaded = await self._definition(org, definition)
+        called = await resolve_calls(
+            self.definitions, org, loaded, pinned=isinstance(definition, DefinitionRef)
+        )
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
-        start, options = self._start_options(loaded, inputs, org, workflow_id, request_id)
+        start, options = self._start_options(loaded, inputs, org, workflow_id, request_id, called)
         client = await self.client(org)
 
         async def attempt() -> tuple[StartedRun, Advance]:
@@ -446,6 +456,7 @@ class TemporalDispatcher:
         org: OrgContext,
         workflow_id: str,
         request_id: str | None,
+        called: dict[str, Called],
     ) -> tuple[RunStart, dict[str, Any]]:
         """The run's start and the options every way of starting it shares.
 
@@ -453,7 +464,7 @@ class TemporalDispatcher:
         only if that same request started it (the request id is in the memo). A finished run
         keeps its id under a request id: a retry of the request must find it, not start again.
         """
-        start = self.factory.prepare(definition, inputs, org, workflow_id)
+        start = self.factory.prepare(definition, inputs, org, workflow_id, called=called)
         memo = dict(start.memo)
         if request_id:
             memo[_REQUEST_ID] = request_id

@@ -10,8 +10,9 @@ time), so an unpinned start costs no call to Temporal.
 from __future__ import annotations
 
 import builtins
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any, ClassVar, Final
 
@@ -29,7 +30,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlready
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
-from engine.definition import WORKFLOW_NAME, Problem, WorkflowDefinition
+from engine.definition import (
+    WORKFLOW_NAME,
+    DefinitionError,
+    Problem,
+    WorkflowDefinition,
+    call_problems,
+    calls_of,
+)
 from engine.dispatcher._errors import (
     DefinitionNotFoundError,
     InvalidRequestError,
@@ -58,6 +66,8 @@ __all__ = [
     "load_off_loop",
 ]
 
+_CALL: Final = re.compile(r"\bcall\b")
+"""Text that may hold a call step (only then is the definition loaded here as well)."""
 LATEST_CACHED: Final = 5.0
 """Seconds the latest version of a definition is taken from this process's cache."""
 
@@ -80,6 +90,8 @@ class RegisteredDefinition:
         description: Its description.
         yaml: The YAML text as registered ("" in listings).
         create_time: When it was registered (ISO-8601), if known.
+        calls: The versions its ``call`` steps without one were pinned to (by step id): the
+            latest of each called definition when it was registered.
     """
 
     name: str
@@ -88,6 +100,7 @@ class RegisteredDefinition:
     description: str
     yaml: str
     create_time: str | None
+    calls: dict[str, int] = field(default_factory=dict)
 
     @property
     def workflow_type(self) -> str:
@@ -135,13 +148,17 @@ class DefinitionRegistry:
             DefinitionVersionConflictError: Other content holds this name and version.
         """
         definition = await check_off_loop(yaml_text, source)
-        record = {
+        record: dict[str, Any] = {
             "name": definition.name,
             "version": definition.version,
             "content_hash": definition.content_hash,
             "description": definition.description or "",
             "yaml": yaml_text,
         }
+        if _CALL.search(yaml_text):
+            pins = await self._pin_calls(org, await load_off_loop(yaml_text, source))
+            if pins:
+                record["calls"] = pins
         client = await self.router.client(org)
         registry_id = registry_workflow_id(definition.name)
         with translate(self.router.where(org), registry_id):
@@ -164,6 +181,36 @@ class DefinitionRegistry:
                 registered.version,
             )
         return registered, bool(outcome["created"]), definition.warnings
+
+    async def _pin_calls(self, org: OrgContext, definition: WorkflowDefinition) -> dict[str, int]:
+        """Check the definition's call steps against what they call, and pin the version of
+        those that name none to the latest now.
+
+        Raises:
+            engine.definition.DefinitionError: A called definition is not registered, is the
+                definition itself, or does not take the step's inputs.
+        """
+        found: dict[str, WorkflowDefinition | str] = {}
+        pins: dict[str, int] = {}
+        for step in calls_of(definition):
+            if step.definition == definition.name:
+                continue  # call_problems says so
+            try:
+                registered, callee = await self.lookup(org, step.definition, step.version)
+            except DefinitionNotFoundError as error:
+                found[step.id] = f"{error}: register it first"
+                continue
+            found[step.id] = callee
+            if step.version is None:
+                pins[step.id] = registered.version
+        problems = call_problems(definition, found)
+        if problems:
+            raise DefinitionError(problems)
+        return pins
+
+    async def pins(self, org: OrgContext, name: str, version: int) -> dict[str, int]:
+        """The versions the definition's unversioned call steps were pinned to, by step id."""
+        return dict((await self.lookup(org, name, version))[0].calls)
 
     async def _add(
         self,
@@ -380,4 +427,5 @@ def _registered(record: dict[str, Any]) -> RegisteredDefinition:
         description=str(record.get("description") or ""),
         yaml=str(record.get("yaml") or ""),
         create_time=record.get("create_time"),
+        calls={str(k): int(v) for k, v in (record.get("calls") or {}).items()},
     )

@@ -37,7 +37,7 @@ from engine.definition import DefinitionSource, WorkflowDefinition
 from engine.errors import EngineError
 from engine.scheduler._spec import Calendar, InvalidScheduleError, Spec, to_temporal_spec
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter, temporal_refusal
-from engine.workflow import RunInput, WorkflowFactory
+from engine.workflow import RunInput, WorkflowFactory, resolve_calls
 
 __all__ = [
     "OVERLAP_POLICIES",
@@ -288,7 +288,10 @@ class Scheduler:
         if request.catchup_window is not None and request.catchup_window < timedelta(seconds=10):
             raise InvalidScheduleError("catchup_window", "must be at least 10s")
         definition = await self._definition(org, request)
-        start = self.factory.prepare(definition, request.inputs, org, request.schedule_id)
+        called = await resolve_calls(self.definitions, org, definition, pinned=True)
+        start = self.factory.prepare(
+            definition, request.inputs, org, request.schedule_id, called=called
+        )
         stored = {
             "spec": _spec_json(request.spec),
             "definition_name": definition.name,

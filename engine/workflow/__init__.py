@@ -14,7 +14,14 @@ signals ``submit_result``, ``cancel_workflow`` and ``update_timeout``, and the q
 from __future__ import annotations
 
 from engine.workflow._actions import ResultRejectedError, result_shape_error
-from engine.workflow._factory import RunStart, WorkflowFactory, get_workflow_status, start_workflow
+from engine.workflow._factory import (
+    MAX_CALL_DEPTH,
+    RunStart,
+    WorkflowFactory,
+    get_workflow_status,
+    resolve_calls,
+    start_workflow,
+)
 from engine.workflow._interpreter import EngineWorkflow
 from engine.workflow._registry import (
     ALL_VERSIONS,
@@ -39,7 +46,7 @@ from engine.workflow._search import (
     search_attributes,
 )
 from engine.workflow._steps import EXECUTORS
-from engine.workflow._types import ACTION_STEP_TYPES, PAYLOAD_LIMIT, RunInput
+from engine.workflow._types import ACTION_STEP_TYPES, PAYLOAD_LIMIT, Called, RunInput
 from engine.workflow._worker import PASSTHROUGH_MODULES, EngineRunner, build_worker, sandbox_runner
 
 __all__ = [
@@ -55,11 +62,13 @@ __all__ = [
     "EXECUTORS",
     "GET_VERSION",
     "LIST_VERSIONS",
+    "MAX_CALL_DEPTH",
     "PASSTHROUGH_MODULES",
     "PAYLOAD_LIMIT",
     "PROVISIONED",
     "REGISTRY_WORKFLOW_TYPE",
     "SEARCH_ATTRIBUTES",
+    "Called",
     "DefinitionRegistryWorkflow",
     "EngineRunner",
     "EngineWorkflow",
@@ -72,6 +81,7 @@ __all__ = [
     "ensure_search_attributes",
     "get_workflow_status",
     "registry_workflow_id",
+    "resolve_calls",
     "result_shape_error",
     "sandbox_runner",
     "search_attributes",

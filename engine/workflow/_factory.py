@@ -4,18 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
 
 from engine.context import OrgContext
-from engine.definition import WorkflowDefinition
+from engine.definition import (
+    DefinitionError,
+    DefinitionSource,
+    Problem,
+    WorkflowDefinition,
+    call_problems,
+    calls_of,
+)
+from engine.errors import EngineError
 from engine.protocol import GET_STATUS, RunStatus
 from engine.workflow._search import search_attributes
-from engine.workflow._types import RunInput
+from engine.workflow._types import Called, RunInput
 
-__all__ = ["RunStart", "WorkflowFactory", "get_workflow_status", "start_workflow"]
+__all__ = [
+    "MAX_CALL_DEPTH",
+    "RunStart",
+    "WorkflowFactory",
+    "get_workflow_status",
+    "resolve_calls",
+    "start_workflow",
+]
+
+MAX_CALL_DEPTH: Final = 8
+"""How deep definitions may call one another (a run carries every definition it may call)."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +79,13 @@ class WorkflowFactory:
         inputs: Mapping[str, Any] | None,
         org: OrgContext,
         workflow_id: str,
+        *,
+        called: dict[str, Called] | None = None,
     ) -> RunStart:
         """Validate the inputs (filling defaults) and build the start of a run.
+
+        Args:
+            called: The definitions its call steps run (:func:`resolve_calls`).
 
         Raises:
             engine.definition.InputError: The inputs do not match the definition's schema.
@@ -74,6 +97,7 @@ class WorkflowFactory:
             inputs=validated,
             org=org.to_json(),
             lease=self.lease,
+            called=called or None,
         )
         return RunStart(
             workflow_type=definition.workflow_type,
@@ -83,6 +107,68 @@ class WorkflowFactory:
             search_attributes=search_attributes(org.org_id, definition.name, "running"),
             memo={"definition_hash": definition.content_hash, "org_id": org.org_id},
         )
+
+
+async def resolve_calls(
+    definitions: DefinitionSource | None,
+    org: OrgContext,
+    definition: WorkflowDefinition,
+    *,
+    pinned: bool = False,
+    _trail: tuple[str, ...] = (),
+) -> dict[str, Called]:
+    """The definitions a run of ``definition`` may call, by call step, at any depth.
+
+    A step's version is its own, else the one pinned when the caller was registered
+    (``pinned``: the definition is a registered one), else the latest.
+
+    Raises:
+        engine.definition.DefinitionError: A called definition is not registered, is the
+            caller itself (directly or through others), or does not take the step's inputs
+            (every problem, located in the caller's text).
+    """
+    steps = list(calls_of(definition))
+    if not steps:
+        return {}
+    pins: Mapping[str, int] = {}
+    if pinned and definitions is not None:
+        pins = await definitions.pins(org, definition.name, definition.version)
+    found: dict[str, WorkflowDefinition | str] = {}
+    trail = (*_trail, definition.name)
+    for step in steps:
+        if step.definition == definition.name:
+            continue  # call_problems says so
+        if step.definition in trail or len(trail) >= MAX_CALL_DEPTH:
+            found[step.id] = (
+                f"definition '{step.definition}' calls back into "
+                f"{' -> '.join(trail)}: definitions may not call one another in a cycle"
+                if step.definition in trail
+                else f"definitions may call one another at most {MAX_CALL_DEPTH} deep"
+            )
+            continue
+        if definitions is None:
+            found[step.id] = "call steps need the org's definition registry"
+            continue
+        try:
+            found[step.id] = await definitions.get(
+                org, step.definition, step.version or pins.get(step.id)
+            )
+        except EngineError as error:
+            if error.code != "NOT_FOUND":
+                raise
+            found[step.id] = str(error)
+    problems: list[Problem] = call_problems(definition, found)
+    if problems:
+        raise DefinitionError(problems)
+    called: dict[str, Called] = {}
+    for step_id, callee in found.items():
+        assert isinstance(callee, WorkflowDefinition)  # call_problems reports the others
+        called[step_id] = {
+            "definition": callee.canonical_json(),
+            "hash": callee.content_hash,
+            "called": await resolve_calls(definitions, org, callee, pinned=True, _trail=trail),
+        }
+    return called
 
 
 async def start_workflow(

@@ -1,9 +1,11 @@
-"""Foreach items as child runs: starting and stopping them, and the actions they report.
+"""Child runs (foreach items, called definitions): starting and stopping them, and the actions
+they report.
 
 A foreach step runs each item as a child workflow in the same namespace (``{run}/{step}/{index}``,
-``/attempt-N`` after a retry). A child tells its parent which actions wait in its subtree with
-numbered ``report_actions`` signals, so that the parent's status lists the actions of the whole
-tree, and the inbox is complete.
+``/attempt-N`` after a retry); a call step runs the definition it calls as one
+(``{run}/{step}``). A child tells its parent which actions wait in its subtree with numbered
+``report_actions`` signals, so that the parent's status lists the actions of the whole tree, and
+the inbox is complete.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from engine.definition import ForeachStep
+from engine.definition import CallStep, ForeachStep, InputError, load_definition
 from engine.protocol import CANCEL_WORKFLOW, REPORT_ACTIONS, PendingAction
-from engine.workflow._flow import Scope
+from engine.workflow._flow import Scope, StepFailedError
+from engine.workflow._search import search_attributes
 from engine.workflow._types import ChildReport, RunInput
 
 __all__ = ["ItemRuns"]
@@ -71,6 +74,7 @@ class ItemRuns:
             org=parent.org,
             scope={"foreach": step.id, "vars": variables, "state": state},
             lease=parent.lease,
+            called=parent.called,
         )
         child_id = self.child_id(step, index, attempt)
         # Known before it starts: its first report may come with the news that it started.
@@ -84,6 +88,57 @@ class ItemRuns:
             parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
             cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
             search_attributes=info.typed_search_attributes,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+
+    async def call(
+        self, parent: RunInput, step: CallStep, inputs: dict[str, Any], attempt: int
+    ) -> Any:
+        """Start the run of the definition a ``call`` step calls; returns its handle.
+
+        Its id is ``{run}/{step}`` (``/attempt-N`` after a retry); it reports its pending
+        actions here, as a foreach item does.
+
+        Raises:
+            StepFailedError: The run carries no definition for the step (a run started before
+                its definition could call), or the inputs do not fit the called definition.
+        """
+        called = (parent.called or {}).get(step.id)
+        if called is None:
+            raise StepFailedError(
+                f"the run carries no definition for call step '{step.id}' (it was started "
+                "before the step existed): start a new run"
+            )
+        callee = load_definition(called["definition"])
+        try:
+            validated = callee.validate_inputs(inputs)
+        except InputError as error:
+            raise StepFailedError(
+                f"the inputs of definition '{callee.name}' (version {callee.version}) do not "
+                f"fit: {error}"
+            ) from None
+        child_input = RunInput(
+            definition=called["definition"],
+            definition_hash=called["hash"],
+            inputs=validated,
+            org=parent.org,
+            lease=parent.lease,
+            called=called["called"],
+        )
+        suffix = f"/attempt-{attempt}" if attempt > 1 else ""
+        child_id = f"{self.workflow_id}/{step.id}{suffix}"
+        self._last_report[child_id] = 0
+        info = workflow.info()
+        org_id = str(parent.org.get("org_id", ""))
+        return await workflow.start_child_workflow(
+            callee.workflow_type,
+            child_input,
+            id=child_id,
+            task_queue=info.task_queue,
+            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+            cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+            search_attributes=search_attributes(org_id, callee.name, "running"),
+            memo={"definition_hash": called["hash"], "org_id": org_id},
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
 

@@ -562,6 +562,7 @@ class EngineWorkflow:
             scope=self.input.scope,
             progress=progress,
             lease=self.input.lease,
+            called=self.input.called,
         )
         # Only when in progress, so that the runs recorded before these step types carry what
         # they always did.
@@ -733,14 +734,9 @@ class EngineWorkflow:
 
     @move_deadline.validator
     def validate_move_deadline(self, step_id: str, seconds: float) -> None:
-        waiting = self.record.waiting
         if any(action.step_id == step_id for action in self.actions):
             return
-        if (
-            waiting is not None
-            and waiting["step_id"] == step_id
-            and self.backoff.step_id != step_id
-        ):
+        if step_id in self.record.waits and self.backoff.step_id != step_id:
             return
         where = (
             f"the run is at '{self.record.current_step}'"
@@ -761,9 +757,9 @@ class EngineWorkflow:
             if action.step_id == step_id:
                 action.deadline = instant
                 action.deadline_changed = True
-        waiting = self.record.waiting
-        if waiting is not None and waiting["step_id"] == step_id:
-            self.record.waiting = {**waiting, "until": instant.isoformat()}
+        waiting = self.record.waits.get(step_id)
+        if waiting is not None:
+            self.record.start_wait({**waiting, "until": instant.isoformat()})
 
     @workflow.signal(name=SEND_EVENT)
     def send_event(self, event: Any) -> None:

@@ -44,7 +44,7 @@ class RunRecord:
     Attributes:
         status: Where the run is (the ``EngineStatus`` search attribute follows it).
         current_step: The step it is at (``EngineStep``).
-        waiting: The ``wait`` step in progress, if any.
+        waiting: The wait the status shows: the latest of :attr:`waits`.
         history: Its steps so far, one entry per step however many runs it spans.
         steps: ``steps.<id>`` of every finished step.
         done: The ids of the finished steps: with the branches and fan-outs in progress, the
@@ -62,7 +62,9 @@ class RunRecord:
         self.changed = changed
         self.status: RunState = "running"
         self.current_step: str | None = None
-        self.waiting: WaitingInfo | None = None
+        self.waits: dict[str, WaitingInfo] = {}
+        """The steps waiting out a time (wait, wait_for, a retry's backoff), by id: several
+        while parallel branches wait at once."""
         self.history: list[HistoryEntry] = progress.get("history", [])
         self.steps: dict[str, StepRecord] = progress.get("steps", {})
         self.done: set[str] = set(progress.get("done", []))
@@ -101,9 +103,23 @@ class RunRecord:
         """The run ended: completed, failed or cancelled."""
         self.status = status
         self.current_step = None
-        self.waiting = None
+        self.waits.clear()
         self.upsert_search()
         self.changed()
+
+    @property
+    def waiting(self) -> WaitingInfo | None:
+        """The wait the status shows: the one that began last, if any."""
+        return next(reversed(self.waits.values()), None)
+
+    def start_wait(self, info: WaitingInfo) -> None:
+        """A step starts waiting out a time (or its wait changed)."""
+        self.waits.pop(info["step_id"], None)
+        self.waits[info["step_id"]] = info
+
+    def end_wait(self, step_id: str) -> None:
+        """A step's wait ended."""
+        self.waits.pop(step_id, None)
 
     def waiting_on(self, action_type: str | None, agent: str | None) -> None:
         """The action the run waits for (None when none): sent with the next upsert."""

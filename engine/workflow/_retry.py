@@ -47,17 +47,20 @@ class Backoff:
     ) -> None:
         """The step's attempt failed with ``error``; the next starts in ``delay`` seconds."""
         until = workflow.now() + timedelta(seconds=delay)
-        record.waiting = {
-            "step_id": step_id,
-            "message": f"attempt {attempt} failed: {clipped(error, 500)}; attempt "
-            f"{attempt + 1} at {until.isoformat()}",
-            "until": until.isoformat(),
-        }
+        record.start_wait(
+            {
+                "step_id": step_id,
+                "message": f"attempt {attempt} failed: {clipped(error, 500)}; attempt "
+                f"{attempt + 1} at {until.isoformat()}",
+                "until": until.isoformat(),
+            }
+        )
         self.step_id = step_id
 
     def end(self, record: RunRecord) -> None:
+        if self.step_id is not None:
+            record.end_wait(self.step_id)
         self.step_id = None
-        record.waiting = None
 
     def refuse(self, record: RunRecord, submission: Any) -> None:
         """Refuse a result sent for the step while it waits to retry.
@@ -65,7 +68,7 @@ class Backoff:
         Raises:
             ResultRejectedError: Saying which attempt failed and when the next one starts.
         """
-        waiting = record.waiting
+        waiting = record.waits.get(self.step_id) if self.step_id is not None else None
         if (
             self.step_id is not None
             and waiting is not None

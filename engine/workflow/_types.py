@@ -17,6 +17,7 @@ __all__ = [
     "ACTION_STEP_TYPES",
     "LOAD_DEFINITION",
     "PAYLOAD_LIMIT",
+    "Called",
     "ChildReport",
     "ChildResult",
     "ChildScope",
@@ -164,6 +165,20 @@ class ChildResult(TypedDict):
     compensations: list[Compensation]
 
 
+class Called(TypedDict):
+    """The definition a ``call`` step runs, as its caller's run carries it.
+
+    Attributes:
+        definition: Its canonical JSON.
+        hash: Its content hash.
+        called: The same for its own ``call`` steps.
+    """
+
+    definition: str
+    hash: str
+    called: dict[str, Called]
+
+
 @dataclass
 class RunInput:
     """The input of every interpreter run.
@@ -179,6 +194,8 @@ class RunInput:
         lease: Seconds an executor may hold one of the run's actions without a heartbeat
             (None: :data:`engine.protocol.DEFAULT_LEASE`). In the input, not in the workflow
             code, so that a deployment can choose it and replay still sees the same value.
+        called: For each ``call`` step (by id), the definition it runs, resolved when the run
+            started (see :class:`Called`): the run needs no registry.
     """
 
     definition: str
@@ -188,3 +205,4 @@ class RunInput:
     scope: ChildScope | None = None
     progress: Progress | None = None
     lease: float | None = None
+    called: dict[str, Called] | None = None

@@ -13,7 +13,9 @@ import pytest
 from engine.cli import enginectl_main
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+EXAMPLES = sorted(
+    path for path in (ROOT / "examples").glob("*.yaml") if not path.name.endswith(".test.yaml")
+)
 
 VALID = """\
 name: greet
@@ -47,7 +49,8 @@ def INVALID_LINES(path: Path) -> list[str]:  # noqa: N802 - reads as the constan
         f"{path}:1:7: invalid workflow name 'Not_Valid': use lowercase letters, digits and '-', "
         "starting with a letter or digit (at most 63 characters)",
         f"{path}:8:11: unknown step type 'teleport'; expected one of condition, set_state, "
-        "foreach, return, shell, mcp_call, prompt, wait, delegate",
+        "foreach, return, shell, mcp_call, prompt, wait, delegate, loop, break, parallel, try, "
+        "wait_for, call",
     ]
 
 

@@ -258,7 +258,7 @@ def test_unknown_step_type_without_a_close_match() -> None:
             *at(text, "teleport"),
             "unknown step type 'teleport'; expected one of condition, "
             "set_state, foreach, return, shell, mcp_call, prompt, wait, "
-            "delegate, loop, break, parallel, try, wait_for",
+            "delegate, loop, break, parallel, try, wait_for, call",
         ),
     ]
 
@@ -269,7 +269,7 @@ def test_step_without_type() -> None:
             4,
             5,
             "step has no 'type'; expected one of condition, set_state, foreach, return, "
-            "shell, mcp_call, prompt, wait, delegate, loop, break, parallel, try, wait_for",
+            "shell, mcp_call, prompt, wait, delegate, loop, break, parallel, try, wait_for, call",
         ),
     ]
 

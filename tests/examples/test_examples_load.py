@@ -15,7 +15,9 @@ import pytest
 from engine.definition import DefinitionError, InputSpec, load_definition_file
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-EXAMPLE_FILES = sorted(EXAMPLES_DIR.glob("*.yaml"))
+EXAMPLE_FILES = sorted(
+    path for path in EXAMPLES_DIR.glob("*.yaml") if not path.name.endswith(".test.yaml")
+)
 
 STEP_TYPES = {
     "condition",

@@ -34,7 +34,9 @@ EXAMPLES_DIR: Final = Path(__file__).resolve().parents[2] / "examples"
 
 def example_names() -> list[str]:
     """The stem of every definition in ``examples/``."""
-    return sorted(path.stem for path in EXAMPLES_DIR.glob("*.yaml"))
+    return sorted(
+        path.stem for path in EXAMPLES_DIR.glob("*.yaml") if not path.name.endswith(".test.yaml")
+    )
 
 
 def load_example(name: str) -> WorkflowDefinition:

@@ -46,8 +46,10 @@ from engine.protocol import (  # noqa: E402
     SUBMIT_RESULT,
 )
 from engine.workflow import (  # noqa: E402
+    WorkflowFactory,
     build_worker,
     ensure_search_attributes,
+    resolve_calls,
     start_workflow,
 )
 from tests.helpers.devserver import start_dev_server  # noqa: E402
@@ -220,6 +222,56 @@ async def _control_flow(client: Any, workflow_id: str) -> None:
     }
 
 
+CALLEE = """
+name: callee
+version: 1
+inputs:
+  who: {type: string, required: true}
+steps:
+  - {id: ask, type: prompt, prompt_type: text, message: "Name ${{ inputs.who }}", output_to: n}
+  - {id: done, type: return, value: "${{ inputs.who + ' ' + state.n }}"}
+"""
+
+CALLER = """
+name: caller
+version: 1
+steps:
+  - {id: sub, type: call, definition: callee, inputs: {who: ada}, output_to: named}
+  - {id: done, type: return, value: "${{ state.named }}"}
+"""
+
+
+class _Definitions:
+    """The registry of the call scenario: the callee, version 1 (no pins)."""
+
+    async def get(self, org: Any, name: str, version: int | None) -> Any:
+        assert name == "callee"
+        return load_definition(CALLEE)
+
+    async def pins(self, org: Any, name: str, version: int) -> dict[str, int]:
+        return {}
+
+
+async def _call(client: Any, workflow_id: str) -> list[str]:
+    caller = load_definition(CALLER)
+    org = OrgContext("default", "default")
+    start = WorkflowFactory(TASK_QUEUE).prepare(
+        caller, {}, org, workflow_id, called=await resolve_calls(_Definitions(), org, caller)
+    )
+    handle = await client.start_workflow(
+        start.workflow_type,
+        start.input,
+        id=workflow_id,
+        task_queue=TASK_QUEUE,
+        search_attributes=start.search_attributes,
+    )
+    [action] = await _pending(handle)
+    child = client.get_workflow_handle(action["workflow_id"])
+    await child.execute_update(SUBMIT_RESULT, {"action_id": action["action_id"], "result": "L"})
+    assert await handle.result() == "ada L"
+    return [action["workflow_id"]]
+
+
 async def _pending(handle: Any) -> list[dict[str, Any]]:
     await _until_pending(handle)
     actions: list[dict[str, Any]] = (await handle.query(GET_STATUS))["pending_actions"]
@@ -269,10 +321,11 @@ async def _until_pending(handle: Any) -> None:
     raise AssertionError("no pending action")
 
 
-SCENARIOS: dict[str, Callable[[Any, str], Awaitable[None]]] = {
+SCENARIOS: dict[str, Callable[[Any, str], Awaitable[list[str] | None]]] = {
     "governed": _governed,
     "backoff": _backoff,
     "control-flow": _control_flow,
+    "call": _call,
 }
 """Behaviour no example shows, each a scripted run: its history is ``<name>.json``."""
 
@@ -286,12 +339,13 @@ async def record_scenarios(names: list[str]) -> int:
             for name in names:
                 scenario = SCENARIOS[name]
                 workflow_id = f"{ID_PREFIX}{name}"
-                await scenario(client, workflow_id)
-                history = await client.get_workflow_handle(workflow_id).fetch_history()
-                text = json.dumps(json.loads(history.to_json()), indent=1) + "\n"
-                path = history_path(workflow_id)
-                path.write_text(text)
-                print(f"{path.relative_to(ROOT)}: {len(history.events)} events")
+                children = await scenario(client, workflow_id) or []
+                for recorded in (workflow_id, *children):
+                    history = await client.get_workflow_handle(recorded).fetch_history()
+                    text = json.dumps(json.loads(history.to_json()), indent=1) + "\n"
+                    path = history_path(recorded)
+                    path.write_text(text)
+                    print(f"{path.relative_to(ROOT)}: {len(history.events)} events")
     finally:
         server.stop()
     return 0

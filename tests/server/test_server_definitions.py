@@ -58,7 +58,7 @@ NAME_PROBLEM = (
 )
 TYPE_PROBLEM = (
     "unknown step type 'teleport'; expected one of condition, set_state, foreach, return, "
-    "shell, mcp_call, prompt, wait, delegate"
+    "shell, mcp_call, prompt, wait, delegate, loop, break, parallel, try, wait_for, call"
 )
 
 # Valid, but the loader warns: a step that never runs (line 10, column 11).

@@ -74,6 +74,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES: tuple[tuple[str, str], ...] = tuple(
     (path.name, path.read_text(encoding="utf-8"))
     for path in sorted((ROOT / "examples").glob("*.yaml"))
+    if not path.name.endswith(".test.yaml")
 )
 MAX_TEXT = 1_048_576
 """The loader's limit on definition text, in characters."""

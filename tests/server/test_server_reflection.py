@@ -127,7 +127,7 @@ async def test_a_method_is_called_by_name_with_classes_built_from_reflection(
                 "path": "steps[0]",
                 "message": "unknown step type 'teleport'; expected one of condition, "
                 "set_state, foreach, return, shell, mcp_call, prompt, wait, delegate, loop, break, "
-                "parallel, try, wait_for",
+                "parallel, try, wait_for, call",
             },
         ]
     }

@@ -1,4 +1,4 @@
-"""``validate`` (offline), ``apply`` and ``defs``: workflow definitions."""
+"""``validate`` and ``graph`` (offline), ``apply`` and ``defs``: workflow definitions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final, TextIO
 
 import grpc
 
@@ -23,6 +23,9 @@ from engine.cli.enginectl._common import (
 )
 from engine.cli.enginectl._output import emit, local_time, print_json, short_hash, shorten, table
 
+if TYPE_CHECKING:
+    from engine.definition import WorkflowDefinition
+
 __all__ = ["register"]
 
 _LOCATED: Final = re.compile(r"\d+:\d+: ")
@@ -37,7 +40,7 @@ _PER_FILE: Final = frozenset(
 
 
 def register(commands: Subcommands) -> None:
-    """Add ``validate``, ``apply`` and ``defs``."""
+    """Add ``validate``, ``graph``, ``apply`` and ``defs``."""
     validate = commands.add_parser(
         "validate",
         help="check workflow definition files offline",
@@ -48,6 +51,23 @@ def register(commands: Subcommands) -> None:
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="a YAML definition file")
     validate.set_defaults(handler=validate_files)
+
+    graph = commands.add_parser(
+        "graph",
+        help="draw a workflow definition as a Mermaid flowchart",
+        description=(
+            "Print the definition in FILE as a Mermaid flowchart (flowchart TD), which GitHub "
+            "renders in a README or a pull request. Works offline. An invalid file prints its "
+            "problems as FILE:LINE:COL: message on stderr, and nothing on stdout."
+        ),
+    )
+    graph.add_argument("file", metavar="FILE", help="a YAML definition file")
+    graph.add_argument(
+        "--markdown",
+        action="store_true",
+        help="wrap the flowchart in a ```mermaid block, ready to paste into Markdown",
+    )
+    graph.set_defaults(handler=graph_file)
 
     apply = add_command(
         commands,
@@ -81,24 +101,43 @@ def validate_files(args: argparse.Namespace) -> int:
 
 def _validate_file(path: str) -> bool:
     """Validate one file, print the outcome, and tell whether it is valid."""
-    from engine.definition import DefinitionError, load_definition_file
-
-    try:
-        definition = load_definition_file(path)
-    except DefinitionError as error:
-        for problem in error.problems:
-            print(problem)
-        return False
-    except OSError as error:
-        print(f"{path}: cannot read: {error.strerror or error}")
-        return False
-    except UnicodeDecodeError as error:
-        print(f"{path}: cannot read: not UTF-8 text ({error.reason} at byte {error.start})")
+    definition = _load(path, sys.stdout)
+    if definition is None:
         return False
     print(f"OK {definition.name}:{definition.version} {definition.content_hash}")
     for warning in definition.warnings:
         print(warning)
     return True
+
+
+def graph_file(args: argparse.Namespace) -> int:
+    """``enginectl graph FILE``: the definition as a Mermaid flowchart, without a server."""
+    from engine.definition import mermaid
+
+    # The problems go to stderr: stdout is the diagram, often redirected into a file.
+    definition = _load(args.file, sys.stderr)
+    if definition is None:
+        return EXIT_INVALID
+    flowchart = mermaid(definition)
+    sys.stdout.write(f"```mermaid\n{flowchart}```\n" if args.markdown else flowchart)
+    return EXIT_OK
+
+
+def _load(path: str, problems: TextIO) -> WorkflowDefinition | None:
+    """Load one file, or print why it cannot be loaded (each problem as FILE:LINE:COL)."""
+    from engine.definition import DefinitionError, load_definition_file
+
+    try:
+        return load_definition_file(path)
+    except DefinitionError as error:
+        for problem in error.problems:
+            print(problem, file=problems)
+    except OSError as error:
+        print(f"{path}: cannot read: {error.strerror or error}", file=problems)
+    except UnicodeDecodeError as error:
+        reason = f"not UTF-8 text ({error.reason} at byte {error.start})"
+        print(f"{path}: cannot read: {reason}", file=problems)
+    return None
 
 
 def apply_files(args: argparse.Namespace, client: EngineClient) -> int:

@@ -16,6 +16,7 @@ from typing import Final
 from engine.workflow._steps._run import Run, StepExecutor
 from engine.workflow._steps.action import run_action
 from engine.workflow._steps.break_ import run_break
+from engine.workflow._steps.call import run_call
 from engine.workflow._steps.condition import run_condition
 from engine.workflow._steps.foreach import run_foreach
 from engine.workflow._steps.loop import run_loop
@@ -41,6 +42,7 @@ EXECUTORS: Final[Mapping[str, StepExecutor]] = MappingProxyType(
         "parallel": run_parallel,
         "try": run_try,
         "wait_for": run_wait_for,
+        "call": run_call,
         **dict.fromkeys(ACTION_STEP_TYPES, run_action),
     }
 )

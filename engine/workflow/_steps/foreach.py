@@ -38,7 +38,7 @@ from engine.workflow._flow import (
 from engine.workflow._record import last_output
 from engine.workflow._steps._run import Run
 
-__all__ = ["INLINE_ITEMS", "INLINE_ITEMS_PATCH", "run_foreach"]
+__all__ = ["INLINE_ITEMS", "INLINE_ITEMS_PATCH", "cause_of", "run_foreach", "runs_inline"]
 
 INLINE_ITEMS: Final = 200
 """Most items a foreach runs inline (more run as child runs, whatever their steps)."""
@@ -139,7 +139,7 @@ async def run_foreach(run: Run, step: ForeachStep, scope: Scope, attempt: int) -
                 try:
                     outcome = task.result()
                 except ChildWorkflowError as error:
-                    message = _cause(error)
+                    message = cause_of(error)
                     errors.append({"index": index, "item": items[index], "error": message})
                     run.compensations.extend(handed_back(error))
                     if step.on_item_error == "fail" and not stopping:
@@ -202,7 +202,7 @@ async def _inline(run: Run, step: ForeachStep, scope: Scope, items: list[Any]) -
     return results
 
 
-def _cause(error: ChildWorkflowError) -> str:
+def cause_of(error: ChildWorkflowError) -> str:
     """Why an item's run failed: the innermost cause's message."""
     cause = error.cause
     while isinstance(cause, ChildWorkflowError) and cause.cause is not None:

@@ -4,7 +4,7 @@ run's status while it waits, and ``update_timeout`` moves its end."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from temporalio import workflow
 
@@ -29,22 +29,22 @@ async def run_wait(run: Run, step: WaitStep, scope: Scope, attempt: int) -> Any:
     else:
         until = now + (step.duration or timedelta(0))
     message = step.render("message", run.context(step, scope))
-    run.record.waiting = {"step_id": step.id, "message": message, "until": until.isoformat()}
+    waits = run.record.waits
+    run.record.start_wait({"step_id": step.id, "message": message, "until": until.isoformat()})
     run.suspend("running", step.id)
     try:
         while (remaining := seconds_until(until)) and remaining > 0:
-            seen = run.record.waiting
+            seen = waits.get(step.id)
 
             def moved(seen: WaitingInfo | None = seen) -> bool:
-                return run.record.waiting is not seen  # update_timeout replaced it
+                return waits.get(step.id) is not seen  # update_timeout replaced it
 
             await run.wait_for(moved, remaining)
-            # update_timeout may have replaced it (mypy keeps the narrowing of the start)
-            now_waiting = cast("WaitingInfo | None", run.record.waiting)
+            now_waiting = waits.get(step.id)
             if now_waiting is not None and now_waiting["until"] is not None:
                 until = datetime.fromisoformat(now_waiting["until"])
     finally:
-        run.record.waiting = None
+        run.record.end_wait(step.id)
     run.resume(step.id)
     return None
 

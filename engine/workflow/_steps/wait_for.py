@@ -10,7 +10,7 @@ match: an outside sender must not be able to fail the run.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from temporalio import workflow
 
@@ -42,11 +42,14 @@ async def run_wait_for(run: Run, step: WaitForStep, scope: Scope, attempt: int) 
     timeout = step.timeout or run.definition.defaults.timeout
     deadline = workflow.now() + timeout if timeout else None
     message = step.render("message", context) or f"waiting for event '{step.event}'"
-    run.record.waiting = {
-        "step_id": step.id,
-        "message": message,
-        "until": deadline.isoformat() if deadline else None,
-    }
+    waits = run.record.waits
+    run.record.start_wait(
+        {
+            "step_id": step.id,
+            "message": message,
+            "until": deadline.isoformat() if deadline else None,
+        }
+    )
     run.events.wait(step.id, step.event)
     run.suspend("running", step.id)
     try:
@@ -61,19 +64,19 @@ async def run_wait_for(run: Run, step: WaitForStep, scope: Scope, attempt: int) 
                     f"{format_duration(timeout) if timeout else 'its timeout'}",
                     retryable=True,
                 )
-            seen_arrivals, seen_waiting = run.events.arrivals, run.record.waiting
+            seen_arrivals, seen_waiting = run.events.arrivals, waits.get(step.id)
 
             def changed(
                 arrivals: int = seen_arrivals, waiting: WaitingInfo | None = seen_waiting
             ) -> bool:
-                return run.events.arrivals != arrivals or run.record.waiting is not waiting
+                return run.events.arrivals != arrivals or waits.get(step.id) is not waiting
 
             await run.wait_for(changed, remaining)
-            moved = cast("WaitingInfo | None", run.record.waiting)  # narrowed above, not now
+            moved = waits.get(step.id)
             if moved is not None and moved["until"] is not None:
                 deadline = datetime.fromisoformat(moved["until"])  # update_timeout moves it
     finally:
-        run.record.waiting = None
+        run.record.end_wait(step.id)
         run.events.wait(step.id, None)
     run.resume(step.id)
     return payload
