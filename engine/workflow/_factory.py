@@ -179,14 +179,18 @@ async def start_workflow(
     org: OrgContext,
     workflow_id: str,
     task_queue: str = "engine",
+    called: dict[str, Called] | None = None,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a run of ``definition`` and return its handle.
+    """Start a run of ``definition`` and return its handle (``called``: the definitions its
+    call steps run, see :func:`resolve_calls`).
 
     Raises:
         engine.definition.InputError: The inputs do not match the definition's schema.
         temporalio.exceptions.WorkflowAlreadyStartedError: The id is taken by a running run.
     """
-    start = WorkflowFactory(task_queue).prepare(definition, inputs, org, workflow_id)
+    start = WorkflowFactory(task_queue).prepare(
+        definition, inputs, org, workflow_id, called=called
+    )
     return await client.start_workflow(
         start.workflow_type,
         start.input,

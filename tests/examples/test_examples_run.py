@@ -22,6 +22,7 @@ from tests.helpers.example_scripts import (
     ANALYSIS,
     CHANGE,
     INCIDENT,
+    MERGE,
     PLAN,
     REVISIONS,
     SCRIPTS,
@@ -77,7 +78,8 @@ def check_agent_task(run_id: str, run: Drive) -> None:
     assert run.result == {
         "status": "merge",
         "pull_request": CHANGE["pr_url"],
-        "fixed_by_agent": True,
+        "fix_rounds": 1,
+        "tests_green": True,
         "org": "default",
     }
     assert run.steps() == [
@@ -116,7 +118,15 @@ def check_agent_task(run_id: str, run: Drive) -> None:
     assert run_tests["env"] == {"BRANCH": "agent/healthz", "FLOOR": "0.8"}
     assert "$BRANCH" in run_tests["command"]  # values travel in env, never in the text
     assert only(run, "report").action["parameters"]["message"] == (
-        "https://github.com/acme/shop/pull/7 is ready; the last test run passed."
+        "https://github.com/acme/shop/pull/7 is ready; the last test run passed after 1 fix "
+        "round(s)."
+    )
+    # The loop gave the fixer one round: the rerun turned the tests green.
+    assert run.status["steps"]["fix_until_green"]["output"] == {"iterations": 1, "broke": False}
+    assert (
+        only(run, "fix")
+        .action["parameters"]["instruction"]
+        .startswith("Round 1: the tests of branch agent/healthz fail.")
     )
     decide = only(run, "decide").action["parameters"]
     assert decide["options"] == ["merge", "keep_open", "close"]
@@ -129,8 +139,8 @@ def check_agent_task(run_id: str, run: Drive) -> None:
 
 def check_data_backfill(run_id: str, run: Drive) -> None:
     expected_tables = [
-        {"table": "events", "days_done": 1, "wave": 0},
-        {"table": "users", "days_done": 1, "wave": 1},
+        {"table": "events", "days_done": 1, "days": [{"offset": 0, "rows": 10}], "wave": 0},
+        {"table": "users", "days_done": 1, "days": [{"offset": 0, "rows": 10}], "wave": 1},
     ]
     assert run.result == {"dataset": "analytics", "tables": expected_tables, "verified": True}
     assert run.status["state"]["results"] == expected_tables
@@ -246,7 +256,7 @@ def check_release_notes(run_id: str, run: Drive) -> None:
         "tag": "v1.1.0",
         "published": True,
         "url": "https://github.com/acme/shop/releases/v1.1.0",
-        "counts": {"merged": 3, "classified": 3},
+        "counts": {"merged": 3, "classified": 3, "unclassified": 0},
         "decision": "edit",
     }
     state = run.status["state"]
@@ -274,6 +284,42 @@ def check_release_notes(run_id: str, run: Drive) -> None:
     assert only(run, "publish").params["body"] == "## Features\n- Search across all projects"
 
 
+def check_ship_change(run_id: str, run: Drive) -> None:
+    deployed = {
+        "service": "shop",
+        "ref": MERGE["sha"],
+        "deployments": [{"region": "us-east-1", "error_rate": 0.002, "promoted": True}],
+        "smoke_ok": True,
+    }
+    assert run.result == {
+        "status": "shipped",
+        "sha": MERGE["sha"],
+        "staging": deployed,
+        "production": deployed,
+        "keep_staging": True,
+    }
+    # The three checks ran at once (one round of answers), before anything else.
+    assert set(run.steps()[:3]) == {"lint", "unit_tests", "security_review"}
+    assert run.status["steps"]["checks"]["output"] == {
+        "lint": shell(0, "lint ok"),
+        # Its last completed step's: the set_state after it did not run (verdict ok).
+        "security": {"verdict": "ok", "notes": "no new inputs reach a shell"},
+        "tests": shell(0, "212 passed"),
+    }
+    assert run.status["state"]["merge"] == MERGE
+    # Staging and production are runs of deploy-service, called by this one: their actions
+    # were answered in them, the production approval included.
+    assert {f"{run_id}/staging", f"{run_id}/deploy_prod"} <= set(run.workflows)
+    assert [a.workflow_id for a in run.of("approve")] == [f"{run_id}/deploy_prod"]
+    assert {a.workflow_id for a in run.of("build")} == {
+        f"{run_id}/staging",
+        f"{run_id}/deploy_prod",
+    }
+    announce = [a for a in run.of("announce") if a.workflow_id == run_id]
+    assert announce[0].params["text"] == "shop (PR #42): production deployed"
+    assert "tell_oncall" not in run.steps()  # nothing failed: the catch did not run
+
+
 CHECKS: dict[str, Callable[[str, Drive], None]] = {
     "agent-task": check_agent_task,
     "data-backfill": check_data_backfill,
@@ -281,6 +327,7 @@ CHECKS: dict[str, Callable[[str, Drive], None]] = {
     "hello": check_hello,
     "incident-triage": check_incident_triage,
     "release-notes": check_release_notes,
+    "ship-change": check_ship_change,
 }
 
 
@@ -483,7 +530,8 @@ async def test_agent_task_low_risk_green_and_closed(client: Client, worker: Work
     assert run.result == {
         "status": "close",
         "pull_request": CHANGE["pr_url"],
-        "fixed_by_agent": False,
+        "fix_rounds": 0,
+        "tests_green": True,
         "org": "default",
     }
     # Low risk and a plan the planner saw nothing risky in: approved without asking.
@@ -534,7 +582,7 @@ async def test_release_notes_discarded(client: Client, worker: Worker) -> None:
         "tag": "v1.1.0",
         "published": False,
         "url": None,
-        "counts": {"merged": 3, "classified": 3},
+        "counts": {"merged": 3, "classified": 3, "unclassified": 0},
         "decision": "discard",
     }
     assert run.of("publish") == [] and run.of("edited") == []
@@ -551,7 +599,14 @@ async def test_data_backfill_dry_run_unverified(client: Client, worker: Worker) 
     _, run = await play(client, "data-backfill", dry)
     assert run.result == {
         "dataset": "analytics",
-        "tables": [{"table": "events", "days_done": 2, "wave": 0}],
+        "tables": [
+            {
+                "table": "events",
+                "days_done": 2,
+                "days": [{"offset": 0, "rows": 10}, {"offset": 1, "rows": 11}],
+                "wave": 0,
+            }
+        ],
         "verified": False,
     }
     assert run.of("snapshot") == []  # a dry run takes no snapshot

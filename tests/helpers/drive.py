@@ -35,8 +35,8 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from engine.definition import WorkflowDefinition
-from engine.protocol import ACTION_FAILED, action_queue
+from engine.definition import CallStep, WaitForStep, WorkflowDefinition
+from engine.protocol import ACTION_FAILED, SEND_EVENT, action_queue
 from tests.helpers.runs import status as query_status
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "LATER",
     "Answered",
     "Drive",
+    "Event",
     "Fail",
     "Signal",
     "drive",
@@ -66,6 +67,14 @@ class Fail:
     """Submit ``{"action_id", "error": message}``: the executor could not perform the action."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """Send ``payload`` as the event a ``wait_for`` step waits for (``send_event``), once the
+    run waits at that step."""
+
+    payload: Any
 
 
 @dataclass(frozen=True)
@@ -199,7 +208,10 @@ class _Driver:
         self.handle = handle
         self.answers = answers
         self.log = log
-        self.foreach_steps = {s.id for s in definition.iter_steps() if s.step_type == "foreach"}
+        self.foreach_steps: set[str] = set()
+        self.call_steps: set[str] = set()
+        self.events: dict[str, str] = {}  # wait_for step id -> the event it waits for
+        self._learn(definition)
         self.handled: set[str] = set()  # action ids answered (or being answered)
         self.finished: set[str] = set()  # children seen in a final status: not asked again
         self.workflows: list[str] = [handle.id]
@@ -207,6 +219,21 @@ class _Driver:
         self.claimed_types: frozenset[str] = frozenset()
         self.task_queue = ""
         self.polled: dict[str, PollActivityTaskQueueResponse] = {}
+
+    def _learn(self, definition: WorkflowDefinition, seen: frozenset[str] = frozenset()) -> None:
+        """Note the foreach and call steps of a definition and of those it calls (examples)."""
+        from tests.helpers.example_scripts import load_example  # it imports this module
+
+        for step in definition.iter_steps():
+            if step.step_type == "foreach":
+                self.foreach_steps.add(step.id)
+            elif isinstance(step, WaitForStep):
+                self.events[step.id] = step.event
+            elif isinstance(step, CallStep):
+                self.call_steps.add(step.id)
+                if step.definition not in seen:
+                    called = load_example(step.definition)
+                    self._learn(called, seen | {definition.name, step.definition})
 
     async def run(self, timeout: float) -> Drive:
         deadline = time.monotonic() + timeout
@@ -246,7 +273,11 @@ class _Driver:
         the first index with no workflow (or none that answers yet) ends the search.
         """
         step_id = parent.get("current_step")
-        if parent.get("status") in FINAL_STATUSES or step_id not in self.foreach_steps:
+        if parent.get("status") in FINAL_STATUSES:
+            return []
+        if step_id in self.call_steps:
+            return await self.called(f"{parent['workflow_id']}/{step_id}")
+        if step_id not in self.foreach_steps:
             return []
         found: list[dict[str, Any]] = []
         index = 0
@@ -267,7 +298,23 @@ class _Driver:
             found.append(child)
             found.extend(await self.children(child))
 
+    async def called(self, child_id: str) -> list[dict[str, Any]]:
+        """The status of the run a call step started, and of its own children."""
+        if child_id in self.finished:
+            return []
+        try:
+            child = await query_status(self.client, child_id)
+        except Exception:
+            return []
+        if child_id not in self.workflows:
+            self.workflows.append(child_id)
+        if child["status"] in FINAL_STATUSES:
+            self.finished.add(child_id)
+            return []
+        return [child, *await self.children(child)]
+
     async def shorten_waits(self, tree: list[dict[str, Any]]) -> bool:
+        """Shorten each wait to nothing; send a wait_for step its scripted event."""
         acted = False
         for status in tree:
             waiting = status.get("waiting")
@@ -278,7 +325,17 @@ class _Driver:
                 continue
             self.shortened.append(key)
             handle = self.client.get_workflow_handle(status["workflow_id"])
-            await handle.signal("update_timeout", args=[waiting["step_id"], 0])
+            answer = self.answers.get(waiting["step_id"])
+            if isinstance(answer, Event):
+                event = {
+                    "name": self.events[waiting["step_id"]],
+                    "payload": answer.payload,
+                    "event_id": f"{status['workflow_id']}/{waiting['step_id']}",
+                    "broadcast": False,
+                }
+                await handle.signal(SEND_EVENT, event)
+            else:
+                await handle.signal("update_timeout", args=[waiting["step_id"], 0])
             acted = True
         return acted
 

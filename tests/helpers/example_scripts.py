@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from engine.definition import WorkflowDefinition, load_definition_file
-from tests.helpers.drive import Answer, Fail, Signal
+from tests.helpers.drive import Answer, Event, Fail, Signal
 
 __all__ = [
     "EXAMPLES_DIR",
@@ -108,8 +108,10 @@ def _agent_task() -> Script:
 
 
 def _recompute(action: dict[str, Any]) -> dict[str, Any]:
+    # The job logs what it does, then prints its JSON summary on its last line.
     env = action["parameters"]["env"]
-    return shell(0, f"{env['TABLE']} +{env['OFFSET']}: {10 + int(env['OFFSET'])} rows")
+    rows = 10 + int(env["OFFSET"])
+    return shell(0, f'{env["TABLE"]} +{env["OFFSET"]}: recomputed\n{{"rows": {rows}}}\n')
 
 
 def _data_backfill() -> Script:
@@ -234,6 +236,29 @@ def _release_notes() -> Script:
     )
 
 
+# -- ship-change -------------------------------------------------------------------------------
+
+MERGE: Final = {"repository": "acme/shop", "pr": 42, "sha": "9f1c2e7"}
+
+
+def _ship_change() -> Script:
+    # The checks pass, the merge event arrives (another PR's first: it does not correlate),
+    # staging and production deploy through deploy-service (production approved), and the
+    # channel hears it.
+    deploy = _deploy_service().answers
+    return Script(
+        {"repository": "acme/shop", "pr": 42, "service": "shop", "regions": ["us-east-1"]},
+        {
+            **deploy,
+            "lint": shell(0, "lint ok"),
+            "unit_tests": shell(0, "212 passed"),
+            "security_review": {"verdict": "ok", "notes": "no new inputs reach a shell"},
+            "merged": Event(MERGE),
+            "announce": {"ok": True},
+        },
+    )
+
+
 _SCRIPTS: Final[dict[str, Callable[[], Script]]] = {
     "agent-task": _agent_task,
     "data-backfill": _data_backfill,
@@ -241,6 +266,7 @@ _SCRIPTS: Final[dict[str, Callable[[], Script]]] = {
     "hello": _hello,
     "incident-triage": _incident_triage,
     "release-notes": _release_notes,
+    "ship-change": _ship_change,
 }
 
 SCRIPTS: Final = frozenset(_SCRIPTS)

@@ -6,14 +6,22 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, cast
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Replayer
 
 from engine.context import OrgContext
-from engine.definition import WorkflowDefinition, load_definition
-from engine.workflow import EngineWorkflow, get_workflow_status, sandbox_runner, start_workflow
+from engine.definition import WorkflowDefinition, load_definition, load_definition_file
+from engine.dispatcher import DefinitionNotFoundError
+from engine.workflow import (
+    EngineWorkflow,
+    get_workflow_status,
+    resolve_calls,
+    sandbox_runner,
+    start_workflow,
+)
 
 TASK_QUEUE = "engine-tests"
 ORG = OrgContext(org_id="default", namespace="default")
@@ -31,7 +39,8 @@ async def start(
     workflow_id: str | None = None,
     task_queue: str = TASK_QUEUE,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a run of a definition (YAML text or a loaded one) on the test task queue."""
+    """Start a run of a definition (YAML text or a loaded one) on the test task queue; the
+    definitions its call steps run are those of ``examples/``."""
     loaded = load_definition(definition) if isinstance(definition, str) else definition
     return await start_workflow(
         client,
@@ -40,7 +49,24 @@ async def start(
         org=ORG,
         workflow_id=workflow_id or unique_id(loaded.name),
         task_queue=task_queue,
+        called=await resolve_calls(ExampleDefinitions(), ORG, loaded),
     )
+
+
+class ExampleDefinitions:
+    """The definitions of ``examples/`` as an org's registry (for call steps in tests)."""
+
+    async def get(self, org: OrgContext, name: str, version: int | None) -> WorkflowDefinition:
+        path = Path(__file__).resolve().parents[2] / "examples" / f"{name}.yaml"
+        if not path.is_file():
+            raise DefinitionNotFoundError(f"definition '{name}' is not in examples/")
+        found = load_definition_file(path)
+        if version and found.version != version:
+            raise DefinitionNotFoundError(f"version {version} of definition '{name}' is not there")
+        return found
+
+    async def pins(self, org: OrgContext, name: str, version: int) -> dict[str, int]:
+        return {}
 
 
 async def status(client: Client, handle_or_id: WorkflowHandle[Any, Any] | str) -> dict[str, Any]:

@@ -194,7 +194,7 @@ steps:
 
 async def _control_flow(client: Any, workflow_id: str) -> None:
     handle = await start(client, CONTROL_FLOW, workflow_id=workflow_id, task_queue=TASK_QUEUE)
-    answers = {
+    answers: dict[str, list[Any]] = {
         "fix": ["red", "green"],
         "lint": [{"exit_code": 0, "stdout": "ok", "stderr": ""}],
         "review": [True],
