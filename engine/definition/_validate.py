@@ -82,6 +82,8 @@ _BOUNDARIES: Final[dict[tuple[type[StepBase], str], str]] = {
     **{(model, "compensate"): "compensate" for model in STEP_TYPES.values()},
 }
 """The blocks that change what their steps see or may do (see ``_StepInfo.within``)."""
+_NO_TIMEOUT: Final = frozenset({LoopStep, ParallelStep, TryStep})
+"""Step types whose own ``timeout`` bounds nothing (their steps have their own)."""
 _SCOPED_ROOTS: Final[dict[str, type[StepBase]]] = {
     "loop": LoopStep,
     "error": TryStep,
@@ -631,6 +633,11 @@ class _Checker:
             )
         if model is BreakStep:
             self.check_break(info)
+        if model in _NO_TIMEOUT and raw.get("timeout") is not None:
+            self.warn(
+                (*info.path, "timeout"),
+                f"timeout has no effect on a {raw.get('type')} step: give its steps a timeout",
+            )
         output_to = raw.get("output_to")
         if isinstance(output_to, str) and output_to in self.input_derived:
             origin = self.input_derived[output_to]
@@ -646,6 +653,14 @@ class _Checker:
             self.check_items(info)
         elif model is LoopStep:
             self.check_loop(info)
+        elif model is ParallelStep:
+            branches = info.raw.get("branches")
+            for name, block in branches.items() if isinstance(branches, dict) else ():
+                if isinstance(block, list) and not block:
+                    self.report(
+                        (*info.path, "branches", name),
+                        f"branch '{name}' of parallel {info.label} has no steps",
+                    )
         elif model is TryStep:
             blocks = [info.raw.get(name) for name in ("catch", "finally")]
             if not any(isinstance(block, list) and block for block in blocks):

@@ -481,7 +481,9 @@ class EngineWorkflow:
         """The run goes on after waiting at ``step_id`` (while a parallel branch still waits
         on an action, the run waits at that one)."""
         if self.actions:
-            self.suspend("waiting", next(iter(self.actions)).step_id)
+            # Not a suspension of its own: the branch that resumed goes on, and the run waits
+            # again once every flow has stopped (see the parallel unit).
+            self.record.suspend("waiting", next(iter(self.actions)).step_id)
             return
         self.record.resume(step_id)
 

@@ -45,7 +45,8 @@ async def run_parallel(run: Run, step: ParallelStep, scope: Scope, attempt: int)
         progress["errors"] = []
     outputs = progress["outputs"]
     errors = progress["errors"]
-    todo = [name for name in step.branches if name not in outputs]
+    ended = set(outputs) | {error["branch"] for error in errors}
+    todo = [name for name in step.branches if name not in ended]
     tasks: dict[asyncio.Task[Returned | None], str] = {
         asyncio.create_task(run.run_block(step.branches[name], scope)): name for name in todo
     }
@@ -73,6 +74,14 @@ async def run_parallel(run: Run, step: ParallelStep, scope: Scope, attempt: int)
                             other.cancel()
                 else:  # cancelled run, continue-as-new, an unforeseen error: the step's own
                     raise error
+            if tasks and not stopping:
+                # A branch ended while others still wait: the run waits again (a caller that
+                # answered the branch's last action hears of the others' now).
+                waiting = next(iter(run.actions), None)
+                if waiting is not None:
+                    run.suspend("waiting", waiting.step_id)
+                else:
+                    run.suspend("running", step.id)
     finally:
         for task in tasks:
             task.cancel()
