@@ -887,3 +887,30 @@ def test_canonical_json_of_parallel() -> None:
 
 def test_canonical_json_round_trip_of_parallel() -> None:
     _round_trip(PARALLEL)
+
+
+def test_an_empty_branch_is_an_error() -> None:
+    text = steps(
+        """\
+        - id: p
+          type: parallel
+          branches:
+            left: []
+            right: [{id: r, type: set_state, set: {x: 1}}]
+        """
+    )
+    assert errors(text) == [(*at(text, "[]"), "branch 'left' of parallel 'p' has no steps")]
+
+
+@pytest.mark.parametrize("kind", ["loop", "parallel", "try"])
+def test_a_timeout_on_a_block_step_is_a_warning(kind: str) -> None:
+    block = {
+        "loop": "max_iterations: 2\n  steps: [{id: a, type: set_state, set: {x: 1}}]",
+        "parallel": "branches: {one: [{id: a, type: set_state, set: {x: 1}}]}",
+        "try": "steps: [{id: a, type: set_state, set: {x: 1}}]\n  finally: "
+        "[{id: f, type: set_state, set: {y: 1}}]",
+    }[kind]
+    text = f"name: t\nversion: 1\nsteps:\n- id: s\n  type: {kind}\n  timeout: 5m\n  {block}\n"
+    assert warnings(text) == [
+        (*at(text, "5m"), f"timeout has no effect on a {kind} step: give its steps a timeout")
+    ]
