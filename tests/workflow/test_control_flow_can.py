@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Replayer
 
+from engine.protocol import SEND_EVENT
 from engine.workflow import EngineWorkflow, build_worker, ensure_search_attributes, sandbox_runner
 from tests.helpers.devserver import start_dev_server
 from tests.helpers.runs import TASK_QUEUE, start, status, submit, wait_until
@@ -576,3 +577,33 @@ async def test_wait_all_failed_branch_stays_failed_across_continue_as_new(
     assert result["output"] == {"bad": None, "good": {"iterations": 12, "broke": False}}
     assert result["after_explode"] is False
     assert "after_explode" not in final["steps"]
+
+
+EARLY_EVENT = """
+name: can-early-event
+version: 1
+state: {count: 0}
+steps:
+  - id: rounds
+    type: loop
+    while: state.count < 12
+    max_iterations: 20
+    steps:
+      - {id: nap, type: wait, duration: 10ms}
+      - {id: tally, type: set_state, set: {count: "${{ state.count + 1 }}"}}
+  - {id: merged, type: wait_for, event: shipped, timeout: 1m, output_to: shipped}
+  - {id: done, type: return, value: "${{ state.shipped }}"}
+"""
+
+
+async def test_an_event_sent_early_is_kept_across_continue_as_new(short_client: Client) -> None:
+    handle = await start(short_client, EARLY_EVENT)
+    # Sent while the run is still looping, runs before the step that takes it.
+    event = {"name": "shipped", "payload": {"v": 1}, "event_id": "e1", "broadcast": False}
+    await handle.signal(SEND_EVENT, event)
+    await handle.signal(SEND_EVENT, event)  # a repeat: ignored, even by a later run
+    assert await handle.result() == {"v": 1}
+    final = await status(short_client, handle)
+    assert final["continued"] >= 1
+    chain = await _chain(short_client, handle)
+    assert any(progress.get("events", {}).get("kept") for progress in chain.progress)
