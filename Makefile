@@ -13,8 +13,8 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup test lint fmt bench bench-baseline bench-compare bench-capacity \
-	bench-capacity-pool proto proto-check run replay-record clean
+.PHONY: help setup test test-examples lint fmt bench bench-baseline bench-compare \
+	bench-capacity bench-capacity-pool proto proto-check run replay-record clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-19s %s\n", $$1, $$2}'
@@ -30,11 +30,16 @@ setup: ## Create .venv (if missing) and install the project with its dev tools
 	@rm -f $(STAMP)
 	@$(MAKE) --no-print-directory $(STAMP)
 
-test: $(STAMP) ## Run the test suite (benchmarks run once each, untimed)
+test: $(STAMP) ## Run the test suite (benchmarks run once each, untimed), then test-examples
 	@# pytest exits 5 when it collects nothing; say so instead of failing obscurely.
 	@$(BIN)/pytest $(TESTS) --benchmark-disable $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
+	@$(MAKE) --no-print-directory test-examples
+
+# Each examples/<name>.test.yaml runs <name>.yaml on a private Temporal dev server.
+test-examples: $(STAMP) ## Run every example's test file: enginectl test examples/*.test.yaml
+	$(BIN)/enginectl test examples/*.test.yaml
 
 lint: $(STAMP) ## ruff (lint + format check), mypy --strict on engine/, import-linter, proto drift
 	$(BIN)/ruff check .

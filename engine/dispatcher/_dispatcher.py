@@ -313,8 +313,6 @@ class TemporalDispatcher:
                     advance: Advance = await client.execute_update_with_start_workflow(
                         AWAIT_SUSPENSION,
                         start_workflow_operation=operation,
-                        # A repeat of this request is the same update, which Temporal dedups.
-                        id=f"{AWAIT_SUSPENSION}-{request_id}" if request_id else None,
                         rpc_timeout=attempt_timeout(self.rpc_timeout),
                     )
                 except TemporalAlreadyStarted as taken:

@@ -188,9 +188,7 @@ async def start_workflow(
         engine.definition.InputError: The inputs do not match the definition's schema.
         temporalio.exceptions.WorkflowAlreadyStartedError: The id is taken by a running run.
     """
-    start = WorkflowFactory(task_queue).prepare(
-        definition, inputs, org, workflow_id, called=called
-    )
+    start = WorkflowFactory(task_queue).prepare(definition, inputs, org, workflow_id, called=called)
     return await client.start_workflow(
         start.workflow_type,
         start.input,

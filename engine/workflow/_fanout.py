@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, TypedSearchAttributes
 
 from engine.definition import CallStep, ForeachStep, InputError, load_definition
 from engine.protocol import CANCEL_WORKFLOW, REPORT_ACTIONS, PendingAction
@@ -76,19 +76,12 @@ class ItemRuns:
             lease=parent.lease,
             called=parent.called,
         )
-        child_id = self.child_id(step, index, attempt)
-        # Known before it starts: its first report may come with the news that it started.
-        self._last_report[child_id] = 0
         info = workflow.info()
-        return await workflow.start_child_workflow(
+        return await self._start(
             info.workflow_type,
             child_input,
-            id=child_id,
-            task_queue=info.task_queue,
-            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-            cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-            search_attributes=info.typed_search_attributes,
-            retry_policy=RetryPolicy(maximum_attempts=1),
+            self.child_id(step, index, attempt),
+            info.typed_search_attributes,
         )
 
     async def call(
@@ -126,19 +119,36 @@ class ItemRuns:
             called=called["called"],
         )
         suffix = f"/attempt-{attempt}" if attempt > 1 else ""
-        child_id = f"{self.workflow_id}/{step.id}{suffix}"
-        self._last_report[child_id] = 0
-        info = workflow.info()
         org_id = str(parent.org.get("org_id", ""))
-        return await workflow.start_child_workflow(
+        return await self._start(
             callee.workflow_type,
             child_input,
+            f"{self.workflow_id}/{step.id}{suffix}",
+            search_attributes(org_id, callee.name, "running"),
+            memo={"definition_hash": called["hash"], "org_id": org_id},
+        )
+
+    async def _start(
+        self,
+        workflow_type: str,
+        child_input: RunInput,
+        child_id: str,
+        attributes: TypedSearchAttributes,
+        memo: dict[str, Any] | None = None,
+    ) -> Any:
+        """Start a child run on this run's task queue: cancelled with its parent (which waits
+        for it to end), never retried by Temporal (its steps retry)."""
+        # Known before it starts: its first report may come with the news that it started.
+        self._last_report[child_id] = 0
+        return await workflow.start_child_workflow(
+            workflow_type,
+            child_input,
             id=child_id,
-            task_queue=info.task_queue,
+            task_queue=workflow.info().task_queue,
             parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
             cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-            search_attributes=search_attributes(org_id, callee.name, "running"),
-            memo={"definition_hash": called["hash"], "org_id": org_id},
+            search_attributes=attributes,
+            memo=memo,
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
 

@@ -355,7 +355,8 @@ async def test_signals_by_name(api: Tenancy) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         await api.dispatcher.signal(d, run.workflow_id, "report_actions", {})
     assert str(caught.value) == (
-        "unknown signal 'report_actions': use one of cancel_workflow, submit_result, update_timeout"
+        "unknown signal 'report_actions': use one of cancel_workflow, send_event, submit_result, "
+        "update_timeout"
     )
     assert await _history_length(api, "d", run.workflow_id) == before
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,15 +16,10 @@ from pathlib import Path
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
-from engine.cli._devtemporal import temporal_cli
+from engine.cli._temporalbin import dev_server_command, free_port
 from engine.workflow import SEARCH_ATTRIBUTES
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["DevServer", "free_port", "start_dev_server"]
 
 
 @dataclass
@@ -55,29 +49,16 @@ async def start_dev_server(
     """Start ``temporal server start-dev`` on free ports and wait until it answers."""
     port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="temporal-dev-", suffix=".log")[1])
-    command = [
-        temporal_cli(),
-        "server",
-        "start-dev",
-        "--headless",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--http-port",
-        str(free_port()),
-        "--metrics-port",
-        str(free_port()),
-        "--log-level",
-        "error",
+    attributes = [
+        (key.name, "KeywordList" if key.indexed_value_type.name == "KEYWORD_LIST" else "Keyword")
+        for key in SEARCH_ATTRIBUTES
     ]
-    for key in SEARCH_ATTRIBUTES:
-        kind = "KeywordList" if key.indexed_value_type.name == "KEYWORD_LIST" else "Keyword"
-        command += ["--search-attribute", f"{key.name}={kind}"]
-    for value in dynamic_config:
-        command += ["--dynamic-config-value", value]
-    if db_filename:
-        command += ["--db-filename", db_filename]
+    command = dev_server_command(
+        port,
+        search_attributes=attributes,
+        dynamic_config=dynamic_config,
+        db_filename=db_filename,
+    )
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ)

@@ -76,6 +76,11 @@ EXAMPLES: tuple[tuple[str, str], ...] = tuple(
     for path in sorted((ROOT / "examples").glob("*.yaml"))
     if not path.name.endswith(".test.yaml")
 )
+CALL_PROBLEM = re.compile(
+    r"definition '[^']*' (is not registered|cannot call itself|\(version \d+\) has no input|"
+    r"\(version \d+\) needs input|calls back into)|input '[^']*' of definition '|"
+    r"is not registered in org"
+)
 MAX_TEXT = 1_048_576
 """The loader's limit on definition text, in characters."""
 
@@ -703,6 +708,12 @@ def _renamed(text: str) -> str:
     return _NAME_LINE.sub(lambda m: f"name: {m.group(1)}-{suffix}", text, count=1)
 
 
+def _calls_only(details: str) -> bool:
+    """Whether every problem of a refused registration is one of its call steps'."""
+    lines = [line for line in details.splitlines() if line.strip()]
+    return bool(lines) and all(CALL_PROBLEM.search(line) for line in lines)
+
+
 async def fuzz_definition(
     tally: Tally,
     stub: definitions_grpc.DefinitionServiceStub,
@@ -741,7 +752,9 @@ async def fuzz_definition(
         if status is None:
             return
         if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
-            if answer.valid and text:
+            # Offline validation cannot see the org's registry: what a call step asks of the
+            # definition it calls is checked at registration only.
+            if answer.valid and text and not _calls_only(error.details() or ""):
                 tally.fault(label, text, f"valid, yet refused to register: {error.details()}")
             try:
                 violations = detail(status, error_details_pb2.BadRequest).field_violations

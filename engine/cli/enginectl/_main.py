@@ -14,6 +14,7 @@ from engine.cli.enginectl import (
     _orgs,
     _runs,
     _schedules,
+    _testing,
     _tokens,
     _work,
 )
@@ -28,7 +29,7 @@ from engine.cli.enginectl._common import (
 
 __all__ = ["main"]
 
-_GROUPS = (_definitions, _runs, _actions, _work, _orgs, _schedules, _tokens)
+_GROUPS = (_definitions, _testing, _runs, _actions, _work, _orgs, _schedules, _tokens)
 """Every command group, in the order ``--help`` lists their commands."""
 
 
