@@ -58,6 +58,8 @@ class ClientPool:
         self._query_slots: dict[tuple[Endpoint, str], asyncio.Semaphore] = {}
         self._asked: dict[tuple[object, ...], asyncio.Task[Any]] = {}
         self._cooling: dict[tuple[object, ...], float] = {}
+        self._run_turns: dict[tuple[object, ...], asyncio.Lock] = {}
+        self._run_askers: dict[tuple[object, ...], int] = {}
 
     async def query(
         self,
@@ -72,8 +74,9 @@ class ClientPool:
         A query is answered by a worker of the namespace, which must hold the run in its
         cache or load it (evicting another). Two rules keep that load from wedging the worker:
         the same query of the same run is asked once however many callers want it (they all
-        get the one answer), and at most ``queries_per_namespace`` queries are in flight in a
-        namespace (the others wait their turn).
+        get the one answer), a run is asked one query at a time (its status and its changes
+        for a watcher wait for each other), and at most ``queries_per_namespace`` queries are
+        in flight in a namespace (the others wait their turn).
 
         Why: the Temporal SDK's worker (core 1.35, still so upstream) mishandles a run that has
         several tasks waiting for a cache slot, as concurrent queries of runs it does not hold
@@ -103,9 +106,32 @@ class ClientPool:
         args: tuple[Any, ...],
         rpc_timeout: timedelta | None,
     ) -> Any:
+        run = (target.endpoint, target.namespace, handle.id, handle.run_id)
+        turn = self._run_turns.get(run)
+        if turn is None:
+            turn = self._run_turns[run] = asyncio.Lock()
+        self._run_askers[run] = self._run_askers.get(run, 0) + 1
+        try:
+            async with turn:  # one query of a run at a time, whatever it asks
+                return await self._ask_now(target, handle, run, name, args, rpc_timeout)
+        finally:
+            askers = self._run_askers.pop(run) - 1
+            if askers:
+                self._run_askers[run] = askers
+            else:
+                del self._run_turns[run]
+
+    async def _ask_now(
+        self,
+        target: NamespaceTarget,
+        handle: WorkflowHandle[Any, Any],
+        run: tuple[object, ...],
+        name: str,
+        args: tuple[Any, ...],
+        rpc_timeout: timedelta | None,
+    ) -> Any:
         loop = asyncio.get_running_loop()
         patience = rpc_timeout.total_seconds() if rpc_timeout else _QUERY_COOLDOWN
-        run = (target.endpoint, target.namespace, handle.id, handle.run_id)
         cooled = self._cooling.get(run, 0.0) - loop.time()
         if cooled > 0:
             await asyncio.sleep(min(cooled, patience))

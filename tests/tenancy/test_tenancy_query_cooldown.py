@@ -7,6 +7,7 @@ at all (a task queue nobody polls), so its queries time out for real on the dev 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import timedelta
@@ -43,5 +44,33 @@ async def test_a_timed_out_query_cools_its_run_and_keeps_its_slot(
         waited = time.monotonic() - began
         assert waited >= 0.5  # it waited out (most of) the cooldown, it did not fail at once
         assert slots._value >= 0
+    finally:
+        await handle.terminate()
+
+
+async def test_two_queries_of_one_run_are_never_in_flight_at_once(
+    temporal_server: DevServer, client: Client
+) -> None:
+    handle = await client.start_workflow(
+        "nobody-runs-this", id=f"turns-{uuid.uuid4().hex}", task_queue=f"idle-{uuid.uuid4().hex}"
+    )
+    pool = ClientPool(queries_per_namespace=4)
+    target = NamespaceTarget("default", "default", Endpoint(temporal_server.address))
+    ended: dict[str, float] = {}
+
+    async def ask(name: str, *args: object) -> None:
+        with pytest.raises(RPCError):
+            await pool.query(target, handle, name, *args, rpc_timeout=TIMEOUT)
+        ended[name] = time.monotonic()
+
+    try:
+        began = time.monotonic()
+        await asyncio.gather(ask("get_status"), ask("get_changes", 0))
+        # Different queries of one run (not coalesced): the second waited for the first to
+        # end, then for its cooldown; it was never queued for the worker beside it.
+        first, second = sorted(ended.values())
+        assert first - began >= 0.9
+        assert second - first >= 0.9
+        assert pool._run_turns == {} and pool._run_askers == {}  # nothing kept per run
     finally:
         await handle.terminate()
