@@ -530,6 +530,13 @@ class EngineWorkflow:
             return
         if self.flows > 1:
             self.parked += 1
+            # This flow stops here until the others reach a boundary: the run waits (on their
+            # actions, if any), and a caller waiting to hear where it went is answered now.
+            waiting = next(iter(self.actions), None)
+            if waiting is not None:
+                self.suspend("waiting", waiting.step_id)
+            else:
+                self.suspensions += 1
             try:
                 await workflow.wait_condition(
                     lambda: self.continuing or (self.parked == self.flows and not self.actions)
