@@ -16,8 +16,9 @@ the way the SDK's worker composes its own:
 - :class:`~engine.workflow._budget.PayloadBudget`: the sizes that keep its status under 2 MiB;
 - :class:`~engine.workflow._retry.Backoff`: the retry backoff it waits out, if any.
 
-Why the module is over 600 lines: this docstring (its state table) is about 75, and the class,
-about 550, is the Temporal handlers and the sequencing, which must be read together: each
+Why the module is over 600 lines: this docstring (its state table) is about 85, and the class,
+about 650, is the Temporal handlers and the sequencing (with the continue-as-new barrier of
+parallel flows, which the sequencing's step boundaries drive), which must be read together: each
 update and validator answers from, or waits for, what the sequencing does next (a submission
 waits for the next suspension, a deadline moves only for a step that waits). What a handler can
 hand to a collaborator it does (the answer rules to ``Action``, the backoff to ``Backoff``).
@@ -45,26 +46,34 @@ state                         what it is                                        
 ``.continued``
 ``branches``, ``fanouts``     the branch each condition in progress took; the       yes
                               items each foreach in progress finished
+``loops``, ``parallels``,     the iteration each loop in progress is at; the        yes
+``tries``                     branches each parallel finished; each try's block,
+                              caught error and pending failure
+``events``                    events received and not taken yet, ids seen lately    yes
 ``compensations``             completed steps to undo if the run fails              yes
 ``actions.answered``          recently answered action ids (duplicate detection)    yes
 ``items.reports``             number of the last report to the parent               yes
 ``record.status``,            where the run is, mirrored in the search attributes   no
 ``.current_step``,
-``.waiting``
+``.waits``                    (``waiting``: the latest of the waits in progress)
 ``actions``                   the run's own pending actions                         no [1]
 ``items`` (reports)           the pending actions its running foreach items         no [2]
                               reported
 ``cancel_reason``             set by the ``cancel_workflow`` signal                 no
 ``suspensions``               see :attr:`EngineWorkflow.suspensions`                no
 ``backoff``                   the step waiting out its retry backoff, if any        no [3]
+``flows``, ``parked``,        the flows of steps running at once (parallel          no [4]
+``continuing``                branches), those parked to continue as new together
 ============================  ====================================================  =========
 
 [1] A run never continues as new while it waits on an action. [2] Nor while items run: a
 fan-out drains first, and its items report again to the next run. [3] Nor during a backoff
-(it continues only between steps).
+(it continues only between steps). [4] Parallel branches continue as new only once every one
+of them is parked at a step boundary; the next run starts them again from their positions.
 
 Position. Step ids are unique in a definition, so the finished step ids (plus the branch each
-condition took and the items each foreach finished) say exactly where a run is. The next run
+condition took, the items each foreach finished, the iteration of each loop, the branches each
+parallel finished and the block each try is in) say exactly where a run is. The next run
 walks the definition from the top and skips what is done, resuming where the previous one
 stopped with its state intact.
 """
