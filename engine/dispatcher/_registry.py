@@ -30,14 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError as TemporalAlready
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import OrgContext
-from engine.definition import (
-    WORKFLOW_NAME,
-    DefinitionError,
-    Problem,
-    WorkflowDefinition,
-    call_problems,
-    calls_of,
-)
+from engine.definition import WORKFLOW_NAME, Problem, WorkflowDefinition, calls_of
 from engine.dispatcher._errors import (
     DefinitionNotFoundError,
     InvalidRequestError,
@@ -54,6 +47,7 @@ from engine.workflow import (
     REGISTRY_WORKFLOW_TYPE,
     DefinitionRegistryWorkflow,
     RegistryInput,
+    find_called,
     registry_workflow_id,
     search_attributes,
 )
@@ -190,23 +184,12 @@ class DefinitionRegistry:
             engine.definition.DefinitionError: A called definition is not registered, is the
                 definition itself, or does not take the step's inputs.
         """
-        found: dict[str, WorkflowDefinition | str] = {}
-        pins: dict[str, int] = {}
-        for step in calls_of(definition):
-            if step.definition == definition.name:
-                continue  # call_problems says so
-            try:
-                registered, callee = await self.lookup(org, step.definition, step.version)
-            except DefinitionNotFoundError as error:
-                found[step.id] = f"{error}: register it first"
-                continue
-            found[step.id] = callee
-            if step.version is None:
-                pins[step.id] = registered.version
-        problems = call_problems(definition, found)
-        if problems:
-            raise DefinitionError(problems)
-        return pins
+        found = await find_called(self, org, definition, trail=(definition.name,))
+        return {
+            step.id: found[step.id].version
+            for step in calls_of(definition)
+            if step.version is None and step.id in found
+        }
 
     async def pins(self, org: OrgContext, name: str, version: int) -> dict[str, int]:
         """The versions the definition's unversioned call steps were pinned to, by step id."""

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_CALL_DEPTH",
     "RunStart",
     "WorkflowFactory",
+    "find_called",
     "get_workflow_status",
     "resolve_calls",
     "start_workflow",
@@ -109,6 +110,53 @@ class WorkflowFactory:
         )
 
 
+async def find_called(
+    definitions: DefinitionSource | None,
+    org: OrgContext,
+    definition: WorkflowDefinition,
+    pins: Mapping[str, int] | None = None,
+    trail: tuple[str, ...] = (),
+) -> dict[str, WorkflowDefinition]:
+    """The definition each call step calls (its version, else its pin, else the latest).
+
+    Args:
+        pins: The versions pinned when ``definition`` was registered, by step id.
+        trail: The names of the definitions calling this one (``definition``'s included).
+
+    Raises:
+        engine.definition.DefinitionError: A called definition is not registered, is the
+            caller itself (directly or through ``trail``), or does not take the step's inputs
+            (every problem, located in the caller's text).
+    """
+    found: dict[str, WorkflowDefinition | str] = {}
+    for step in calls_of(definition):
+        if step.definition == definition.name:
+            continue  # call_problems says so
+        if step.definition in trail or len(trail) >= MAX_CALL_DEPTH:
+            found[step.id] = (
+                f"definition '{step.definition}' calls back into "
+                f"{' -> '.join(trail)}: definitions may not call one another in a cycle"
+                if step.definition in trail
+                else f"definitions may call one another at most {MAX_CALL_DEPTH} deep"
+            )
+            continue
+        if definitions is None:
+            found[step.id] = "call steps need the org's definition registry"
+            continue
+        try:
+            found[step.id] = await definitions.get(
+                org, step.definition, step.version or (pins or {}).get(step.id)
+            )
+        except EngineError as error:
+            if error.code != "NOT_FOUND":
+                raise
+            found[step.id] = f"{error}: register it first"
+    problems: list[Problem] = call_problems(definition, found)
+    if problems:
+        raise DefinitionError(problems)
+    return {step_id: callee for step_id, callee in found.items() if not isinstance(callee, str)}
+
+
 async def resolve_calls(
     definitions: DefinitionSource | None,
     org: OrgContext,
@@ -127,42 +175,14 @@ async def resolve_calls(
             caller itself (directly or through others), or does not take the step's inputs
             (every problem, located in the caller's text).
     """
-    steps = list(calls_of(definition))
-    if not steps:
-        return {}
+    if next(calls_of(definition), None) is None:
+        return {}  # most definitions: nothing to look up on the way to a start
     pins: Mapping[str, int] = {}
     if pinned and definitions is not None:
         pins = await definitions.pins(org, definition.name, definition.version)
-    found: dict[str, WorkflowDefinition | str] = {}
     trail = (*_trail, definition.name)
-    for step in steps:
-        if step.definition == definition.name:
-            continue  # call_problems says so
-        if step.definition in trail or len(trail) >= MAX_CALL_DEPTH:
-            found[step.id] = (
-                f"definition '{step.definition}' calls back into "
-                f"{' -> '.join(trail)}: definitions may not call one another in a cycle"
-                if step.definition in trail
-                else f"definitions may call one another at most {MAX_CALL_DEPTH} deep"
-            )
-            continue
-        if definitions is None:
-            found[step.id] = "call steps need the org's definition registry"
-            continue
-        try:
-            found[step.id] = await definitions.get(
-                org, step.definition, step.version or pins.get(step.id)
-            )
-        except EngineError as error:
-            if error.code != "NOT_FOUND":
-                raise
-            found[step.id] = str(error)
-    problems: list[Problem] = call_problems(definition, found)
-    if problems:
-        raise DefinitionError(problems)
     called: dict[str, Called] = {}
-    for step_id, callee in found.items():
-        assert isinstance(callee, WorkflowDefinition)  # call_problems reports the others
+    for step_id, callee in (await find_called(definitions, org, definition, pins, trail)).items():
         called[step_id] = {
             "definition": callee.canonical_json(),
             "hash": callee.content_hash,
