@@ -6,25 +6,51 @@ A foreach step runs each item as a child workflow in the same namespace (``{run}
 (``{run}/{step}``). A child tells its parent which actions wait in its subtree with numbered
 ``report_actions`` signals, so that the parent's status lists the actions of the whole tree, and
 the inbox is complete.
+
+An item's run carries only what its steps need (behind :data:`LIGHTER_ITEMS`): the definition
+cut down to the foreach step (the steps outside it reduced to placeholders that keep their ids,
+so that the item's references to them still check), the inputs its steps read, and the called
+definitions of the call steps inside it. A fan-out's history used to repeat the whole definition
+and every input, the list being fanned out included, once per item.
+
+A report is sent in the background (behind :data:`REPORTS_IN_BACKGROUND`): the child goes on
+while its signal travels, instead of waiting a round trip through the server at every action,
+and the changes made meanwhile go up as one report, the latest, once the signal in flight is
+delivered. Before the child continues as new or ends it waits for its last report to be
+delivered, so that its parent never keeps actions the child no longer has.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Final
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, TypedSearchAttributes
 
-from engine.definition import CallStep, ForeachStep, InputError, load_definition
+from engine.definition import (
+    CallStep,
+    ForeachStep,
+    InputError,
+    StepBase,
+    WorkflowDefinition,
+    load_definition,
+)
 from engine.protocol import CANCEL_WORKFLOW, REPORT_ACTIONS, PendingAction
 from engine.workflow._flow import Scope, StepFailedError
 from engine.workflow._search import search_attributes
-from engine.workflow._types import ChildReport, RunInput
+from engine.workflow._types import Called, ChildReport, RunInput
 
-__all__ = ["ItemRuns"]
+__all__ = ["LIGHTER_ITEMS", "REPORTS_IN_BACKGROUND", "ItemRuns", "item_definition"]
+
+LIGHTER_ITEMS: Final = "lighter-items"
+"""The patch under which an item's run carries only what its steps need."""
+
+REPORTS_IN_BACKGROUND: Final = "reports-in-background"
+"""The patch under which a child's reports to its parent no longer hold the child up."""
 
 
 class ItemRuns:
@@ -45,6 +71,11 @@ class ItemRuns:
         # sender may arrive out of order, and late ones from a finished item at all.
         self._last_report: dict[str, int] = {}
         self._actions: dict[str, list[PendingAction]] = {}
+        # The latest report not sent yet, and the task sending reports (see the module's doc).
+        self._unsent: list[PendingAction] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        # Foreach step id -> what its items' runs carry (the same for every item).
+        self._item_parts: dict[str, tuple[str, dict[str, Called] | None]] = {}
 
     def child_id(self, step: ForeachStep, index: int, attempt: int) -> str:
         """The workflow id of an item's run (a retry of the step gets new ids)."""
@@ -54,6 +85,7 @@ class ItemRuns:
     async def start(
         self,
         parent: RunInput,
+        definition: WorkflowDefinition,
         step: ForeachStep,
         scope: Scope,
         state: dict[str, Any],
@@ -67,14 +99,21 @@ class ItemRuns:
         variables["index"] = index
         if step.needs_state is not None:
             state = {k: v for k, v in state.items() if k in step.needs_state}
+        text, called, inputs = parent.definition, parent.called, parent.inputs
+        if workflow.patched(LIGHTER_ITEMS):
+            parts = self._item_parts.get(step.id)
+            if parts is None:
+                parts = self._item_parts[step.id] = _item_parts(definition, step, parent.called)
+            text, called = parts
+            inputs = _read_inputs(step, parent.inputs)
         child_input = RunInput(
-            definition=parent.definition,
+            definition=text,
             definition_hash=parent.definition_hash,
-            inputs=parent.inputs,
+            inputs=inputs,
             org=parent.org,
             scope={"foreach": step.id, "vars": variables, "state": state},
             lease=parent.lease,
-            called=parent.called,
+            called=called,
         )
         info = workflow.info()
         return await self._start(
@@ -199,9 +238,35 @@ class ItemRuns:
         self._actions.clear()
 
     async def report_to_parent(self, actions: list[PendingAction]) -> None:
-        """Tell the parent (when this run is a foreach item) which actions wait in it."""
+        """Tell the parent (when this run is a foreach item) which actions wait in it: in the
+        background, unless the run started before :data:`REPORTS_IN_BACKGROUND`."""
         if self.parent_id is None:
             return
+        if not workflow.patched(REPORTS_IN_BACKGROUND):
+            await self._send(actions)
+            return
+        self._unsent = actions
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_unsent())
+
+    async def reports_delivered(self) -> None:
+        """Wait until the parent has every report sent so far: before this run continues as
+        new or ends (a signal still travelling would make Temporal refuse the ending, and its
+        parent would show actions this run no longer has until it saw the run end)."""
+        sender = self._sender
+        if sender is not None and not sender.done():  # (no await otherwise: replays unchanged)
+            await workflow.wait_condition(sender.done)
+
+    async def _send_unsent(self) -> None:
+        while self._unsent is not None:
+            actions, self._unsent = self._unsent, None
+            try:
+                await self._send(actions)
+            except Exception as error:  # the parent has ended: nobody reads the report
+                workflow.logger.warning("report to %s not delivered: %s", self.parent_id, error)
+
+    async def _send(self, actions: list[PendingAction]) -> None:
+        assert self.parent_id is not None
         self.reports += 1
         report: ChildReport = {
             "workflow_id": self.workflow_id,
@@ -209,3 +274,114 @@ class ItemRuns:
             "report": self.reports,
         }
         await workflow.get_external_workflow_handle(self.parent_id).signal(REPORT_ACTIONS, report)
+
+
+def _subtree(step: StepBase) -> Iterator[StepBase]:
+    yield step
+    yield from step.nested_steps()
+
+
+def _read_inputs(step: ForeachStep, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs the foreach's item steps read (an item does not evaluate the foreach's own
+    fields, such as the ``items`` that often read the very list being fanned out)."""
+    names = _names(step.nested_steps(), "inputs")
+    return inputs if names is None else {k: v for k, v in inputs.items() if k in names}
+
+
+def _item_parts(
+    definition: WorkflowDefinition, step: ForeachStep, called: dict[str, Called] | None
+) -> tuple[str, dict[str, Called] | None]:
+    """The definition an item's run of ``step`` carries, and the called definitions of the
+    call steps inside it."""
+    inside = {nested.id for nested in _subtree(step)}
+    kept = {key: value for key, value in (called or {}).items() if key in inside}
+    return item_definition(definition, step.id), kept or None
+
+
+def item_definition(definition: WorkflowDefinition, foreach_id: str) -> str:
+    """The definition cut down to what the items of foreach ``foreach_id`` run: the foreach
+    step whole, the steps that contain it with their other blocks cut down, placeholders for
+    the other steps the kept ones refer to (``steps.<id>``), and only the inputs they read;
+    fields at their defaults are left out.
+
+    It loads (the item's references to steps outside, its enclosing foreach's variables and
+    loops still check), and its foreach step is the original's.
+    """
+    foreach = definition.step(foreach_id)
+    around = [s for s in definition.iter_steps() if foreach in list(s.nested_steps())]
+    kept = [*_subtree(foreach), *around]
+    data = json.loads(definition.canonical_json())
+    data["state"] = {}
+    data.pop("description", None)
+    data["steps"] = _cut(definition.steps, data["steps"], foreach_id, _names(kept, "steps"))
+    read = _names(kept, "inputs")
+    if read is not None:
+        data["inputs"] = {k: v for k, v in data["inputs"].items() if k in read}
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def _names(steps: Iterable[StepBase], root: str) -> set[str] | None:
+    """The keys the steps' expressions read under ``root`` (``inputs``, ``steps``); None: any
+    (one reads a computed key)."""
+    names: set[str] = set()
+    for step in steps:
+        for reference in step.references:
+            if reference.root == root:
+                if reference.key is None:
+                    return None
+                names.add(reference.key)
+    return names
+
+
+def _cut(
+    steps: Sequence[StepBase], raw: list[Any], foreach_id: str, wanted: set[str] | None
+) -> list[Any]:
+    """A block cut down around the foreach (see :func:`item_definition`); empty only if it
+    was."""
+    kept: list[Any] = []
+    for step, raw_step in zip(steps, raw, strict=True):
+        if step.id == foreach_id:
+            kept.append(_slim(step, raw_step))
+        elif any(nested.id == foreach_id for nested in step.nested_steps()):
+            _each_block(
+                step, raw_step, lambda block, raw_block: _cut(block, raw_block, foreach_id, wanted)
+            )
+            kept.append(raw_step)
+        else:
+            kept.extend(
+                _placeholder(nested.id)
+                for nested in _subtree(step)
+                if wanted is None or nested.id in wanted
+            )
+    return kept if kept or not steps else [_placeholder(steps[0].id)]
+
+
+def _placeholder(step_id: str) -> dict[str, Any]:
+    """A step that stands for one the item never runs (so that references to it check)."""
+    return {"id": step_id, "type": "set_state", "set": {"_": None}}
+
+
+def _slim(step: StepBase, raw_step: dict[str, Any]) -> dict[str, Any]:
+    """The step's JSON without the fields that are empty (null, [], {}) by default."""
+    for name, field in type(step).model_fields.items():
+        key = field.alias or name
+        value = raw_step.get(key, ...)
+        if (
+            value in (None, [], {})
+            and not field.is_required()
+            and value == field.get_default(call_default_factory=True)
+        ):
+            del raw_step[key]
+    _each_block(step, raw_step, lambda block, raw_block: list(map(_slim, block, raw_block)))
+    return raw_step
+
+
+def _each_block(step: StepBase, raw_step: dict[str, Any], change: Any) -> None:
+    """Replace each block of ``raw_step`` (a step's JSON) with ``change(block, raw_block)``."""
+    for name, block in step.blocks():
+        field, _, branch = name.partition(".")
+        holder: Any = raw_step.get(field)
+        if branch:
+            holder[branch] = change(block, holder[branch])
+        elif holder is not None:
+            raw_step[field] = change(block, holder)

@@ -558,6 +558,7 @@ class EngineWorkflow:
         elif self.actions:
             return
         self.suspensions += 1
+        await self.items.reports_delivered()
         await workflow.wait_condition(workflow.all_handlers_finished)
         progress: Progress = {
             "state": self.state,
@@ -626,6 +627,10 @@ class EngineWorkflow:
         return self.compensations.handed_over(self.definition, self.state, self.record.steps)
 
     async def settle(self, status: RunState) -> None:
+        # A report still travelling to the parent would arrive while this run completes:
+        # Temporal refuses that completion (UnhandledCommand) and aborts an update accepted
+        # with it, such as the answer that ended the run.
+        await self.items.reports_delivered()
         self.items.forget_reports()
         self.record.end(status)
         # No memo for the inbox: it lists waiting runs only (the memo keeps the last actions).

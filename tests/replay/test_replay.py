@@ -22,11 +22,18 @@ from tests.helpers.example_scripts import example_names
 
 HERE = Path(__file__).resolve().parent
 HISTORIES = sorted(
-    [*HERE.glob("*.json"), *HERE.glob("claimed/*.json"), *HERE.glob("claimed-v1/*.json")]
+    [
+        *HERE.glob("*.json"),
+        *HERE.glob("claimed/*.json"),
+        *HERE.glob("claimed-v1/*.json"),
+        *HERE.glob("claimed-v2/*.json"),
+    ]
 )
 """Histories recorded before actions were activity tasks (answered by id), and since (their
 shell, MCP and delegate actions claimed by executors); ``claimed-v1/`` keeps those of the
-examples as they were before the language had loops (runs of them may still be in flight)."""
+examples as they were before the language had loops, ``claimed-v2/`` those of runs with child
+runs from before a child's reports to its parent went in the background (runs of them may still
+be in flight)."""
 
 
 def workflow_id(path: Path) -> str:
@@ -52,11 +59,15 @@ def test_every_example_has_a_recorded_history() -> None:
     # Children are workflows of their own: at least the deploy rollout's are recorded.
     assert {"deploy-service.rollout.0", "deploy-service.rollout.1"} <= recorded
     # The histories of older runs stay, and keep replaying: those recorded before actions were
-    # activity tasks, and those of the examples before they had loops.
+    # activity tasks, those of the examples before they had loops, and those of child runs
+    # before their reports went in the background.
     first = {"agent-task", "data-backfill", "deploy-service", "hello", "incident-triage"}
     assert first | {"release-notes"} <= {path.stem for path in HERE.glob("*.json")}
     assert {"agent-task", "data-backfill", "release-notes"} <= {
         path.stem for path in (HERE / "claimed-v1").glob("*.json")
+    }
+    assert {"deploy-service.rollout.0", "ship-change.staging", "call.sub"} <= {
+        path.stem for path in (HERE / "claimed-v2").glob("*.json")
     }
 
 

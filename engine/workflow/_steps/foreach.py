@@ -96,7 +96,9 @@ async def run_foreach(run: Run, step: ForeachStep, scope: Scope, attempt: int) -
             # of one round trip to the server per child (gather keeps the order).
             handles = await asyncio.gather(
                 *(
-                    run.items.start(run.input, step, scope, run.state, items[i], i, attempt)
+                    run.items.start(
+                        run.input, run.definition, step, scope, run.state, items[i], i, attempt
+                    )
                     for i in batch
                 )
             )
