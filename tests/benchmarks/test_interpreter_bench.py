@@ -311,6 +311,8 @@ class Row:
 
 
 REPORT: dict[str, Row] = {}
+SIZES: dict[str, tuple[float, float]] = {}
+"""Sizes (bytes) for the report: engine, raw."""
 ORDER = (
     "suspension",
     "suspension (start + poll)",
@@ -693,13 +695,17 @@ async def test_foreach_spawn(
     items = list(range(10 if benchmark.disabled else FANOUT))
     expected = [2 * item for item in items]
 
+    parents: dict[str, str] = {}
+
     async def engine(_: Any) -> Any:
         handle = await start(client, _definition(FOREACH_YAML), {"items": items})
+        parents["engine"] = handle.id
         return await handle.result()
 
     async def raw(_: Any) -> Any:
+        parents["raw"] = unique_id("raw-parent")
         return await client.execute_workflow(
-            RawParentWorkflow.run, items, id=unique_id("raw-parent"), task_queue=RAW_QUEUE
+            RawParentWorkflow.run, items, id=parents["raw"], task_queue=RAW_QUEUE
         )
 
     # No warm-up round: one engine round takes seconds, and the earlier tests warmed the workers.
@@ -709,6 +715,26 @@ async def test_foreach_spawn(
     assert engine_out and all(result == expected for result in engine_out)
     assert raw_out and all(result == expected for result in raw_out)
     _record(benchmark, "foreach spawn / child", raw_times, per=len(items))
+    if not benchmark.disabled:
+        engine_bytes = await _history_bytes(client, parents["engine"])
+        raw_bytes = await _history_bytes(client, parents["raw"])
+        benchmark.extra_info["parent_history_bytes"] = engine_bytes
+        benchmark.extra_info["raw_parent_history_bytes"] = raw_bytes
+        SIZES["foreach parent history / child"] = (engine_bytes / FANOUT, raw_bytes / FANOUT)
+
+
+async def _history_bytes(client: Client, workflow_id: str) -> int:
+    """The size of a run's history, through every continue-as-new (the protobuf events)."""
+    first = await client.get_workflow_handle(workflow_id).describe()
+    run_id: str | None = first.raw_description.workflow_execution_info.first_run_id or None
+    total = 0
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        total += sum(event.ByteSize() for event in history.events)
+        last = history.events[-1]
+        attributes = last.workflow_execution_continued_as_new_event_attributes
+        run_id = attributes.new_execution_run_id or None
+    return total
 
 
 @pytest.mark.benchmark(group="interpreter/foreach-inline")
@@ -998,6 +1024,9 @@ def test_zz_report(benchmark: Any, capsys: pytest.CaptureFixture[str]) -> None:
             continue
         ratio = f"{row.engine / row.raw:.2f}x" if row.raw else "-"
         lines.append(f"{name:<42}{_ms(row.engine):>13}{_ms(row.raw):>13}{ratio:>9}")
+    for name, (engine_size, raw_size) in SIZES.items():
+        ratio = f"{engine_size / raw_size:.2f}x"
+        lines.append(f"{name:<42}{engine_size:>11,.0f} B{raw_size:>11,.0f} B{ratio:>9}")
     lines += [
         "",
         "step dispatch: median of (engine - raw) / 10 per round of the 10-step run (a bound).",
