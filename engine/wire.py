@@ -17,7 +17,8 @@ import re
 from collections.abc import Hashable, Mapping
 from typing import Any, Protocol
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import descriptor, json_format, struct_pb2
+from google.protobuf.message import Message
 
 __all__ = [
     "WIRE_DEPTH",
@@ -28,6 +29,7 @@ __all__ = [
     "enum_value",
     "from_struct",
     "from_value",
+    "message_json",
     "plain",
     "to_struct",
     "to_value",
@@ -161,3 +163,41 @@ def enum_value(enum: EnumType, name: str | None) -> int:
     """The value whose lower-case name is ``name``; UNSPECIFIED (0) for "", None or a name the
     enum does not have."""
     return _enum_values(enum).get(name or "", 0)
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """A message as plain JSON data, for people and agents: the proto field names, enum values
+    by their lower-case names, 64-bit integers as numbers, ``Struct`` and ``Value`` as the JSON
+    they hold, timestamps as RFC 3339 text, durations as seconds; unset fields left out."""
+    return {field.name: _field_json(field, value) for field, value in message.ListFields()}
+
+
+def _field_json(field: descriptor.FieldDescriptor, value: Any) -> Any:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        item = field.message_type.fields_by_name["value"]
+        return {key: _single_json(item, entry) for key, entry in value.items()}
+    if field.is_repeated:
+        return [_single_json(field, item) for item in value]
+    return _single_json(field, value)
+
+
+def _single_json(field: descriptor.FieldDescriptor, value: Any) -> Any:
+    if field.enum_type is not None:
+        values = field.enum_type.values
+        prefix = next(v.name for v in values if v.number == 0).removesuffix("UNSPECIFIED")
+        known = field.enum_type.values_by_number.get(value)
+        return known.name.removeprefix(prefix).lower() if known and value else ""
+    if field.message_type is None:
+        return value
+    kind = field.message_type.full_name
+    if kind == "google.protobuf.Struct":
+        return from_struct(value)
+    if kind == "google.protobuf.Value":
+        return from_value(value)
+    if kind == "google.protobuf.ListValue":
+        return plain(json_format.MessageToDict(value))
+    if kind == "google.protobuf.Timestamp":
+        return value.ToJsonString()
+    if kind == "google.protobuf.Duration":
+        return value.ToTimedelta().total_seconds()
+    return message_json(value)

@@ -6,11 +6,23 @@ executor per action at a time; a :class:`ClaimedAction` heartbeats by itself whi
 and is reported with ``complete(result)`` or ``fail(message)``. Results are checked against the
 action's shape before anything is written, and a report is retried safely when the control
 plane does not answer (each carries a request id). ``enginectl work`` is built on the same
-protocol.
+protocol, and so are the reference runners: :class:`ShellRunner` (``enginectl work shell``)
+and :class:`McpRunner` (``enginectl work mcp``).
 """
 
 from __future__ import annotations
 
-from engine.executor._executor import ClaimedAction, Executor, ExecutorError
+from engine.executor._executor import ClaimedAction, Executor, ExecutorError, client_channel
+from engine.executor._mcp import McpRunner, parse_server
+from engine.executor._shell import TIMED_OUT, ShellRunner
 
-__all__ = ["ClaimedAction", "Executor", "ExecutorError"]
+__all__ = [
+    "TIMED_OUT",
+    "ClaimedAction",
+    "Executor",
+    "ExecutorError",
+    "McpRunner",
+    "ShellRunner",
+    "client_channel",
+    "parse_server",
+]

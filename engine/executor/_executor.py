@@ -22,7 +22,7 @@ from engine.api.v1 import resources_pb2
 from engine.config import ClientSettings
 from engine.wire import enum_name, enum_value, from_struct, to_value
 
-__all__ = ["ClaimedAction", "Executor", "ExecutorError"]
+__all__ = ["ClaimedAction", "Executor", "ExecutorError", "client_channel"]
 
 log = logging.getLogger("engine.executor")
 
@@ -195,7 +195,7 @@ class Executor:
         self.settings = settings or ClientSettings.resolve()
         self.identity = identity or socket.gethostname()
         self._own_channel = channel is None
-        self._channel = channel or _channel(self.settings)
+        self._channel = channel or client_channel(self.settings)
         self._stub = pb_grpc.ExecutorServiceStub(self._channel)
 
     async def __aenter__(self) -> Executor:
@@ -272,6 +272,27 @@ class Executor:
                 continue
             yield claimed
 
+    async def perform_all(
+        self,
+        action_type: str,
+        perform: Callable[[ClaimedAction], Awaitable[None]],
+        *,
+        concurrency: int = 1,
+        wait: float = 30.0,
+    ) -> None:
+        """Claim actions of a queue and ``perform`` each as a task, at most ``concurrency`` at
+        once, until cancelled; the actions still being performed are cancelled then."""
+        running: set[asyncio.Task[None]] = set()
+        try:
+            async for claimed in self.actions(action_type, concurrency=concurrency, wait=wait):
+                task: asyncio.Task[None] = asyncio.create_task(_performed(perform, claimed))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        finally:
+            for task in list(running):
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
     async def _call(
         self, method: Callable[..., Awaitable[_T]], request: Any, *, timeout: float = 30.0
     ) -> _T:
@@ -290,11 +311,27 @@ class Executor:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+async def _performed(
+    perform: Callable[[ClaimedAction], Awaitable[None]], claimed: ClaimedAction
+) -> None:
+    await perform(claimed)
+
+
+async def report_or_log(claimed: ClaimedAction, report: Awaitable[None]) -> None:
+    """Await a report of ``claimed``; a refusal (its lease ran out meanwhile, or it was answered
+    elsewhere) is logged: a runner has nothing else to do about it."""
+    try:
+        await report
+    except ExecutorError as error:
+        log.warning("the outcome of action %s was not taken: %s", claimed.action_id, error)
+
+
 _PROCESS: Final = uuid.uuid4().hex[:12]
 """Tells this process's reports from another's (a claim is one executor's at a time)."""
 
 
-def _channel(settings: ClientSettings) -> grpc.aio.Channel:
+def client_channel(settings: ClientSettings) -> grpc.aio.Channel:
+    """An asyncio channel to the control plane the settings name (TLS when they say so)."""
     if settings.tls:
         root = Path(settings.ca_file).read_bytes() if settings.ca_file else None
         return grpc.aio.secure_channel(

@@ -320,6 +320,22 @@ def check_ship_change(run_id: str, run: Drive) -> None:
     assert "tell_oncall" not in run.steps()  # nothing failed: the catch did not run
 
 
+def check_world_clock(run_id: str, run: Drive) -> None:
+    assert run.result == {
+        "utc": "03:00",
+        "zone": "Asia/Tokyo",
+        "there": "2026-12-07T12:00:00+09:00",
+        "difference": "+9.0h",
+    }
+    convert = only(run, "convert")
+    assert convert.action["parameters"]["server"] == "time"
+    assert convert.action["parameters"]["params"] == {
+        "source_timezone": "UTC",
+        "time": "03:00",
+        "target_timezone": "Asia/Tokyo",
+    }
+
+
 CHECKS: dict[str, Callable[[str, Drive], None]] = {
     "agent-task": check_agent_task,
     "data-backfill": check_data_backfill,
@@ -328,6 +344,7 @@ CHECKS: dict[str, Callable[[str, Drive], None]] = {
     "incident-triage": check_incident_triage,
     "release-notes": check_release_notes,
     "ship-change": check_ship_change,
+    "world-clock": check_world_clock,
 }
 
 

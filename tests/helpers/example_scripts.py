@@ -259,6 +259,30 @@ def _ship_change() -> Script:
     )
 
 
+# -- world-clock -------------------------------------------------------------------------------
+
+TOKYO_NOON: Final = {
+    "source": {
+        "timezone": "UTC",
+        "datetime": "2026-12-07T03:00:00+00:00",
+        "day_of_week": "Monday",
+        "is_dst": False,
+    },
+    "target": {
+        "timezone": "Asia/Tokyo",
+        "datetime": "2026-12-07T12:00:00+09:00",
+        "day_of_week": "Monday",
+        "is_dst": False,
+    },
+    "time_difference": "+9.0h",
+}
+
+
+def _world_clock() -> Script:
+    # What the shell runner and the MCP time server would answer (tests/runners runs them).
+    return Script({}, {"now": shell(0, "03:00\n"), "convert": TOKYO_NOON})
+
+
 _SCRIPTS: Final[dict[str, Callable[[], Script]]] = {
     "agent-task": _agent_task,
     "data-backfill": _data_backfill,
@@ -267,6 +291,7 @@ _SCRIPTS: Final[dict[str, Callable[[], Script]]] = {
     "incident-triage": _incident_triage,
     "release-notes": _release_notes,
     "ship-change": _ship_change,
+    "world-clock": _world_clock,
 }
 
 SCRIPTS: Final = frozenset(_SCRIPTS)

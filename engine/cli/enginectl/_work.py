@@ -27,6 +27,7 @@ from engine.cli.enginectl._common import (
     add_command,
     json_or_string,
     positive_float,
+    positive_int,
 )
 from engine.cli.enginectl._output import emit, to_dict
 from engine.protocol import CLAIMED_ACTION_TYPES
@@ -44,19 +45,67 @@ def register(commands: Subcommands) -> None:
         commands,
         "work",
         claim_actions,
-        "claim pending actions and print them as JSON lines (an executor)",
-        "Claim the actions of one queue (a type, and for delegate an agent) as they come, and "
-        "print each as a JSON line: {action, claim_token, lease_seconds, delivery}. Report "
-        "each with 'enginectl complete' or 'enginectl fail' before its lease runs out (or keep "
-        "it with 'enginectl heartbeat'); an action whose lease runs out goes to another "
-        "executor. With --once, exits 3 when none came within --wait.",
+        "perform actions: a shell runner, an MCP executor, or JSON lines for a script",
+        "'enginectl work shell' runs the org's shell actions; 'enginectl work mcp --server "
+        "NAME=COMMAND' performs its mcp_call actions with those MCP servers. 'enginectl work "
+        "--type T' claims the actions of one queue (a type, and for delegate an agent) as they "
+        "come, and prints each as a JSON line: {action, claim_token, lease_seconds, delivery}; "
+        "report each with 'enginectl complete' or 'enginectl fail' before its lease runs out "
+        "(or keep it with 'enginectl heartbeat'); an action whose lease runs out goes to "
+        "another executor. With --once, exits 3 when none came within --wait. Security: a "
+        "runner performs what the org's definitions say; run it only for definitions you "
+        "trust (see the README's Executors section).",
+    )
+    work.add_argument(
+        "runner",
+        nargs="?",
+        choices=("shell", "mcp"),
+        help="run the reference runner of shell actions, or of mcp_call actions",
     )
     work.add_argument(
         "--type",
         dest="action_type",
-        required=True,
         choices=sorted(CLAIMED_ACTION_TYPES),
-        help="the actions to claim",
+        help="without a runner: the actions to claim and print",
+    )
+    work.add_argument(
+        "--root",
+        default=".",
+        metavar="DIR",
+        help="shell: every command runs under DIR (its workdir taken below it; default .)",
+    )
+    work.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="shell, mcp: actions performed at once (default 1 for shell, 4 for mcp)",
+    )
+    work.add_argument(
+        "--max-output",
+        type=positive_int,
+        default=64 * 1024,
+        metavar="BYTES",
+        help="shell: bytes of stdout and of stderr kept, each (the last ones; default 65536)",
+    )
+    work.add_argument(
+        "--max-time",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="shell: kill a command after this long, if its action's timeout is longer",
+    )
+    work.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="mcp: an MCP server to start (stdio) under NAME (repeatable)",
+    )
+    work.add_argument(
+        "--org",
+        metavar="ORG",
+        help="shell, mcp: refuse to start unless the token is of this org",
     )
     work.add_argument("--agent", default="", help="for delegate: the agent, e.g. @reviewer")
     work.add_argument(
@@ -110,7 +159,14 @@ def register(commands: Subcommands) -> None:
 
 
 def claim_actions(args: argparse.Namespace, client: EngineClient) -> int:
-    """``enginectl work --type T``: claim actions and print each as a JSON line."""
+    """``enginectl work shell|mcp``: run a runner; ``enginectl work --type T``: claim actions
+    and print each as a JSON line."""
+    if args.runner is not None:
+        from engine.cli.enginectl._runners import run_runner  # asyncio, and MCP, only here
+
+        return run_runner(args)
+    if args.action_type is None:
+        raise CliError("say what to work on: 'work shell', 'work mcp' or 'work --type TYPE'")
     request = pb.PollActionRequest(
         action_type=resources_pb2.ActionType.ValueType(
             enum_value(resources_pb2.ActionType, args.action_type)
