@@ -27,7 +27,7 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from temporalio.client import Client
 
@@ -37,7 +37,13 @@ from engine.cli._devtemporal import (
     check_ports,
     hold_home,
 )
-from engine.config import ServerSettings, TemporalSettings, TenancySettings, WorkerSettings
+from engine.config import (
+    ClientSettings,
+    ServerSettings,
+    TemporalSettings,
+    TenancySettings,
+    WorkerSettings,
+)
 from engine.context import OrgContext
 from engine.definition import DefinitionError
 from engine.errors import EngineError
@@ -46,6 +52,9 @@ from engine.server import ControlPlane
 from engine.stack import Stack
 from engine.worker import MembershipOptions, WorkerOptions
 from engine.workflow import build_worker, ensure_search_attributes
+
+if TYPE_CHECKING:
+    from engine.mcp import McpHttpServer
 
 __all__ = ["main"]
 
@@ -101,12 +110,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--ui-port", type=int, default=8233)
     dev.add_argument("--home", default=None, help="state directory (ENGINE_HOME, .engine)")
     dev.add_argument("--examples", default="examples", help="definitions to register")
+    dev.add_argument(
+        "--mcp-listen",
+        default="127.0.0.1:8765",
+        help="the MCP endpoint (streamable HTTP, at /mcp); 'off' for none",
+    )
+    dev.add_argument(
+        "--executors",
+        action="store_true",
+        help="also run the reference executors for the default org: shell actions (under "
+        "HOME/work) and mcp_call actions (the 'time' MCP server, and each --mcp-server)",
+    )
+    dev.add_argument(
+        "--mcp-server",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="with --executors: another MCP server for mcp_call steps (repeatable)",
+    )
 
     serve = commands.add_parser("serve", help="run the control plane against Temporal")
     serve.add_argument("--listen", help="gRPC listen address (ENGINE_LISTEN)")
     serve.add_argument("--no-worker", action="store_true", help="do not run the worker pool")
     serve.add_argument(
         "--orgs", help="serve only these orgs (comma-separated; default: share them all)"
+    )
+    serve.add_argument(
+        "--mcp-listen",
+        help="also serve the MCP endpoint (streamable HTTP, at /mcp) here (ENGINE_MCP_LISTEN)",
     )
 
     worker = commands.add_parser("worker", help="run only the worker pool")
@@ -235,10 +266,40 @@ async def _serve(
         log.info(
             "control plane listening on port %s (Temporal at %s)", plane.port, temporal.address
         )
+        mcp_listen = arguments.mcp_listen or os.environ.get("ENGINE_MCP_LISTEN")
+        mcp = await _start_mcp(mcp_listen, plane.port, verifier, tls=bool(server.tls_cert))
+        if mcp is not None:
+            log.info("MCP endpoint at %s", mcp.url)
         await stop.wait()
         log.info("stopping")
+        if mcp is not None:
+            await mcp.stop()
         await plane.stop(PLANE_STOP)
     return EXIT_OK
+
+
+async def _start_mcp(
+    listen: str | None, plane_port: int | None, verifier: TokenVerifier, *, tls: bool
+) -> McpHttpServer | None:
+    """The MCP endpoint on ``listen`` (``host:port``), or None when it is unset or ``off``.
+
+    Raises:
+        ValueError: ``listen`` is not ``host:port``, or the plane uses TLS (the endpoint
+            reaches it over plaintext loopback).
+    """
+    if not listen or listen == "off":
+        return None
+    if tls:
+        raise ValueError("the MCP endpoint needs a plaintext control plane on loopback (no TLS)")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"the MCP listen address must be host:port, got {listen!r}")
+    from engine.mcp import McpHttpServer  # the MCP SDK only when the endpoint is served
+
+    plane = f"127.0.0.1:{plane_port}" if plane_port is not None else None
+    mcp = McpHttpServer(plane, verifier, host=host, port=int(port))
+    await mcp.start()
+    return mcp
 
 
 async def _worker(
@@ -344,6 +405,11 @@ async def _dev(
             ("Temporal", "--temporal-port", arguments.temporal_port),
             ("Temporal Web UI", "--ui-port", arguments.ui_port),
             ("gRPC control plane", "--listen", int(arguments.listen.rsplit(":", 1)[1])),
+            *(
+                [("MCP endpoint", "--mcp-listen", int(arguments.mcp_listen.rsplit(":", 1)[1]))]
+                if arguments.mcp_listen != "off"
+                else []
+            ),
         ]
     )
     temporal_server = SupervisedTemporal(home, arguments.temporal_port, arguments.ui_port)
@@ -355,6 +421,8 @@ async def _dev(
         stack: Stack | None = None
         plane: ControlPlane | None = None
         watcher: asyncio.Task[None] | None = None
+        mcp: McpHttpServer | None = None
+        executors: _DevExecutors | None = None
         try:
             secret = _dev_secret(home)
             # The embedded server: its own address, no namespace map, a day of retention.
@@ -369,8 +437,12 @@ async def _dev(
             organization = await stack.provisioner.provision(DEV_ORG)
             org = OrgContext(DEV_ORG, organization.namespace, ("admin",), "engined-dev")
             registered = await _register_examples(stack, org, Path(arguments.examples))
+            # The MCP endpoint first: once the plane serves, dev.env must say where both are.
+            mcp = await _start_mcp(arguments.mcp_listen, None, TokenVerifier(secret), tls=False)
             plane = _control_plane(stack, TokenVerifier(secret), arguments.listen, server)
             await plane.start()
+            if mcp is not None:
+                mcp.plane_address = f"127.0.0.1:{plane.port}"
             host = arguments.listen.rsplit(":", 1)[0]
             engine_address = f"{host}:{plane.port}"
             # The developer's own token: the dev org's admin, and the platform's (it may add
@@ -383,19 +455,28 @@ async def _dev(
                 subject=_local_user(),
             )
             ui = f"http://127.0.0.1:{arguments.ui_port}"
-            (home / "dev.env").write_text(
+            dev_env = (
                 f"ENGINE_ADDRESS={engine_address}\nENGINE_TOKEN={token}\nTEMPORAL_UI={ui}\n"
-                f"TEMPORAL_ADDRESS={address}\n",
-                encoding="utf-8",
+                f"TEMPORAL_ADDRESS={address}\n"
             )
+            mcp_url = mcp.url if mcp is not None else "off"
+            (home / "dev.env").write_text(f"{dev_env}ENGINE_MCP_URL={mcp_url}\n", encoding="utf-8")
+            if arguments.executors:
+                executors = await _dev_executors(
+                    ClientSettings(address=engine_address, token=token),
+                    home / "work",
+                    arguments.mcp_server,
+                )
             print(
                 f"engined dev is running (Ctrl-C stops everything).\n"
                 f"  gRPC control plane  {engine_address}\n"
+                f"  MCP (HTTP)          {mcp_url} (bearer: the token below)\n"
                 f"  Temporal            {address} (namespace {organization.namespace})\n"
                 f"  Temporal Web UI     {ui}\n"
                 f"  org                 {DEV_ORG} (admin token below, also in {home / 'dev.env'})\n"
-                f"  definitions         {', '.join(registered) or '(none)'}\n\n"
-                f"ENGINE_ADDRESS={engine_address}\nENGINE_TOKEN={token}\n",
+                f"  definitions         {', '.join(registered) or '(none)'}\n"
+                + (f"  executors           {executors.describe()}\n" if executors else "")
+                + f"\nENGINE_ADDRESS={engine_address}\nENGINE_TOKEN={token}\n",
                 flush=True,
             )
             watcher = asyncio.create_task(temporal_server.watch(plane, stop))
@@ -404,6 +485,10 @@ async def _dev(
         finally:
             if watcher is not None:
                 await watcher
+            if executors is not None:
+                await executors.stop()
+            if mcp is not None:
+                await mcp.stop()
             if plane is not None:
                 await plane.stop(PLANE_STOP)
             if stack is not None:
@@ -418,6 +503,53 @@ async def _dev(
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+@dataclasses.dataclass
+class _DevExecutors:
+    """The reference executors ``engined dev --executors`` runs for the dev org."""
+
+    root: Path
+    servers: dict[str, list[str]]
+    tasks: list[asyncio.Task[Any]]
+    executor: Any
+
+    def describe(self) -> str:
+        return f"shell (under {self.root}), mcp ({', '.join(sorted(self.servers))})"
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.executor.close()
+
+
+async def _dev_executors(
+    settings: ClientSettings, root: Path, extra: Sequence[str]
+) -> _DevExecutors:
+    """Start the shell runner and the MCP executor (with the ``time`` server) for the dev org.
+
+    Raises:
+        ValueError: An ``--mcp-server`` that is not NAME=COMMAND, or a server that fails.
+    """
+    from engine.executor import Executor, McpRunner, ShellRunner, parse_server
+
+    servers = {"time": [sys.executable, "-m", "mcp_server_time"]}
+    for text in extra:
+        name, argv = parse_server(text)
+        servers[name] = argv
+    root.mkdir(parents=True, exist_ok=True)
+    executor = Executor(settings, identity="engined-dev")
+    shell = asyncio.create_task(ShellRunner(executor, root).run())
+    ready = asyncio.Event()
+    mcp = asyncio.create_task(McpRunner(executor, servers).run(ready=ready))
+    waiting = asyncio.create_task(ready.wait())
+    await asyncio.wait({mcp, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    executors = _DevExecutors(root, servers, [shell, mcp, waiting], executor)
+    if mcp.done():
+        await executors.stop()
+        raise ValueError(f"the MCP executor did not start: {mcp.exception()}")
+    return executors
 
 
 def _local_user() -> str:

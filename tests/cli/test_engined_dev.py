@@ -118,12 +118,7 @@ def test_engined_dev_runs_an_example_and_stops_everything_on_ctrl_c(tmp_path: Pa
         assert workflow["status"] == "RUN_STATUS_COMPLETED", workflow
         assert workflow["result"] == {"greeting": "Hello, newcomer", "run": workflow_id}
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        _interrupt(process)
     assert process.returncode == 0, (tmp_path / "engined.log").read_text()[-3000:]
     deadline = time.monotonic() + 10
     while _alive(started) and time.monotonic() < deadline:
@@ -132,7 +127,7 @@ def test_engined_dev_runs_an_example_and_stops_everything_on_ctrl_c(tmp_path: Pa
 
 
 def _start_dev(
-    directory: Path, listen: str, temporal_port: int, ui_port: int
+    directory: Path, listen: str, temporal_port: int, ui_port: int, *extra: str
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
@@ -145,12 +140,25 @@ def _start_dev(
             str(temporal_port),
             "--ui-port",
             str(ui_port),
+            "--mcp-listen",
+            f"127.0.0.1:{free_port()}",
+            *extra,
         ],
         cwd=directory,
         stdout=(directory / "engined.log").open("w"),
         stderr=subprocess.STDOUT,
         env={k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "TEMPORAL_"))},
     )
+
+
+def _interrupt(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a person stops it; killed if it has not exited a minute later."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 def _until(what: str, holds: Any, seconds: float) -> None:
@@ -199,13 +207,28 @@ def test_engined_dev_watches_its_temporal_and_refuses_to_run_twice(tmp_path: Pat
         assert run.returncode == 0, run.stderr
         assert json.loads(run.stdout)["pending_actions"][0]["step_id"] == "show"
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        _interrupt(process)
     said = (first_dir / "engined.log").read_text()
     assert "the Temporal dev server (pid" in said and "exited with code" in said, said[-3000:]
     assert "the Temporal dev server is back" in said, said[-3000:]
     assert process.returncode == 0, said[-3000:]
+
+
+@pytest.mark.timeout(240)
+def test_engined_dev_with_executors_runs_shell_and_mcp_steps_with_no_code(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    listen = f"127.0.0.1:{free_port()}"
+    process = _start_dev(tmp_path, listen, free_port(), free_port(), "--executors")
+    try:
+        _until("SERVING", lambda: _serving(listen), 120)
+        log = tmp_path / "engined.log"
+        _until("the executors", lambda: "ENGINE_TOKEN=" in log.read_text(), 60)
+        said = log.read_text()
+        assert "executors           shell (under" in said and "mcp (time)" in said, said[-3000:]
+        run = _enginectl(tmp_path, "run", "world-clock", "--input", "zone=Asia/Tokyo", "--follow")
+        assert run.returncode == 0, run.stdout + run.stderr
+        got = _enginectl(tmp_path, "ls", "-o", "json")
+        assert "world-clock" in got.stdout, got.stdout
+    finally:
+        _interrupt(process)
+    assert process.returncode == 0, (tmp_path / "engined.log").read_text()[-3000:]

@@ -11,6 +11,7 @@ from typing import Any
 from engine.cli.enginectl import (
     _actions,
     _definitions,
+    _mcp,
     _orgs,
     _runs,
     _schedules,
@@ -29,7 +30,7 @@ from engine.cli.enginectl._common import (
 
 __all__ = ["main"]
 
-_GROUPS = (_definitions, _testing, _runs, _actions, _work, _orgs, _schedules, _tokens)
+_GROUPS = (_definitions, _testing, _runs, _actions, _work, _mcp, _orgs, _schedules, _tokens)
 """Every command group, in the order ``--help`` lists their commands."""
 
 

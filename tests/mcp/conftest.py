@@ -1,0 +1,43 @@
+"""A control plane with two orgs: `north` has the examples registered, `south` has nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.devserver import DevServer
+from tests.server.harness import ControlPlaneKit, eventually, open_control_plane
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_NAMES = ("agent-task", "hello")
+CONFIRM_AND_BUILD = """\
+name: confirm-and-build
+version: 1
+steps:
+  - {id: go, type: prompt, prompt_type: confirm, message: "Build it?", output_to: go}
+  - {id: build, type: shell, command: make, output_to: built}
+  - {id: done, type: return, value: "${{ state.built.exit_code }}"}
+"""
+
+
+@pytest.fixture(scope="module")
+async def kit(temporal_server: DevServer) -> AsyncIterator[ControlPlaneKit]:
+    opened = await open_control_plane(temporal_server.address, tag="mcp", orgs=("north", "south"))
+    try:
+        org = opened.org("north")
+        texts = [
+            (EXAMPLES / f"{n}.yaml").read_text(encoding="utf-8") for n in ("agent-task", "hello")
+        ]
+        for name, text in zip(
+            ("agent-task", "hello", "confirm"), [*texts, CONFIRM_AND_BUILD], strict=True
+        ):
+
+            async def register(text: str = text) -> object:
+                return await opened.stack.registry.register(org, text)
+
+            await eventually(register, lambda _: True, what=f"registering {name}")
+        yield opened
+    finally:
+        await opened.close()
