@@ -31,6 +31,7 @@ __all__ = [
     "MAX_RESULT_BYTES",
     "MOVE_DEADLINE",
     "REPORT_ACTIONS",
+    "ROUTED_ACTION_TYPES",
     "RUN_STATES",
     "SEND_EVENT",
     "SIGNALS",
@@ -132,6 +133,9 @@ def clipped(text: str, limit: int = ERROR_KEPT) -> str:
     return f"{text[:limit]}... [cut: {len(text):,} characters in all]"
 
 
+ROUTED_ACTION_TYPES: Final = frozenset({"delegate", "shell"})
+"""The action types whose queue may be narrowed: a delegate's by its agent, a shell step's by
+the runner label it ``runs_on``."""
 DEFAULT_LEASE: Final = 60.0
 """Seconds an executor may go without a heartbeat before its action is given to another."""
 INBOX_MEMO: Final = "engine_actions"
@@ -139,14 +143,15 @@ INBOX_MEMO: Final = "engine_actions"
 through visibility and reads their actions from there, without a query per run."""
 
 
-def action_queue(task_queue: str, action_type: str, agent: str | None = None) -> str:
-    """The task queue of actions of a type (and, for ``delegate``, of an agent).
+def action_queue(task_queue: str, action_type: str, route: str | None = None) -> str:
+    """The task queue of actions of a type (and of an agent for ``delegate``, of a runner label
+    for ``shell``).
 
-    ``engine/shell``, ``engine/prompt``, ``engine/delegate/@reviewer``: the interpreter's own
-    task queue, then the routing.
+    ``engine/shell``, ``engine/shell/gpu``, ``engine/prompt``, ``engine/delegate/@reviewer``:
+    the interpreter's own task queue, then the routing.
     """
-    if action_type == "delegate" and agent:
-        return f"{task_queue}/delegate/{agent}"
+    if action_type in ROUTED_ACTION_TYPES and route:
+        return f"{task_queue}/{action_type}/{route}"
     return f"{task_queue}/{action_type}"
 
 

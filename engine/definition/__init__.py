@@ -24,6 +24,7 @@ from engine.definition._graph import mermaid
 from engine.definition._loader import load_definition, load_definition_file
 from engine.definition._models import (
     EVENT_NAME,
+    RUNNER_LABEL,
     STEP_TYPES,
     WORKFLOW_NAME,
     BreakStep,
@@ -53,6 +54,7 @@ from engine.definition._source import DefinitionSource
 
 __all__ = [
     "EVENT_NAME",
+    "RUNNER_LABEL",
     "STEP_TYPES",
     "WORKFLOW_NAME",
     "BreakStep",

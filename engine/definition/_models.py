@@ -163,6 +163,19 @@ EventName = Annotated[
         )
     ),
 ]
+RUNNER_LABEL: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+"""The rule of a shell runner's label (``fullmatch``): ``gpu``, ``linux-arm64``."""
+RunnerLabel = Annotated[
+    str,
+    PlainValidator(
+        _pattern(
+            "runner_label",
+            RUNNER_LABEL,
+            "runner label",
+            "use lower-case letters, digits and '.', '_', '-' (at most 63 characters)",
+        )
+    ),
+]
 EnvName = Annotated[
     str,
     PlainValidator(
@@ -679,7 +692,8 @@ class ReturnStep(StepBase):
 
 
 class ShellStep(StepBase):
-    """A shell command, run by an external executor."""
+    """A shell command, run by an external executor (one started with the ``runs_on`` label,
+    when the step names one)."""
 
     type: Literal["shell"]
     command: TemplateText
@@ -687,6 +701,9 @@ class ShellStep(StepBase):
     env: Annotated[
         dict[EnvName, Annotated[str, PlainValidator(normalize_env_value)]], FieldKind.VALUE
     ] = Field(default_factory=dict)
+    # Left out of the canonical form when unset: the definitions written before it keep their
+    # content hash (a registered version never takes other content).
+    runs_on: RunnerLabel | None = Field(default=None, exclude_if=lambda label: label is None)
 
 
 class McpCallStep(StepBase):

@@ -253,13 +253,16 @@ class Executor:
         *,
         concurrency: int = 1,
         wait: float = 30.0,
+        slots: asyncio.Semaphore | None = None,
     ) -> AsyncIterator[ClaimedAction]:
         """Claim actions one after the other, at most ``concurrency`` held at once.
 
         A claim is held until it is completed, failed or abandoned; the next is claimed only
-        when a slot is free, so this executor never holds an action it cannot work on.
+        when a slot is free, so this executor never holds an action it cannot work on. Pollers
+        of several queues may share their ``slots`` (then ``concurrency`` is not used); each
+        holds one while it waits for an action.
         """
-        slots = asyncio.Semaphore(concurrency)
+        slots = slots or asyncio.Semaphore(concurrency)
         while True:
             await slots.acquire()
             try:
@@ -277,17 +280,25 @@ class Executor:
         action_type: str,
         perform: Callable[[ClaimedAction], Awaitable[None]],
         *,
+        routes: tuple[str | None, ...] = (None,),
         concurrency: int = 1,
         wait: float = 30.0,
     ) -> None:
-        """Claim actions of a queue and ``perform`` each as a task, at most ``concurrency`` at
-        once, until cancelled; the actions still being performed are cancelled then."""
+        """Claim actions of a type (from the queue of each of ``routes``: None for the type's
+        own, else an agent or a runner label) and ``perform`` each as a task, at most
+        ``concurrency`` at once in all, until cancelled; the actions still being performed
+        are cancelled then."""
+        slots = asyncio.Semaphore(concurrency)
         running: set[asyncio.Task[None]] = set()
-        try:
-            async for claimed in self.actions(action_type, concurrency=concurrency, wait=wait):
+
+        async def poll(route: str | None) -> None:
+            async for claimed in self.actions(action_type, route, wait=wait, slots=slots):
                 task: asyncio.Task[None] = asyncio.create_task(_performed(perform, claimed))
                 running.add(task)
                 task.add_done_callback(running.discard)
+
+        try:
+            await asyncio.gather(*(poll(route) for route in routes))
         finally:
             for task in list(running):
                 task.cancel()

@@ -54,6 +54,9 @@ class ShellRunner:
         max_output: Bytes of stdout and of stderr kept, each.
         max_time: Seconds a command may run at most, whatever its action's timeout (None:
             its action's timeout, or an hour when it has none).
+        labels: Runner labels: besides the shell actions of steps with no ``runs_on``, it
+            takes those of steps that run on one of these. Each queue's poll holds one of the
+            ``concurrency`` slots while it waits: give at least one slot per queue.
     """
 
     executor: Executor
@@ -61,11 +64,16 @@ class ShellRunner:
     concurrency: int = 1
     max_output: int = 64 * 1024
     max_time: float | None = None
+    labels: tuple[str, ...] = ()
 
     async def run(self, *, wait: float = 30.0) -> None:
         """Claim and run actions until cancelled; a running command is killed then."""
         await self.executor.perform_all(
-            "shell", self.perform, concurrency=self.concurrency, wait=wait
+            "shell",
+            self.perform,
+            routes=(None, *self.labels),
+            concurrency=self.concurrency,
+            wait=wait,
         )
 
     async def perform(self, claimed: ClaimedAction) -> None:

@@ -6,17 +6,18 @@ does, when to use it, and what an answer must look like. Results are structured 
 engine's JSON, with the API's field names); a refusal is a tool error that says what was wrong.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the MCP SDK reads each tool's annotations, and the
+# resolver of ask_person is local to build_server.
 from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal
 
 from mcp.server import MCPServer
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import AcceptedElicitation, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field, create_model
 
 from engine.api.v1 import definition_service_pb2 as definition_pb
 from engine.api.v1 import resources_pb2
@@ -217,6 +218,44 @@ def build_server(
         response = await _call(held.call, held.workflows.SubmitResult, request)
         return {"accepted": True, "action_id": action_id, **_with_expected(message_json(response))}
 
+    async def question(workflow_id: str, action_id: str) -> Elicit[BaseModel]:
+        """The form that asks the client's person a prompt's question (a resolver)."""
+        request = workflow_pb.GetWorkflowRequest(workflow_id=workflow_id)
+        response = await _call(caller().call, caller().workflows.GetWorkflow, request)
+        for action in message_json(response.workflow).get("pending_actions", []):
+            if action["action_id"] == action_id:
+                if action["type"] != "prompt":
+                    raise ToolError(f"action '{action_id}' is a {action['type']}, not a prompt")
+                return Elicit(_markdown_free(action), _form(action["parameters"]))
+        raise ToolError(f"run '{workflow_id}' does not wait for action '{action_id}'")
+
+    @server.tool(
+        annotations=_WRITE,
+        description="Ask the person using this MCP client a prompt's question (the client "
+        "shows a form: yes/no, a choice, a text, or an acknowledgement), and submit their "
+        "answer. Only for clients that support elicitation; otherwise use submit_result with "
+        "the person's answer. Returns where the run went, or {answered: false} when they "
+        "declined.",
+    )
+    async def ask_person(
+        workflow_id: Annotated[str, Field(description="The run's workflow_id")],
+        action_id: Annotated[str, Field(description="The prompt's action_id")],
+        answer: Annotated[ElicitationResult[BaseModel], Resolve(question)],
+    ) -> dict[str, Any]:
+        if not isinstance(answer, AcceptedElicitation):
+            return {"answered": False, "action": answer.action}
+        value = next(iter(answer.data.model_dump().values()), None)
+        if "acknowledge" in type(answer.data).model_fields:
+            value = None  # an info prompt is acknowledged with null
+        elif "choice" in type(answer.data).model_fields:
+            options: dict[str, Any] = getattr(type(answer.data), "options_shown", {})
+            value = options.get(str(value), value)
+        request = workflow_pb.SubmitResultRequest(
+            workflow_id=workflow_id, action_id=action_id, result=to_value(value)
+        )
+        response = await _call(caller().call, caller().workflows.SubmitResult, request)
+        return {"answered": True, "answer": value, **_with_expected(message_json(response))}
+
     @server.tool(
         annotations=_WRITE,
         description="Give back an action you took but will not do: it goes to the next "
@@ -369,3 +408,29 @@ def _step(step: StepBase) -> dict[str, Any]:
             }
         )
     return shown
+
+
+def _markdown_free(action: dict[str, Any]) -> str:
+    parameters = action.get("parameters") or {}
+    return str(parameters.get("message") or f"Answer step '{action.get('step_id')}'")
+
+
+def _form(parameters: dict[str, Any]) -> type[BaseModel]:
+    """The elicitation form of a prompt: one field of a primitive type, as MCP requires."""
+    kind = parameters.get("prompt_type", "text")
+    default = parameters.get("default")
+    if kind == "confirm":
+        field: Any = (bool, Field(default=bool(default), description="yes or no"))
+        return create_model("Confirm", approve=field)
+    if kind == "choice":
+        options = list(parameters.get("options") or [])
+        shown = {str(option): option for option in options}
+        choices = tuple(shown) or ("",)
+        chosen: Any = (Literal[choices], Field(description="one of the options"))
+        form = create_model("Choice", choice=chosen)
+        form.options_shown = shown  # type: ignore[attr-defined]  # the options by their text
+        return form
+    if kind == "info":
+        return create_model("Info", acknowledge=(bool, Field(default=True, description="seen")))
+    text_default = default if isinstance(default, str) else ""
+    return create_model("Text", text=(str, Field(default=text_default, description="answer")))

@@ -7,8 +7,9 @@ from typing import Any, Final
 from engine.api.v1 import executor_service_pb2 as pb
 from engine.api.v1 import executor_service_pb2_grpc as pb_grpc
 from engine.api.v1 import resources_pb2
+from engine.definition import RUNNER_LABEL
 from engine.dispatcher import ActionBroker
-from engine.protocol import CLAIMED_ACTION_TYPES
+from engine.protocol import CLAIMED_ACTION_TYPES, ROUTED_ACTION_TYPES
 from engine.server._convert import action_to_proto, duration, timestamp
 from engine.server._errors import FieldError
 from engine.server._requests import json_value, org_of, required, seconds
@@ -38,8 +39,16 @@ class ExecutorServicer(pb_grpc.ExecutorServiceServicer):
                 f"{action_type} actions are not claimed: a person answers them by id "
                 "(SubmitResult); executors claim shell, mcp_call or delegate",
             )
-        if request.agent and action_type != "delegate":
-            raise FieldError("agent", "is for delegate actions only")
+        if request.agent and action_type not in ROUTED_ACTION_TYPES:
+            raise FieldError(
+                "agent", "is for delegate (an agent) and shell (a runner label) actions only"
+            )
+        if request.agent and action_type == "shell" and not RUNNER_LABEL.fullmatch(request.agent):
+            raise FieldError(
+                "agent",
+                f"{request.agent!r} is not a runner label: use lower-case letters, digits and "
+                "'.', '_', '-' (at most 63 characters)",
+            )
         wait = _DEFAULT_WAIT
         if request.HasField("wait"):
             wait = seconds(request.wait, "wait")

@@ -112,6 +112,27 @@ def test_mcp_call_step_renders_nested_params_with_types() -> None:
     }
 
 
+def test_a_shell_step_may_name_the_runner_label_it_runs_on() -> None:
+    step = only_step("- {id: b, type: shell, command: make, runs_on: gpu-a100}")
+    assert isinstance(step, ShellStep)
+    assert step.runs_on == "gpu-a100"
+    plain = load("steps:\n  - {id: b, type: shell, command: make}\n")
+    # Unset, it is not in the canonical form: definitions written before it keep their hash.
+    assert "runs_on" not in plain.canonical_json()
+    labelled = load("steps:\n  - {id: b, type: shell, command: make, runs_on: gpu}\n")
+    assert '"runs_on":"gpu"' in labelled.canonical_json()
+    again = load_definition(labelled.canonical_json()).step("b")
+    assert isinstance(again, ShellStep) and again.runs_on == "gpu"
+    with pytest.raises(DefinitionError) as refused:
+        load_definition(
+            "name: demo\nversion: 1\nsteps:\n  - {id: b, type: shell, command: make, "
+            "runs_on: GPU box}\n"
+        )
+    [problem] = refused.value.errors
+    assert (problem.line, problem.column) == (4, 50)
+    assert "invalid runner label 'GPU box'" in problem.message
+
+
 def test_mcp_call_server_is_optional() -> None:
     step = only_step("- {id: t, type: mcp_call, tool: search}")
     assert isinstance(step, McpCallStep)

@@ -400,9 +400,19 @@ async def test_poll_refuses_what_is_not_a_queue(kit: ControlPlaneKit) -> None:
             pb.PollActionRequest(action_type=resources_pb2.ACTION_TYPE_SHELL, agent="@x"),
             "agent",
         ),
+        "agent of an mcp_call": (
+            pb.PollActionRequest(action_type=resources_pb2.ACTION_TYPE_MCP_CALL, agent="gpu"),
+            "agent",
+        ),
     }
     for name, (request, field) in cases.items():
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.PollAction(request, metadata=kit.auth("north"))
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
         assert refused.value.details().startswith(f"{field}: "), name
+    # A shell runner's label is a queue of its own (see tests/runners for the routing).
+    labelled = pb.PollActionRequest(
+        action_type=resources_pb2.ACTION_TYPE_SHELL, agent="gpu", wait={"seconds": 0}
+    )
+    answer = await stub.PollAction(labelled, metadata=kit.auth("north"), timeout=30)
+    assert not answer.HasField("action")

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client, StdioServerParameters, types
 
 from tests.mcp.agent import call, drive_agent_task, structured
 from tests.server.harness import ControlPlaneKit
 
 ENGINECTL = str(Path(sys.executable).with_name("enginectl"))
 
-Connect = Callable[[str], AbstractAsyncContextManager[Client]]
+Connect = Callable[..., AbstractAsyncContextManager[Client]]
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def connect(kit: ControlPlaneKit, tmp_path: Path) -> Connect:
     """An MCP client of `enginectl mcp` run for an org's token (the CLI's environment)."""
 
     @asynccontextmanager
-    async def connected(org_id: str) -> AsyncIterator[Client]:
+    async def connected(org_id: str, **options: Any) -> AsyncIterator[Client]:
         server = StdioServerParameters(
             command=ENGINECTL,
             args=["mcp"],
@@ -34,7 +34,7 @@ def connect(kit: ControlPlaneKit, tmp_path: Path) -> Connect:
                 "ENGINE_HOME": str(tmp_path),
             },
         )
-        async with Client(server) as client:
+        async with Client(server, **options) as client:
             yield client
 
     return connected
@@ -113,3 +113,60 @@ async def test_another_orgs_token_sees_nothing(connect: Connect) -> None:
         assert taken == {"action": None}
     async with connect("north") as client:
         await call(client, "cancel_run", workflow_id=started["workflow_id"])
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_prompt_is_asked_to_the_person_through_elicitation(
+    connect: Connect, mode: str
+) -> None:
+    asked: list[tuple[str, dict[str, Any]]] = []
+    replies = iter(
+        [
+            types.ElicitResult(action="decline"),
+            types.ElicitResult(action="accept", content={"approve": True}),
+            types.ElicitResult(action="accept", content={"choice": "2"}),
+        ]
+    )
+
+    async def person(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        assert isinstance(params, types.ElicitRequestFormParams)
+        asked.append((params.message, params.requested_schema))
+        return next(replies)
+
+    async with connect("north", mode=mode, elicitation_callback=person) as client:
+        started = await call(client, "start_run", definition="confirm-and-build")
+        workflow_id = started["workflow_id"]
+        [confirm] = started["pending_actions"]
+        declined = await call(
+            client, "ask_person", workflow_id=workflow_id, action_id=confirm["action_id"]
+        )
+        assert declined == {"answered": False, "action": "decline"}
+        approved = await call(
+            client, "ask_person", workflow_id=workflow_id, action_id=confirm["action_id"]
+        )
+        assert approved["answered"] is True and approved["answer"] is True
+        assert [a["step_id"] for a in approved["pending_actions"]] == ["build"]
+        assert asked[0][0] == "Build it?"
+        assert asked[0][1]["properties"]["approve"]["type"] == "boolean"
+        await call(client, "cancel_run", workflow_id=workflow_id)
+
+        picked = await call(client, "start_run", definition="pick-one")
+        [pick] = picked["pending_actions"]
+        done = await call(
+            client, "ask_person", workflow_id=picked["workflow_id"], action_id=pick["action_id"]
+        )
+        assert done["status"] == "completed" and done["result"] == 2  # the option, not its text
+        assert asked[-1][1]["properties"]["choice"]["enum"] == ["a", "2", "c"]
+        # Not a prompt: refused with what it is.
+        agent = await call(
+            client,
+            "start_run",
+            definition="agent-task",
+            inputs={"repository": "acme/app", "task": "t"},
+        )
+        [plan] = agent["pending_actions"]
+        refused = await client.call_tool(
+            "ask_person", {"workflow_id": agent["workflow_id"], "action_id": plan["action_id"]}
+        )
+        assert refused.is_error and "is a delegate, not a prompt" in _text(refused)
+        await call(client, "cancel_run", workflow_id=agent["workflow_id"])

@@ -42,6 +42,16 @@ steps:
 """
 
 
+ON_GPU = """\
+name: on-gpu
+version: 1
+steps:
+  - {id: run, type: shell, command: pwd, runs_on: gpu, output_to: out}
+  - {id: done, type: return, value: "${{ state.out }}"}
+"""
+"""A shell step for runners labelled ``gpu`` only."""
+
+
 @pytest.fixture(scope="module")
 async def kit(temporal_server: DevServer) -> AsyncIterator[ControlPlaneKit]:
     opened = await open_control_plane(
@@ -52,9 +62,10 @@ async def kit(temporal_server: DevServer) -> AsyncIterator[ControlPlaneKit]:
     )
     try:
         org = opened.org("east")
-        for name, command in COMMANDS.items():
+        texts = {name: shell_definition(name, command) for name, command in COMMANDS.items()}
+        for name, text in {**texts, "on-gpu": ON_GPU}.items():
 
-            async def register(text: str = shell_definition(name, command)) -> object:
+            async def register(text: str = text) -> object:
                 return await opened.stack.registry.register(org, text)
 
             await eventually(register, lambda _: True, what=f"registering {name}")

@@ -177,6 +177,25 @@ async def test_a_killed_runners_action_goes_to_another_after_its_lease(
             await _cancel(kit, workflow_id)
 
 
+async def test_a_step_that_runs_on_a_label_goes_to_a_runner_with_it(
+    kit: ControlPlaneKit, runners: Runners, tmp_path: Path
+) -> None:
+    plain = runners(root=tmp_path / "plain")
+    workflow_id = await _run(kit, "on-gpu")
+    # A runner without the label never takes it: the action keeps waiting, and says why.
+    await asyncio.sleep(2)
+    status = await kit.dispatcher.status(kit.org("east"), workflow_id)
+    [action] = status["pending_actions"]
+    assert action["parameters"]["runs_on"] == "gpu"
+    gpu = runners(root=tmp_path / "gpu", labels=("gpu",), concurrency=2)
+    result = await _result(kit, workflow_id)
+    assert result["stdout"].strip() == str(gpu.root.resolve())
+    # A labelled runner takes unlabelled steps too: both serve the plain queue.
+    roots = {str(plain.root.resolve()), str(gpu.root.resolve())}
+    for _ in range(4):
+        assert (await _result(kit, await _run(kit, "where")))["stdout"].strip() in roots
+
+
 def test_work_shell_refuses_a_token_of_another_org(kit: ControlPlaneKit, tmp_path: Path) -> None:
     done = subprocess.run(
         [ENGINECTL, "work", "shell", "--org", "east", "--root", str(tmp_path)],

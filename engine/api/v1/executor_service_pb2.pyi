@@ -31,7 +31,9 @@ class PollActionRequest(_message.Message):
     action_type: _resources_pb2.ActionType.ValueType
     """The queue: actions of this type (shell, mcp_call or delegate)."""
     agent: _builtins.str
-    """For delegate actions: the agent ("@reviewer"); empty for a delegate with no agent."""
+    """For delegate actions: the agent ("@reviewer"); empty for a delegate with no agent. For
+    shell actions: the runner label a step runs_on ("gpu"); empty for steps with none.
+    """
     identity: _builtins.str
     """Who polls, for the run's history and for people reading it (a host name, a runner id)."""
     @_builtins.property

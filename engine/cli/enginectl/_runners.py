@@ -15,6 +15,7 @@ import jwt
 from engine.cli.enginectl._client import CliError
 from engine.cli.enginectl._common import EXIT_OK
 from engine.config import ClientSettings
+from engine.definition import RUNNER_LABEL
 from engine.executor import Executor, McpRunner, ShellRunner, parse_server
 
 __all__ = ["run_runner"]
@@ -34,6 +35,11 @@ def run_runner(args: argparse.Namespace) -> int:
         root = Path(args.root)
         if not root.is_dir():
             raise CliError(f"--root {args.root}: not a directory")
+        for label in args.labels:
+            if not RUNNER_LABEL.fullmatch(label):
+                raise CliError(
+                    f"--label {label!r}: use lower-case letters, digits and '.', '_', '-'"
+                )
         return asyncio.run(_shell(settings, root, args))
     servers = {}
     for text in args.server:
@@ -49,12 +55,14 @@ def run_runner(args: argparse.Namespace) -> int:
 
 async def _shell(settings: ClientSettings, root: Path, args: argparse.Namespace) -> int:
     async with Executor(settings, identity=f"shell/{socket.gethostname()}") as executor:
+        labels = tuple(dict.fromkeys(args.labels))
         runner = ShellRunner(
             executor,
             root,
-            concurrency=args.concurrency or 1,
+            concurrency=args.concurrency or 1 + len(labels),
             max_output=args.max_output,
             max_time=args.max_time,
+            labels=labels,
         )
         print(f"enginectl work shell: running shell actions under {root.resolve()}", flush=True)
         await runner.run(wait=args.wait)

@@ -79,7 +79,8 @@ def register(commands: Subcommands) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="shell, mcp: actions performed at once (default 1 for shell, 4 for mcp)",
+        help="shell, mcp: actions performed at once (default: for shell 1 and one more per "
+        "--label, for mcp 4)",
     )
     work.add_argument(
         "--max-output",
@@ -87,6 +88,14 @@ def register(commands: Subcommands) -> None:
         default=64 * 1024,
         metavar="BYTES",
         help="shell: bytes of stdout and of stderr kept, each (the last ones; default 65536)",
+    )
+    work.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="shell: also take the actions of steps that run_on LABEL (repeatable)",
     )
     work.add_argument(
         "--max-time",

@@ -28,7 +28,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
-from engine.definition import PromptStep, StepBase, format_duration
+from engine.definition import PromptStep, ShellStep, StepBase, format_duration
 from engine.protocol import (
     ACTION_ACTIVITY,
     ACTION_FAILED,
@@ -63,6 +63,8 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
     """
     context = run.context(step, scope)
     parameters = step.render_params(context)
+    if isinstance(step, ShellStep) and step.runs_on is not None:
+        parameters["runs_on"] = step.runs_on
     if isinstance(step, PromptStep):
         parameters["prompt_type"] = step.prompt_type
         rules = step.answer_rules()
@@ -148,7 +150,9 @@ async def _delivered(run: Run, step: StepBase, action: Action, timeout: timedelt
     the deadline, or a cancellation."""
     agent = action.parameters.get("agent") if action.type == "delegate" else None
     agent = agent if isinstance(agent, str) and agent else None
-    task = _offer(run, step, action, timeout, agent)
+    # A delegate goes to its agent's queue, a shell step with runs_on to its label's.
+    route = agent or (step.runs_on if isinstance(step, ShellStep) else None)
+    task = _offer(run, step, action, timeout, route)
     run.record.waiting_on(action.type, agent)
     run.publish_inbox()
     try:
@@ -157,7 +161,7 @@ async def _delivered(run: Run, step: StepBase, action: Action, timeout: timedelt
         await _until_resolved(run, action, task.done)
         while not action.resolved and task.done() and _released(task):
             # Its last delivery was given back unclaimed (no executor failed it): afresh.
-            task = _offer(run, step, action, timeout, agent)
+            task = _offer(run, step, action, timeout, route)
             await _until_resolved(run, action, task.done)
     except GeneratorExit:
         raise  # collected after its worker dropped it (the process exits): nothing to tidy
@@ -171,15 +175,16 @@ async def _delivered(run: Run, step: StepBase, action: Action, timeout: timedelt
 
 
 def _offer(
-    run: Run, step: StepBase, action: Action, timeout: timedelta | None, agent: str | None
+    run: Run, step: StepBase, action: Action, timeout: timedelta | None, route: str | None
 ) -> Any:
-    """Start the action's activity on the task queue of its type (and agent)."""
+    """Start the action's activity on the task queue of its type (and its agent or runner
+    label)."""
     policy = step.retry or run.definition.defaults.retry
     return workflow.start_activity(
         ACTION_ACTIVITY,
         action.to_json(workflow.now()),
         activity_id=action.action_id,
-        task_queue=action_queue(workflow.info().task_queue, action.type, agent),
+        task_queue=action_queue(workflow.info().task_queue, action.type, route),
         # The run's own deadline (which update_timeout moves) is the authority; the activity's
         # timeouts only bound one delivery, and the lease is its heartbeat timeout.
         start_to_close_timeout=timeout or _NO_TIMEOUT,
