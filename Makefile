@@ -41,12 +41,13 @@ test: $(STAMP) ## Run the test suite (benchmarks run once each, untimed), then t
 test-examples: $(STAMP) ## Run every example's test file: enginectl test examples/*.test.yaml
 	$(BIN)/enginectl test examples/*.test.yaml
 
-lint: $(STAMP) ## ruff (lint + format check), mypy --strict on engine/, import-linter, proto drift
+lint: $(STAMP) ## ruff (lint + format check), mypy --strict on engine/, import-linter, proto and OpenAPI drift
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/generate_proto.py --check
+	$(BIN)/python scripts/generate_openapi.py --check
 
 fmt: $(STAMP) ## Format the code and apply ruff's safe fixes
 	$(BIN)/ruff check --fix .
@@ -80,8 +81,9 @@ bench-capacity: $(STAMP) ## Capacity at 50/200/500 orgs: engined serve over gRPC
 bench-capacity-pool: $(STAMP) ## The in-process capacity test: 200 namespaces in one WorkerPool (pytest)
 	$(BIN)/pytest tests/benchmarks --benchmark-only --timeout=0 -m capacity -s $(PYTEST_ARGS)
 
-proto: $(STAMP) ## Generate engine/api/v1 from proto/ (grpcio-tools + mypy-protobuf stubs)
+proto: $(STAMP) ## Generate engine/api/v1 from proto/ (grpcio-tools + mypy-protobuf stubs), docs/openapi.json
 	$(BIN)/python scripts/generate_proto.py
+	$(BIN)/python scripts/generate_openapi.py
 
 proto-check: $(STAMP) ## Fail when engine/api/v1 does not match proto/
 	$(BIN)/python scripts/generate_proto.py --check

@@ -54,7 +54,7 @@ from engine.worker import MembershipOptions, WorkerOptions
 from engine.workflow import build_worker, ensure_search_attributes
 
 if TYPE_CHECKING:
-    from engine.mcp import McpHttpServer
+    from engine.gateway import PlaneFace
 
 __all__ = ["main"]
 
@@ -116,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the MCP endpoint (streamable HTTP, at /mcp); 'off' for none",
     )
     dev.add_argument(
+        "--http-listen",
+        default="127.0.0.1:8766",
+        help="the HTTP/JSON API (and /openapi.json); 'off' for none",
+    )
+    dev.add_argument(
         "--executors",
         action="store_true",
         help="also run the reference executors for the default org: shell actions (under "
@@ -134,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--no-worker", action="store_true", help="do not run the worker pool")
     serve.add_argument(
         "--orgs", help="serve only these orgs (comma-separated; default: share them all)"
+    )
+    serve.add_argument(
+        "--http-listen",
+        help="also serve the HTTP/JSON API here (ENGINE_HTTP_LISTEN)",
     )
     serve.add_argument(
         "--mcp-listen",
@@ -267,39 +276,54 @@ async def _serve(
             "control plane listening on port %s (Temporal at %s)", plane.port, temporal.address
         )
         mcp_listen = arguments.mcp_listen or os.environ.get("ENGINE_MCP_LISTEN")
-        mcp = await _start_mcp(mcp_listen, plane.port, verifier, tls=bool(server.tls_cert))
+        tls = bool(server.tls_cert)
+        mcp = await _start_face("mcp", mcp_listen, plane.port, verifier, tls=tls)
         if mcp is not None:
             log.info("MCP endpoint at %s", mcp.url)
+        http_listen = arguments.http_listen or os.environ.get("ENGINE_HTTP_LISTEN")
+        http = await _start_face("http", http_listen, plane.port, verifier, tls=tls)
+        if http is not None:
+            log.info("HTTP/JSON API at %s (its document at /openapi.json)", http.url)
         await stop.wait()
         log.info("stopping")
+        if http is not None:
+            await http.stop()
         if mcp is not None:
             await mcp.stop()
         await plane.stop(PLANE_STOP)
     return EXIT_OK
 
 
-async def _start_mcp(
-    listen: str | None, plane_port: int | None, verifier: TokenVerifier, *, tls: bool
-) -> McpHttpServer | None:
-    """The MCP endpoint on ``listen`` (``host:port``), or None when it is unset or ``off``.
+async def _start_face(
+    kind: str, listen: str | None, plane_port: int | None, verifier: TokenVerifier, *, tls: bool
+) -> PlaneFace | None:
+    """The HTTP/JSON API (``kind`` "http") or the MCP endpoint ("mcp") on ``listen``
+    (``host:port``), or None when it is unset or ``off``.
 
     Raises:
-        ValueError: ``listen`` is not ``host:port``, or the plane uses TLS (the endpoint
-            reaches it over plaintext loopback).
+        ValueError: ``listen`` is not ``host:port``, or the plane uses TLS (both reach it over
+            plaintext loopback).
     """
+    what = {"http": "the HTTP API", "mcp": "the MCP endpoint"}[kind]
     if not listen or listen == "off":
         return None
     if tls:
-        raise ValueError("the MCP endpoint needs a plaintext control plane on loopback (no TLS)")
+        raise ValueError(f"{what} needs a plaintext control plane on loopback (no TLS)")
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"the MCP listen address must be host:port, got {listen!r}")
-    from engine.mcp import McpHttpServer  # the MCP SDK only when the endpoint is served
-
+        raise ValueError(f"the listen address of {what} must be host:port, got {listen!r}")
     plane = f"127.0.0.1:{plane_port}" if plane_port is not None else None
-    mcp = McpHttpServer(plane, verifier, host=host, port=int(port))
-    await mcp.start()
-    return mcp
+    face: PlaneFace
+    if kind == "http":
+        from engine.gateway import HttpApiServer  # Starlette only when it is served
+
+        face = HttpApiServer(plane, host=host, port=int(port))
+    else:
+        from engine.mcp import McpHttpServer  # the MCP SDK only when it is served
+
+        face = McpHttpServer(plane, verifier, host=host, port=int(port))
+    await face.start()
+    return face
 
 
 async def _worker(
@@ -410,6 +434,11 @@ async def _dev(
                 if arguments.mcp_listen != "off"
                 else []
             ),
+            *(
+                [("HTTP API", "--http-listen", int(arguments.http_listen.rsplit(":", 1)[1]))]
+                if arguments.http_listen != "off"
+                else []
+            ),
         ]
     )
     temporal_server = SupervisedTemporal(home, arguments.temporal_port, arguments.ui_port)
@@ -421,7 +450,8 @@ async def _dev(
         stack: Stack | None = None
         plane: ControlPlane | None = None
         watcher: asyncio.Task[None] | None = None
-        mcp: McpHttpServer | None = None
+        mcp: PlaneFace | None = None
+        http: PlaneFace | None = None
         executors: _DevExecutors | None = None
         try:
             secret = _dev_secret(home)
@@ -438,11 +468,14 @@ async def _dev(
             org = OrgContext(DEV_ORG, organization.namespace, ("admin",), "engined-dev")
             registered = await _register_examples(stack, org, Path(arguments.examples))
             # The MCP endpoint first: once the plane serves, dev.env must say where both are.
-            mcp = await _start_mcp(arguments.mcp_listen, None, TokenVerifier(secret), tls=False)
-            plane = _control_plane(stack, TokenVerifier(secret), arguments.listen, server)
+            verifier = TokenVerifier(secret)
+            mcp = await _start_face("mcp", arguments.mcp_listen, None, verifier, tls=False)
+            http = await _start_face("http", arguments.http_listen, None, verifier, tls=False)
+            plane = _control_plane(stack, verifier, arguments.listen, server)
             await plane.start()
-            if mcp is not None:
-                mcp.plane_address = f"127.0.0.1:{plane.port}"
+            for face in (mcp, http):
+                if face is not None:
+                    face.plane_address = f"127.0.0.1:{plane.port}"
             host = arguments.listen.rsplit(":", 1)[0]
             engine_address = f"{host}:{plane.port}"
             # The developer's own token: the dev org's admin, and the platform's (it may add
@@ -460,7 +493,11 @@ async def _dev(
                 f"TEMPORAL_ADDRESS={address}\n"
             )
             mcp_url = mcp.url if mcp is not None else "off"
-            (home / "dev.env").write_text(f"{dev_env}ENGINE_MCP_URL={mcp_url}\n", encoding="utf-8")
+            http_url = http.url if http is not None else "off"
+            (home / "dev.env").write_text(
+                f"{dev_env}ENGINE_MCP_URL={mcp_url}\nENGINE_HTTP_URL={http_url}\n",
+                encoding="utf-8",
+            )
             if arguments.executors:
                 executors = await _dev_executors(
                     ClientSettings(address=engine_address, token=token),
@@ -470,6 +507,7 @@ async def _dev(
             print(
                 f"engined dev is running (Ctrl-C stops everything).\n"
                 f"  gRPC control plane  {engine_address}\n"
+                f"  HTTP/JSON API       {http_url} (document: /openapi.json)\n"
                 f"  MCP (HTTP)          {mcp_url} (bearer: the token below)\n"
                 f"  Temporal            {address} (namespace {organization.namespace})\n"
                 f"  Temporal Web UI     {ui}\n"
@@ -487,6 +525,8 @@ async def _dev(
                 await watcher
             if executors is not None:
                 await executors.stop()
+            if http is not None:
+                await http.stop()
             if mcp is not None:
                 await mcp.stop()
             if plane is not None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,16 @@ def test_engined_dev_runs_an_example_and_stops_everything_on_ctrl_c(tmp_path: Pa
         dev_env = (tmp_path / ".engine" / "dev.env").read_text()
         assert f"ENGINE_ADDRESS={listen}" in dev_env
         assert "ENGINE_TOKEN=" in dev_env
+        # The HTTP/JSON API answers with the same token (dev.env says where it is).
+        settings = dict(line.split("=", 1) for line in dev_env.splitlines() if "=" in line)
+        listed = urllib.request.urlopen(
+            urllib.request.Request(
+                settings["ENGINE_HTTP_URL"] + "/v1/definitions?name=hello",
+                headers={"Authorization": f"Bearer {settings['ENGINE_TOKEN']}"},
+            ),
+            timeout=30,
+        )
+        assert [d["name"] for d in json.load(listed)["definitions"]] == ["hello"]
         started = _children_of(process.pid)
         assert started, "engined dev should have started the Temporal dev server"
 
@@ -141,6 +152,8 @@ def _start_dev(
             "--ui-port",
             str(ui_port),
             "--mcp-listen",
+            f"127.0.0.1:{free_port()}",
+            "--http-listen",
             f"127.0.0.1:{free_port()}",
             *extra,
         ],

@@ -23,31 +23,40 @@ _sym_db = _symbol_database.Default()
 
 
 from engine.api.v1 import resources_pb2 as engine_dot_api_dot_v1_dot_resources__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&engine/api/v1/definition_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\"9\n\x19ValidateDefinitionRequest\x12\x0c\n\x04yaml\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\"\x94\x01\n\x1aValidateDefinitionResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x32\n\x08problems\x18\x02 \x03(\x0b\x32 .engine.api.v1.DefinitionProblem\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x14\n\x0c\x63ontent_hash\x18\x05 \x01(\t\")\n\x19RegisterDefinitionRequest\x12\x0c\n\x04yaml\x18\x01 \x01(\t\"\x90\x01\n\x1aRegisterDefinitionResponse\x12-\n\ndefinition\x18\x01 \x01(\x0b\x32\x19.engine.api.v1.Definition\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x32\n\x08warnings\x18\x03 \x03(\x0b\x32 .engine.api.v1.DefinitionProblem\"5\n\x14GetDefinitionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"F\n\x15GetDefinitionResponse\x12-\n\ndefinition\x18\x01 \x01(\x0b\x32\x19.engine.api.v1.Definition\"M\n\x16ListDefinitionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x17ListDefinitionsResponse\x12.\n\x0b\x64\x65\x66initions\x18\x01 \x03(\x0b\x32\x19.engine.api.v1.Definition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa7\x03\n\x11\x44\x65\x66initionService\x12i\n\x12ValidateDefinition\x12(.engine.api.v1.ValidateDefinitionRequest\x1a).engine.api.v1.ValidateDefinitionResponse\x12i\n\x12RegisterDefinition\x12(.engine.api.v1.RegisterDefinitionRequest\x1a).engine.api.v1.RegisterDefinitionResponse\x12Z\n\rGetDefinition\x12#.engine.api.v1.GetDefinitionRequest\x1a$.engine.api.v1.GetDefinitionResponse\x12`\n\x0fListDefinitions\x12%.engine.api.v1.ListDefinitionsRequest\x1a&.engine.api.v1.ListDefinitionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&engine/api/v1/definition_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\x1a\x1cgoogle/api/annotations.proto\"9\n\x19ValidateDefinitionRequest\x12\x0c\n\x04yaml\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\"\x94\x01\n\x1aValidateDefinitionResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x32\n\x08problems\x18\x02 \x03(\x0b\x32 .engine.api.v1.DefinitionProblem\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x14\n\x0c\x63ontent_hash\x18\x05 \x01(\t\")\n\x19RegisterDefinitionRequest\x12\x0c\n\x04yaml\x18\x01 \x01(\t\"\x90\x01\n\x1aRegisterDefinitionResponse\x12-\n\ndefinition\x18\x01 \x01(\x0b\x32\x19.engine.api.v1.Definition\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x32\n\x08warnings\x18\x03 \x03(\x0b\x32 .engine.api.v1.DefinitionProblem\"5\n\x14GetDefinitionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"F\n\x15GetDefinitionResponse\x12-\n\ndefinition\x18\x01 \x01(\x0b\x32\x19.engine.api.v1.Definition\"M\n\x16ListDefinitionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x17ListDefinitionsResponse\x12.\n\x0b\x64\x65\x66initions\x18\x01 \x03(\x0b\x32\x19.engine.api.v1.Definition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa3\x04\n\x11\x44\x65\x66initionService\x12\x8e\x01\n\x12ValidateDefinition\x12(.engine.api.v1.ValidateDefinitionRequest\x1a).engine.api.v1.ValidateDefinitionResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/definitions:validate:\x01*\x12\x85\x01\n\x12RegisterDefinition\x12(.engine.api.v1.RegisterDefinitionRequest\x1a).engine.api.v1.RegisterDefinitionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/definitions:\x01*\x12z\n\rGetDefinition\x12#.engine.api.v1.GetDefinitionRequest\x1a$.engine.api.v1.GetDefinitionResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/definitions/{name}\x12y\n\x0fListDefinitions\x12%.engine.api.v1.ListDefinitionsRequest\x1a&.engine.api.v1.ListDefinitionsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/definitionsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'engine.api.v1.definition_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VALIDATEDEFINITIONREQUEST']._serialized_start=88
-  _globals['_VALIDATEDEFINITIONREQUEST']._serialized_end=145
-  _globals['_VALIDATEDEFINITIONRESPONSE']._serialized_start=148
-  _globals['_VALIDATEDEFINITIONRESPONSE']._serialized_end=296
-  _globals['_REGISTERDEFINITIONREQUEST']._serialized_start=298
-  _globals['_REGISTERDEFINITIONREQUEST']._serialized_end=339
-  _globals['_REGISTERDEFINITIONRESPONSE']._serialized_start=342
-  _globals['_REGISTERDEFINITIONRESPONSE']._serialized_end=486
-  _globals['_GETDEFINITIONREQUEST']._serialized_start=488
-  _globals['_GETDEFINITIONREQUEST']._serialized_end=541
-  _globals['_GETDEFINITIONRESPONSE']._serialized_start=543
-  _globals['_GETDEFINITIONRESPONSE']._serialized_end=613
-  _globals['_LISTDEFINITIONSREQUEST']._serialized_start=615
-  _globals['_LISTDEFINITIONSREQUEST']._serialized_end=692
-  _globals['_LISTDEFINITIONSRESPONSE']._serialized_start=694
-  _globals['_LISTDEFINITIONSRESPONSE']._serialized_end=792
-  _globals['_DEFINITIONSERVICE']._serialized_start=795
-  _globals['_DEFINITIONSERVICE']._serialized_end=1218
+  _globals['_DEFINITIONSERVICE'].methods_by_name['ValidateDefinition']._loaded_options = None
+  _globals['_DEFINITIONSERVICE'].methods_by_name['ValidateDefinition']._serialized_options = b'\202\323\344\223\002\035\"\030/v1/definitions:validate:\001*'
+  _globals['_DEFINITIONSERVICE'].methods_by_name['RegisterDefinition']._loaded_options = None
+  _globals['_DEFINITIONSERVICE'].methods_by_name['RegisterDefinition']._serialized_options = b'\202\323\344\223\002\024\"\017/v1/definitions:\001*'
+  _globals['_DEFINITIONSERVICE'].methods_by_name['GetDefinition']._loaded_options = None
+  _globals['_DEFINITIONSERVICE'].methods_by_name['GetDefinition']._serialized_options = b'\202\323\344\223\002\030\022\026/v1/definitions/{name}'
+  _globals['_DEFINITIONSERVICE'].methods_by_name['ListDefinitions']._loaded_options = None
+  _globals['_DEFINITIONSERVICE'].methods_by_name['ListDefinitions']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/definitions'
+  _globals['_VALIDATEDEFINITIONREQUEST']._serialized_start=118
+  _globals['_VALIDATEDEFINITIONREQUEST']._serialized_end=175
+  _globals['_VALIDATEDEFINITIONRESPONSE']._serialized_start=178
+  _globals['_VALIDATEDEFINITIONRESPONSE']._serialized_end=326
+  _globals['_REGISTERDEFINITIONREQUEST']._serialized_start=328
+  _globals['_REGISTERDEFINITIONREQUEST']._serialized_end=369
+  _globals['_REGISTERDEFINITIONRESPONSE']._serialized_start=372
+  _globals['_REGISTERDEFINITIONRESPONSE']._serialized_end=516
+  _globals['_GETDEFINITIONREQUEST']._serialized_start=518
+  _globals['_GETDEFINITIONREQUEST']._serialized_end=571
+  _globals['_GETDEFINITIONRESPONSE']._serialized_start=573
+  _globals['_GETDEFINITIONRESPONSE']._serialized_end=643
+  _globals['_LISTDEFINITIONSREQUEST']._serialized_start=645
+  _globals['_LISTDEFINITIONSREQUEST']._serialized_end=722
+  _globals['_LISTDEFINITIONSRESPONSE']._serialized_start=724
+  _globals['_LISTDEFINITIONSRESPONSE']._serialized_end=822
+  _globals['_DEFINITIONSERVICE']._serialized_start=825
+  _globals['_DEFINITIONSERVICE']._serialized_end=1372
 # @@protoc_insertion_point(module_scope)

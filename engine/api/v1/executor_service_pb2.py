@@ -23,36 +23,45 @@ _sym_db = _symbol_database.Default()
 
 
 from engine.api.v1 import resources_pb2 as engine_dot_api_dot_v1_dot_resources__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$engine/api/v1/executor_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x01\n\x11PollActionRequest\x12.\n\x0b\x61\x63tion_type\x18\x01 \x01(\x0e\x32\x19.engine.api.v1.ActionType\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\'\n\x04wait\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08identity\x18\x04 \x01(\t\"B\n\x12PollActionResponse\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.engine.api.v1.ClaimedAction\"\xc2\x01\n\rClaimedAction\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.engine.api.v1.PendingAction\x12\x13\n\x0b\x63laim_token\x18\x02 \x01(\t\x12(\n\x05lease\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0elease_deadline\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64\x65livery\x18\x05 \x01(\x05\"V\n\x16HeartbeatActionRequest\x12\x13\n\x0b\x63laim_token\x18\x01 \x01(\t\x12\'\n\x07\x64\x65tails\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"[\n\x17HeartbeatActionResponse\x12\x0c\n\x04stop\x18\x01 \x01(\x08\x12\x32\n\x0elease_deadline\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x15\x43ompleteActionRequest\x12\x13\n\x0b\x63laim_token\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x18\n\x16\x43ompleteActionResponse\"K\n\x11\x46\x61ilActionRequest\x12\x13\n\x0b\x63laim_token\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x14\n\x12\x46\x61ilActionResponse2\xf8\x02\n\x0f\x45xecutorService\x12Q\n\nPollAction\x12 .engine.api.v1.PollActionRequest\x1a!.engine.api.v1.PollActionResponse\x12`\n\x0fHeartbeatAction\x12%.engine.api.v1.HeartbeatActionRequest\x1a&.engine.api.v1.HeartbeatActionResponse\x12]\n\x0e\x43ompleteAction\x12$.engine.api.v1.CompleteActionRequest\x1a%.engine.api.v1.CompleteActionResponse\x12Q\n\nFailAction\x12 .engine.api.v1.FailActionRequest\x1a!.engine.api.v1.FailActionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$engine/api/v1/executor_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x01\n\x11PollActionRequest\x12.\n\x0b\x61\x63tion_type\x18\x01 \x01(\x0e\x32\x19.engine.api.v1.ActionType\x12\r\n\x05\x61gent\x18\x02 \x01(\t\x12\'\n\x04wait\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08identity\x18\x04 \x01(\t\"B\n\x12PollActionResponse\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.engine.api.v1.ClaimedAction\"\xc2\x01\n\rClaimedAction\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.engine.api.v1.PendingAction\x12\x13\n\x0b\x63laim_token\x18\x02 \x01(\t\x12(\n\x05lease\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0elease_deadline\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64\x65livery\x18\x05 \x01(\x05\"V\n\x16HeartbeatActionRequest\x12\x13\n\x0b\x63laim_token\x18\x01 \x01(\t\x12\'\n\x07\x64\x65tails\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"[\n\x17HeartbeatActionResponse\x12\x0c\n\x04stop\x18\x01 \x01(\x08\x12\x32\n\x0elease_deadline\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x15\x43ompleteActionRequest\x12\x13\n\x0b\x63laim_token\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x18\n\x16\x43ompleteActionResponse\"K\n\x11\x46\x61ilActionRequest\x12\x13\n\x0b\x63laim_token\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x14\n\x12\x46\x61ilActionResponse2\xf6\x03\n\x0f\x45xecutorService\x12n\n\nPollAction\x12 .engine.api.v1.PollActionRequest\x1a!.engine.api.v1.PollActionResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/actions:poll:\x01*\x12\x82\x01\n\x0fHeartbeatAction\x12%.engine.api.v1.HeartbeatActionRequest\x1a&.engine.api.v1.HeartbeatActionResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/v1/actions:heartbeat:\x01*\x12~\n\x0e\x43ompleteAction\x12$.engine.api.v1.CompleteActionRequest\x1a%.engine.api.v1.CompleteActionResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/actions:complete:\x01*\x12n\n\nFailAction\x12 .engine.api.v1.FailActionRequest\x1a!.engine.api.v1.FailActionResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/actions:fail:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'engine.api.v1.executor_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_POLLACTIONREQUEST']._serialized_start=182
-  _globals['_POLLACTIONREQUEST']._serialized_end=323
-  _globals['_POLLACTIONRESPONSE']._serialized_start=325
-  _globals['_POLLACTIONRESPONSE']._serialized_end=391
-  _globals['_CLAIMEDACTION']._serialized_start=394
-  _globals['_CLAIMEDACTION']._serialized_end=588
-  _globals['_HEARTBEATACTIONREQUEST']._serialized_start=590
-  _globals['_HEARTBEATACTIONREQUEST']._serialized_end=676
-  _globals['_HEARTBEATACTIONRESPONSE']._serialized_start=678
-  _globals['_HEARTBEATACTIONRESPONSE']._serialized_end=769
-  _globals['_COMPLETEACTIONREQUEST']._serialized_start=771
-  _globals['_COMPLETEACTIONREQUEST']._serialized_end=875
-  _globals['_COMPLETEACTIONRESPONSE']._serialized_start=877
-  _globals['_COMPLETEACTIONRESPONSE']._serialized_end=901
-  _globals['_FAILACTIONREQUEST']._serialized_start=903
-  _globals['_FAILACTIONREQUEST']._serialized_end=978
-  _globals['_FAILACTIONRESPONSE']._serialized_start=980
-  _globals['_FAILACTIONRESPONSE']._serialized_end=1000
-  _globals['_EXECUTORSERVICE']._serialized_start=1003
-  _globals['_EXECUTORSERVICE']._serialized_end=1379
+  _globals['_EXECUTORSERVICE'].methods_by_name['PollAction']._loaded_options = None
+  _globals['_EXECUTORSERVICE'].methods_by_name['PollAction']._serialized_options = b'\202\323\344\223\002\025\"\020/v1/actions:poll:\001*'
+  _globals['_EXECUTORSERVICE'].methods_by_name['HeartbeatAction']._loaded_options = None
+  _globals['_EXECUTORSERVICE'].methods_by_name['HeartbeatAction']._serialized_options = b'\202\323\344\223\002\032\"\025/v1/actions:heartbeat:\001*'
+  _globals['_EXECUTORSERVICE'].methods_by_name['CompleteAction']._loaded_options = None
+  _globals['_EXECUTORSERVICE'].methods_by_name['CompleteAction']._serialized_options = b'\202\323\344\223\002\031\"\024/v1/actions:complete:\001*'
+  _globals['_EXECUTORSERVICE'].methods_by_name['FailAction']._loaded_options = None
+  _globals['_EXECUTORSERVICE'].methods_by_name['FailAction']._serialized_options = b'\202\323\344\223\002\025\"\020/v1/actions:fail:\001*'
+  _globals['_POLLACTIONREQUEST']._serialized_start=212
+  _globals['_POLLACTIONREQUEST']._serialized_end=353
+  _globals['_POLLACTIONRESPONSE']._serialized_start=355
+  _globals['_POLLACTIONRESPONSE']._serialized_end=421
+  _globals['_CLAIMEDACTION']._serialized_start=424
+  _globals['_CLAIMEDACTION']._serialized_end=618
+  _globals['_HEARTBEATACTIONREQUEST']._serialized_start=620
+  _globals['_HEARTBEATACTIONREQUEST']._serialized_end=706
+  _globals['_HEARTBEATACTIONRESPONSE']._serialized_start=708
+  _globals['_HEARTBEATACTIONRESPONSE']._serialized_end=799
+  _globals['_COMPLETEACTIONREQUEST']._serialized_start=801
+  _globals['_COMPLETEACTIONREQUEST']._serialized_end=905
+  _globals['_COMPLETEACTIONRESPONSE']._serialized_start=907
+  _globals['_COMPLETEACTIONRESPONSE']._serialized_end=931
+  _globals['_FAILACTIONREQUEST']._serialized_start=933
+  _globals['_FAILACTIONREQUEST']._serialized_end=1008
+  _globals['_FAILACTIONRESPONSE']._serialized_start=1010
+  _globals['_FAILACTIONRESPONSE']._serialized_end=1030
+  _globals['_EXECUTORSERVICE']._serialized_start=1033
+  _globals['_EXECUTORSERVICE']._serialized_end=1535
 # @@protoc_insertion_point(module_scope)

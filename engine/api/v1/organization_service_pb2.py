@@ -23,28 +23,35 @@ _sym_db = _symbol_database.Default()
 
 
 from engine.api.v1 import resources_pb2 as engine_dot_api_dot_v1_dot_resources__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(engine/api/v1/organization_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\x1a\x1egoogle/protobuf/duration.proto\"Y\n\x19\x43reateOrganizationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12,\n\tretention\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"`\n\x1a\x43reateOrganizationResponse\x12\x31\n\x0corganization\x18\x01 \x01(\x0b\x32\x1b.engine.api.v1.Organization\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"(\n\x16GetOrganizationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\"L\n\x17GetOrganizationResponse\x12\x31\n\x0corganization\x18\x01 \x01(\x0b\x32\x1b.engine.api.v1.Organization\"A\n\x18ListOrganizationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"h\n\x19ListOrganizationsResponse\x12\x32\n\rorganizations\x18\x01 \x03(\x0b\x32\x1b.engine.api.v1.Organization\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xca\x02\n\x13OrganizationService\x12i\n\x12\x43reateOrganization\x12(.engine.api.v1.CreateOrganizationRequest\x1a).engine.api.v1.CreateOrganizationResponse\x12`\n\x0fGetOrganization\x12%.engine.api.v1.GetOrganizationRequest\x1a&.engine.api.v1.GetOrganizationResponse\x12\x66\n\x11ListOrganizations\x12\'.engine.api.v1.ListOrganizationsRequest\x1a(.engine.api.v1.ListOrganizationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(engine/api/v1/organization_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\"Y\n\x19\x43reateOrganizationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12,\n\tretention\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"`\n\x1a\x43reateOrganizationResponse\x12\x31\n\x0corganization\x18\x01 \x01(\x0b\x32\x1b.engine.api.v1.Organization\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"(\n\x16GetOrganizationRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\"L\n\x17GetOrganizationResponse\x12\x31\n\x0corganization\x18\x01 \x01(\x0b\x32\x1b.engine.api.v1.Organization\"A\n\x18ListOrganizationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"h\n\x19ListOrganizationsResponse\x12\x32\n\rorganizations\x18\x01 \x03(\x0b\x32\x1b.engine.api.v1.Organization\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xaa\x03\n\x13OrganizationService\x12\x87\x01\n\x12\x43reateOrganization\x12(.engine.api.v1.CreateOrganizationRequest\x1a).engine.api.v1.CreateOrganizationResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/organizations:\x01*\x12\x84\x01\n\x0fGetOrganization\x12%.engine.api.v1.GetOrganizationRequest\x1a&.engine.api.v1.GetOrganizationResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/organizations/{org_id}\x12\x81\x01\n\x11ListOrganizations\x12\'.engine.api.v1.ListOrganizationsRequest\x1a(.engine.api.v1.ListOrganizationsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/organizationsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'engine.api.v1.organization_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEORGANIZATIONREQUEST']._serialized_start=122
-  _globals['_CREATEORGANIZATIONREQUEST']._serialized_end=211
-  _globals['_CREATEORGANIZATIONRESPONSE']._serialized_start=213
-  _globals['_CREATEORGANIZATIONRESPONSE']._serialized_end=309
-  _globals['_GETORGANIZATIONREQUEST']._serialized_start=311
-  _globals['_GETORGANIZATIONREQUEST']._serialized_end=351
-  _globals['_GETORGANIZATIONRESPONSE']._serialized_start=353
-  _globals['_GETORGANIZATIONRESPONSE']._serialized_end=429
-  _globals['_LISTORGANIZATIONSREQUEST']._serialized_start=431
-  _globals['_LISTORGANIZATIONSREQUEST']._serialized_end=496
-  _globals['_LISTORGANIZATIONSRESPONSE']._serialized_start=498
-  _globals['_LISTORGANIZATIONSRESPONSE']._serialized_end=602
-  _globals['_ORGANIZATIONSERVICE']._serialized_start=605
-  _globals['_ORGANIZATIONSERVICE']._serialized_end=935
+  _globals['_ORGANIZATIONSERVICE'].methods_by_name['CreateOrganization']._loaded_options = None
+  _globals['_ORGANIZATIONSERVICE'].methods_by_name['CreateOrganization']._serialized_options = b'\202\323\344\223\002\026\"\021/v1/organizations:\001*'
+  _globals['_ORGANIZATIONSERVICE'].methods_by_name['GetOrganization']._loaded_options = None
+  _globals['_ORGANIZATIONSERVICE'].methods_by_name['GetOrganization']._serialized_options = b'\202\323\344\223\002\034\022\032/v1/organizations/{org_id}'
+  _globals['_ORGANIZATIONSERVICE'].methods_by_name['ListOrganizations']._loaded_options = None
+  _globals['_ORGANIZATIONSERVICE'].methods_by_name['ListOrganizations']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/organizations'
+  _globals['_CREATEORGANIZATIONREQUEST']._serialized_start=152
+  _globals['_CREATEORGANIZATIONREQUEST']._serialized_end=241
+  _globals['_CREATEORGANIZATIONRESPONSE']._serialized_start=243
+  _globals['_CREATEORGANIZATIONRESPONSE']._serialized_end=339
+  _globals['_GETORGANIZATIONREQUEST']._serialized_start=341
+  _globals['_GETORGANIZATIONREQUEST']._serialized_end=381
+  _globals['_GETORGANIZATIONRESPONSE']._serialized_start=383
+  _globals['_GETORGANIZATIONRESPONSE']._serialized_end=459
+  _globals['_LISTORGANIZATIONSREQUEST']._serialized_start=461
+  _globals['_LISTORGANIZATIONSREQUEST']._serialized_end=526
+  _globals['_LISTORGANIZATIONSRESPONSE']._serialized_start=528
+  _globals['_LISTORGANIZATIONSRESPONSE']._serialized_end=632
+  _globals['_ORGANIZATIONSERVICE']._serialized_start=635
+  _globals['_ORGANIZATIONSERVICE']._serialized_end=1061
 # @@protoc_insertion_point(module_scope)

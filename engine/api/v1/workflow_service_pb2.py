@@ -23,59 +23,80 @@ _sym_db = _symbol_database.Default()
 
 
 from engine.api.v1 import resources_pb2 as engine_dot_api_dot_v1_dot_resources__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$engine/api/v1/workflow_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe5\x01\n\x14StartWorkflowRequest\x12\x19\n\x0f\x64\x65\x66inition_name\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x64\x65\x66inition_yaml\x18\x02 \x01(\tH\x00\x12\x1a\n\x12\x64\x65\x66inition_version\x18\x03 \x01(\x03\x12\'\n\x06inputs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bworkflow_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x1b\n\x13wait_for_suspension\x18\x07 \x01(\x08\x42\x0c\n\ndefinition\"\xeb\x01\n\x15StartWorkflowResponse\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.engine.api.v1.RunStatus\x12\x35\n\x0fpending_actions\x18\x05 \x03(\x0b\x32\x1c.engine.api.v1.PendingAction\x12&\n\x06result\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"9\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"@\n\x13GetWorkflowResponse\x12)\n\x08workflow\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Workflow\"\xa9\x01\n\x14ListWorkflowsRequest\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.engine.api.v1.RunStatus\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\x18\n\x10include_children\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"c\n\x15ListWorkflowsResponse\x12\x31\n\tworkflows\x18\x01 \x03(\x0b\x32\x1e.engine.api.v1.WorkflowSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x01\n\x13SubmitResultRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x13\n\taction_id\x18\x02 \x01(\tH\x00\x12\x11\n\x07step_id\x18\x03 \x01(\tH\x00\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x08\n\x06target\"\xc4\x01\n\x14SubmitResultResponse\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.engine.api.v1.RunStatus\x12\x14\n\x0c\x63urrent_step\x18\x02 \x01(\t\x12\x35\n\x0fpending_actions\x18\x03 \x03(\x0b\x32\x1c.engine.api.v1.PendingAction\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"<\n\x15\x43\x61ncelWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x18\n\x16\x43\x61ncelWorkflowResponse\"h\n\x14UpdateTimeoutRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x17\n\x15UpdateTimeoutResponse\"\xc0\x01\n\x19ListPendingActionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x0b\x61\x63tion_type\x18\x03 \x01(\x0e\x32\x19.engine.api.v1.ActionType\x12\r\n\x05\x61gent\x18\x04 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x05 \x01(\t\x12\x0f\n\x07step_id\x18\x06 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x07 \x01(\t\"l\n\x1aListPendingActionsResponse\x12\x35\n\x0fpending_actions\x18\x01 \x03(\x0b\x32\x1c.engine.api.v1.PendingAction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x14WatchWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\"B\n\x15WatchWorkflowResponse\x12)\n\x08workflow\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Workflow\"c\n\x14RetryWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12&\n\x04mode\x18\x03 \x01(\x0e\x32\x18.engine.api.v1.RetryMode\"<\n\x15RetryWorkflowResponse\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"r\n\x10SendEventRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x07payload\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\")\n\x11SendEventResponse\x12\x14\n\x0cworkflow_ids\x18\x01 \x03(\t*c\n\tRetryMode\x12\x1a\n\x16RETRY_MODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRETRY_MODE_FROM_FAILED_STEP\x10\x01\x12\x19\n\x15RETRY_MODE_FROM_START\x10\x02\x32\xa8\x07\n\x0fWorkflowService\x12Z\n\rStartWorkflow\x12#.engine.api.v1.StartWorkflowRequest\x1a$.engine.api.v1.StartWorkflowResponse\x12T\n\x0bGetWorkflow\x12!.engine.api.v1.GetWorkflowRequest\x1a\".engine.api.v1.GetWorkflowResponse\x12Z\n\rListWorkflows\x12#.engine.api.v1.ListWorkflowsRequest\x1a$.engine.api.v1.ListWorkflowsResponse\x12W\n\x0cSubmitResult\x12\".engine.api.v1.SubmitResultRequest\x1a#.engine.api.v1.SubmitResultResponse\x12]\n\x0e\x43\x61ncelWorkflow\x12$.engine.api.v1.CancelWorkflowRequest\x1a%.engine.api.v1.CancelWorkflowResponse\x12Z\n\rUpdateTimeout\x12#.engine.api.v1.UpdateTimeoutRequest\x1a$.engine.api.v1.UpdateTimeoutResponse\x12i\n\x12ListPendingActions\x12(.engine.api.v1.ListPendingActionsRequest\x1a).engine.api.v1.ListPendingActionsResponse\x12\\\n\rWatchWorkflow\x12#.engine.api.v1.WatchWorkflowRequest\x1a$.engine.api.v1.WatchWorkflowResponse0\x01\x12Z\n\rRetryWorkflow\x12#.engine.api.v1.RetryWorkflowRequest\x1a$.engine.api.v1.RetryWorkflowResponse\x12N\n\tSendEvent\x12\x1f.engine.api.v1.SendEventRequest\x1a .engine.api.v1.SendEventResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$engine/api/v1/workflow_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xe5\x01\n\x14StartWorkflowRequest\x12\x19\n\x0f\x64\x65\x66inition_name\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x64\x65\x66inition_yaml\x18\x02 \x01(\tH\x00\x12\x1a\n\x12\x64\x65\x66inition_version\x18\x03 \x01(\x03\x12\'\n\x06inputs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bworkflow_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x1b\n\x13wait_for_suspension\x18\x07 \x01(\x08\x42\x0c\n\ndefinition\"\xeb\x01\n\x15StartWorkflowResponse\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x15\n\rworkflow_type\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.engine.api.v1.RunStatus\x12\x35\n\x0fpending_actions\x18\x05 \x03(\x0b\x32\x1c.engine.api.v1.PendingAction\x12&\n\x06result\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"9\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"@\n\x13GetWorkflowResponse\x12)\n\x08workflow\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Workflow\"\xa9\x01\n\x14ListWorkflowsRequest\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.engine.api.v1.RunStatus\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\x18\n\x10include_children\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"c\n\x15ListWorkflowsResponse\x12\x31\n\tworkflows\x18\x01 \x03(\x0b\x32\x1e.engine.api.v1.WorkflowSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x01\n\x13SubmitResultRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x13\n\taction_id\x18\x02 \x01(\tH\x00\x12\x11\n\x07step_id\x18\x03 \x01(\tH\x00\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x08\n\x06target\"\xc4\x01\n\x14SubmitResultResponse\x12(\n\x06status\x18\x01 \x01(\x0e\x32\x18.engine.api.v1.RunStatus\x12\x14\n\x0c\x63urrent_step\x18\x02 \x01(\t\x12\x35\n\x0fpending_actions\x18\x03 \x03(\x0b\x32\x1c.engine.api.v1.PendingAction\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"<\n\x15\x43\x61ncelWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x18\n\x16\x43\x61ncelWorkflowResponse\"h\n\x14UpdateTimeoutRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0f\n\x07step_id\x18\x02 \x01(\t\x12*\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x17\n\x15UpdateTimeoutResponse\"\xc0\x01\n\x19ListPendingActionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x0b\x61\x63tion_type\x18\x03 \x01(\x0e\x32\x19.engine.api.v1.ActionType\x12\r\n\x05\x61gent\x18\x04 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x05 \x01(\t\x12\x0f\n\x07step_id\x18\x06 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x07 \x01(\t\"l\n\x1aListPendingActionsResponse\x12\x35\n\x0fpending_actions\x18\x01 \x03(\x0b\x32\x1c.engine.api.v1.PendingAction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x14WatchWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\"B\n\x15WatchWorkflowResponse\x12)\n\x08workflow\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Workflow\"c\n\x14RetryWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12&\n\x04mode\x18\x03 \x01(\x0e\x32\x18.engine.api.v1.RetryMode\"<\n\x15RetryWorkflowResponse\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"r\n\x10SendEventRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x07payload\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\")\n\x11SendEventResponse\x12\x14\n\x0cworkflow_ids\x18\x01 \x03(\t*c\n\tRetryMode\x12\x1a\n\x16RETRY_MODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRETRY_MODE_FROM_FAILED_STEP\x10\x01\x12\x19\n\x15RETRY_MODE_FROM_START\x10\x02\x32\xa2\n\n\x0fWorkflowService\x12t\n\rStartWorkflow\x12#.engine.api.v1.StartWorkflowRequest\x1a$.engine.api.v1.StartWorkflowResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/v1/workflows:\x01*\x12y\n\x0bGetWorkflow\x12!.engine.api.v1.GetWorkflowRequest\x1a\".engine.api.v1.GetWorkflowResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/workflows/{workflow_id}\x12q\n\rListWorkflows\x12#.engine.api.v1.ListWorkflowsRequest\x1a$.engine.api.v1.ListWorkflowsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/workflows\x12\x8c\x01\n\x0cSubmitResult\x12\".engine.api.v1.SubmitResultRequest\x1a#.engine.api.v1.SubmitResultResponse\"3\x82\xd3\xe4\x93\x02-\"(/v1/workflows/{workflow_id}:submitResult:\x01*\x12\x8c\x01\n\x0e\x43\x61ncelWorkflow\x12$.engine.api.v1.CancelWorkflowRequest\x1a%.engine.api.v1.CancelWorkflowResponse\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/workflows/{workflow_id}:cancel:\x01*\x12\x90\x01\n\rUpdateTimeout\x12#.engine.api.v1.UpdateTimeoutRequest\x1a$.engine.api.v1.UpdateTimeoutResponse\"4\x82\xd3\xe4\x93\x02.\")/v1/workflows/{workflow_id}:updateTimeout:\x01*\x12~\n\x12ListPendingActions\x12(.engine.api.v1.ListPendingActionsRequest\x1a).engine.api.v1.ListPendingActionsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/actions\x12\x87\x01\n\rWatchWorkflow\x12#.engine.api.v1.WatchWorkflowRequest\x1a$.engine.api.v1.WatchWorkflowResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/workflows/{workflow_id}:watch0\x01\x12\x88\x01\n\rRetryWorkflow\x12#.engine.api.v1.RetryWorkflowRequest\x1a$.engine.api.v1.RetryWorkflowResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/workflows/{workflow_id}:retry:\x01*\x12\x65\n\tSendEvent\x12\x1f.engine.api.v1.SendEventRequest\x1a .engine.api.v1.SendEventResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/v1/events:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'engine.api.v1.workflow_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RETRYMODE']._serialized_start=2344
-  _globals['_RETRYMODE']._serialized_end=2443
-  _globals['_STARTWORKFLOWREQUEST']._serialized_start=149
-  _globals['_STARTWORKFLOWREQUEST']._serialized_end=378
-  _globals['_STARTWORKFLOWRESPONSE']._serialized_start=381
-  _globals['_STARTWORKFLOWRESPONSE']._serialized_end=616
-  _globals['_GETWORKFLOWREQUEST']._serialized_start=618
-  _globals['_GETWORKFLOWREQUEST']._serialized_end=675
-  _globals['_GETWORKFLOWRESPONSE']._serialized_start=677
-  _globals['_GETWORKFLOWRESPONSE']._serialized_end=741
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=744
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=913
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=915
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1014
-  _globals['_SUBMITRESULTREQUEST']._serialized_start=1017
-  _globals['_SUBMITRESULTREQUEST']._serialized_end=1184
-  _globals['_SUBMITRESULTRESPONSE']._serialized_start=1187
-  _globals['_SUBMITRESULTRESPONSE']._serialized_end=1383
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=1385
-  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=1445
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=1447
-  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=1471
-  _globals['_UPDATETIMEOUTREQUEST']._serialized_start=1473
-  _globals['_UPDATETIMEOUTREQUEST']._serialized_end=1577
-  _globals['_UPDATETIMEOUTRESPONSE']._serialized_start=1579
-  _globals['_UPDATETIMEOUTRESPONSE']._serialized_end=1602
-  _globals['_LISTPENDINGACTIONSREQUEST']._serialized_start=1605
-  _globals['_LISTPENDINGACTIONSREQUEST']._serialized_end=1797
-  _globals['_LISTPENDINGACTIONSRESPONSE']._serialized_start=1799
-  _globals['_LISTPENDINGACTIONSRESPONSE']._serialized_end=1907
-  _globals['_WATCHWORKFLOWREQUEST']._serialized_start=1909
-  _globals['_WATCHWORKFLOWREQUEST']._serialized_end=1952
-  _globals['_WATCHWORKFLOWRESPONSE']._serialized_start=1954
-  _globals['_WATCHWORKFLOWRESPONSE']._serialized_end=2020
-  _globals['_RETRYWORKFLOWREQUEST']._serialized_start=2022
-  _globals['_RETRYWORKFLOWREQUEST']._serialized_end=2121
-  _globals['_RETRYWORKFLOWRESPONSE']._serialized_start=2123
-  _globals['_RETRYWORKFLOWRESPONSE']._serialized_end=2183
-  _globals['_SENDEVENTREQUEST']._serialized_start=2185
-  _globals['_SENDEVENTREQUEST']._serialized_end=2299
-  _globals['_SENDEVENTRESPONSE']._serialized_start=2301
-  _globals['_SENDEVENTRESPONSE']._serialized_end=2342
-  _globals['_WORKFLOWSERVICE']._serialized_start=2446
-  _globals['_WORKFLOWSERVICE']._serialized_end=3382
+  _globals['_WORKFLOWSERVICE'].methods_by_name['StartWorkflow']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['StartWorkflow']._serialized_options = b'\202\323\344\223\002\022\"\r/v1/workflows:\001*'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['GetWorkflow']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['GetWorkflow']._serialized_options = b'\202\323\344\223\002\035\022\033/v1/workflows/{workflow_id}'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflows']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflows']._serialized_options = b'\202\323\344\223\002\017\022\r/v1/workflows'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['SubmitResult']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['SubmitResult']._serialized_options = b'\202\323\344\223\002-\"(/v1/workflows/{workflow_id}:submitResult:\001*'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['CancelWorkflow']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['CancelWorkflow']._serialized_options = b'\202\323\344\223\002\'\"\"/v1/workflows/{workflow_id}:cancel:\001*'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['UpdateTimeout']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['UpdateTimeout']._serialized_options = b'\202\323\344\223\002.\")/v1/workflows/{workflow_id}:updateTimeout:\001*'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['ListPendingActions']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['ListPendingActions']._serialized_options = b'\202\323\344\223\002\r\022\013/v1/actions'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['WatchWorkflow']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['WatchWorkflow']._serialized_options = b'\202\323\344\223\002#\022!/v1/workflows/{workflow_id}:watch'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['RetryWorkflow']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['RetryWorkflow']._serialized_options = b'\202\323\344\223\002&\"!/v1/workflows/{workflow_id}:retry:\001*'
+  _globals['_WORKFLOWSERVICE'].methods_by_name['SendEvent']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['SendEvent']._serialized_options = b'\202\323\344\223\002\017\"\n/v1/events:\001*'
+  _globals['_RETRYMODE']._serialized_start=2374
+  _globals['_RETRYMODE']._serialized_end=2473
+  _globals['_STARTWORKFLOWREQUEST']._serialized_start=179
+  _globals['_STARTWORKFLOWREQUEST']._serialized_end=408
+  _globals['_STARTWORKFLOWRESPONSE']._serialized_start=411
+  _globals['_STARTWORKFLOWRESPONSE']._serialized_end=646
+  _globals['_GETWORKFLOWREQUEST']._serialized_start=648
+  _globals['_GETWORKFLOWREQUEST']._serialized_end=705
+  _globals['_GETWORKFLOWRESPONSE']._serialized_start=707
+  _globals['_GETWORKFLOWRESPONSE']._serialized_end=771
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=774
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=943
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=945
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1044
+  _globals['_SUBMITRESULTREQUEST']._serialized_start=1047
+  _globals['_SUBMITRESULTREQUEST']._serialized_end=1214
+  _globals['_SUBMITRESULTRESPONSE']._serialized_start=1217
+  _globals['_SUBMITRESULTRESPONSE']._serialized_end=1413
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_start=1415
+  _globals['_CANCELWORKFLOWREQUEST']._serialized_end=1475
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_start=1477
+  _globals['_CANCELWORKFLOWRESPONSE']._serialized_end=1501
+  _globals['_UPDATETIMEOUTREQUEST']._serialized_start=1503
+  _globals['_UPDATETIMEOUTREQUEST']._serialized_end=1607
+  _globals['_UPDATETIMEOUTRESPONSE']._serialized_start=1609
+  _globals['_UPDATETIMEOUTRESPONSE']._serialized_end=1632
+  _globals['_LISTPENDINGACTIONSREQUEST']._serialized_start=1635
+  _globals['_LISTPENDINGACTIONSREQUEST']._serialized_end=1827
+  _globals['_LISTPENDINGACTIONSRESPONSE']._serialized_start=1829
+  _globals['_LISTPENDINGACTIONSRESPONSE']._serialized_end=1937
+  _globals['_WATCHWORKFLOWREQUEST']._serialized_start=1939
+  _globals['_WATCHWORKFLOWREQUEST']._serialized_end=1982
+  _globals['_WATCHWORKFLOWRESPONSE']._serialized_start=1984
+  _globals['_WATCHWORKFLOWRESPONSE']._serialized_end=2050
+  _globals['_RETRYWORKFLOWREQUEST']._serialized_start=2052
+  _globals['_RETRYWORKFLOWREQUEST']._serialized_end=2151
+  _globals['_RETRYWORKFLOWRESPONSE']._serialized_start=2153
+  _globals['_RETRYWORKFLOWRESPONSE']._serialized_end=2213
+  _globals['_SENDEVENTREQUEST']._serialized_start=2215
+  _globals['_SENDEVENTREQUEST']._serialized_end=2329
+  _globals['_SENDEVENTRESPONSE']._serialized_start=2331
+  _globals['_SENDEVENTRESPONSE']._serialized_end=2372
+  _globals['_WORKFLOWSERVICE']._serialized_start=2476
+  _globals['_WORKFLOWSERVICE']._serialized_end=3790
 # @@protoc_insertion_point(module_scope)
