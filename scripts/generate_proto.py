@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import grpc_tools
-from google.api import annotations_pb2
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,14 +35,13 @@ def generate(out: Path) -> None:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE).glob("*.proto"))
     include = Path(grpc_tools.__file__).parent / "_proto"
-    # google/api/annotations.proto and http.proto (the HTTP mapping) ship with
-    # googleapis-common-protos, beside their generated modules.
-    googleapis = Path(annotations_pb2.__file__).parent.parent.parent
+    # proto/google/api/ holds annotations.proto and http.proto (the HTTP mapping, from
+    # googleapis), so that proto/ alone is enough for a client in any language; their Python
+    # modules come from googleapis-common-protos, not from here.
     arguments = [
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{include}",
-        f"-I{googleapis}",
         f"--python_out={out}",
         f"--mypy_out=quiet:{out}",
         f"--grpc_python_out={out}",
