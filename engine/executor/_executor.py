@@ -28,6 +28,8 @@ log = logging.getLogger("engine.executor")
 
 _T = TypeVar("_T")
 _TRANSIENT: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+_LONGEST_PAUSE: Final = 30.0
+"""Seconds a runner waits at most between two tries while the control plane is away."""
 _ATTEMPTS: Final = 6
 """Calls made of one report before giving up on a control plane that does not answer."""
 
@@ -287,15 +289,30 @@ class Executor:
         """Claim actions of a type (from the queue of each of ``routes``: None for the type's
         own, else an agent or a runner label) and ``perform`` each as a task, at most
         ``concurrency`` at once in all, until cancelled; the actions still being performed
-        are cancelled then."""
+        are cancelled then. While the control plane is unavailable it keeps trying.
+
+        Raises:
+            ExecutorError: The control plane refused to give actions (a bad token, say).
+        """
         slots = asyncio.Semaphore(concurrency)
         running: set[asyncio.Task[None]] = set()
 
         async def poll(route: str | None) -> None:
-            async for claimed in self.actions(action_type, route, wait=wait, slots=slots):
-                task: asyncio.Task[None] = asyncio.create_task(_performed(perform, claimed))
-                running.add(task)
-                task.add_done_callback(running.discard)
+            pause = 1.0
+            while True:
+                try:
+                    async for claimed in self.actions(action_type, route, wait=wait, slots=slots):
+                        pause = 1.0
+                        task: asyncio.Task[None] = asyncio.create_task(_performed(perform, claimed))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                except ExecutorError as error:
+                    if error.code not in _TRANSIENT:
+                        raise  # a refusal (a bad token, say): retrying would not change it
+                    # The control plane is away (restarting, say): a runner waits for it.
+                    log.warning("cannot claim actions (%s); again in %gs", error, pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _LONGEST_PAUSE)
 
         try:
             await asyncio.gather(*(poll(route) for route in routes))

@@ -18,7 +18,7 @@ import pytest
 from engine.config import ClientSettings
 from engine.dispatcher import DefinitionRef, WorkflowAlreadyFinishedError
 from engine.executor import TIMED_OUT, Executor, ShellRunner
-from tests.server.harness import ControlPlaneKit, eventually
+from tests.server.harness import ControlPlaneKit, eventually, expired_token
 
 ENGINECTL = str(Path(sys.executable).with_name("enginectl"))
 
@@ -212,6 +212,30 @@ def test_work_shell_refuses_a_token_of_another_org(kit: ControlPlaneKit, tmp_pat
     )
     assert done.returncode == 1
     assert "the token is of org 'west'" in done.stderr
+
+
+async def test_work_shell_says_so_when_the_control_plane_refuses_its_token(
+    kit: ControlPlaneKit, tmp_path: Path
+) -> None:
+    # Not subprocess.run: the control plane answers on this test's event loop.
+    process = await asyncio.create_subprocess_exec(
+        ENGINECTL,
+        "work",
+        "shell",
+        "--root",
+        str(tmp_path),
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("ENGINE_")},
+            "ENGINE_ADDRESS": kit.address,
+            "ENGINE_TOKEN": expired_token("east"),
+            "ENGINE_HOME": str(tmp_path),
+        },
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert b"the control plane refused: UNAUTHENTICATED" in stderr, stderr
 
 
 def _alive(pid: int) -> bool:

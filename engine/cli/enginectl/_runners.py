@@ -16,7 +16,7 @@ from engine.cli.enginectl._client import CliError
 from engine.cli.enginectl._common import EXIT_OK
 from engine.config import ClientSettings
 from engine.definition import RUNNER_LABEL
-from engine.executor import Executor, McpRunner, ShellRunner, parse_server
+from engine.executor import Executor, ExecutorError, McpRunner, ShellRunner, parse_server
 
 __all__ = ["run_runner"]
 
@@ -31,6 +31,13 @@ def run_runner(args: argparse.Namespace) -> int:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s"
     )
+    try:
+        return _run(args, settings)
+    except ExecutorError as refused:
+        raise CliError(f"the control plane refused: {refused}") from None
+
+
+def _run(args: argparse.Namespace, settings: ClientSettings) -> int:
     if args.runner == "shell":
         root = Path(args.root)
         if not root.is_dir():
