@@ -180,6 +180,8 @@ class ServerSettings:
         tls_cert: PEM certificate of the listener (``ENGINE_TLS_CERT``); TLS when set.
         tls_key: PEM private key of the listener (``ENGINE_TLS_KEY``).
         home: Where ``engined dev`` keeps its state (``ENGINE_HOME``, default ``.engine``).
+        link_secret: The key answer links are signed with (``ENGINE_LINK_SECRET``); links are
+            refused without one (``engined dev`` derives one from its token secret).
     """
 
     listen: str = "127.0.0.1:50051"
@@ -189,6 +191,7 @@ class ServerSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     home: str = ".engine"
+    link_secret: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -203,6 +206,7 @@ class ServerSettings:
             tls_cert=env.get("ENGINE_TLS_CERT") or None,
             tls_key=env.get("ENGINE_TLS_KEY") or None,
             home=env.get("ENGINE_HOME", defaults.home),
+            link_secret=env.get("ENGINE_LINK_SECRET") or None,
         )
 
 

@@ -17,9 +17,10 @@ This module needs only PyJWT, so issuing a token loads nothing of the engine's s
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import jwt
 
@@ -28,9 +29,13 @@ from engine.errors import EngineError
 
 __all__ = [
     "ADMIN",
+    "LONGEST_LINK_TTL",
     "PLATFORM",
     "VIEWER",
+    "AnswerLink",
     "Claims",
+    "LinkRefusedError",
+    "LinkSigner",
     "PermissionDeniedError",
     "TokenVerifier",
     "UnauthenticatedError",
@@ -196,3 +201,91 @@ def issue_token(
     if subject:
         payload["sub"] = subject
     return jwt.encode(payload, key, algorithm=algorithm)
+
+
+LONGEST_LINK_TTL: Final = 30 * 24 * 3600
+"""Seconds an answer link may live at most (30 days)."""
+_LINK_TYPE: Final = "engine-answer-link"
+
+
+class LinkRefusedError(EngineError):
+    """An answer link that is malformed, forged (or of another engine), or expired."""
+
+    code: ClassVar[str] = "PERMISSION_DENIED"
+    reason: ClassVar[str] = "LINK_REFUSED"
+
+
+@dataclass(frozen=True)
+class AnswerLink:
+    """What an answer link may do: answer one action of one run of one org, as ``subject``.
+
+    Attributes:
+        org_id: The org of the run.
+        workflow_id: The run.
+        action_id: The action it answers.
+        subject: Who answers through it (the person it was sent to): the prompt's rules apply.
+        expires: When it stops working (seconds since the epoch).
+        answer: The answer it gives when it fixes one (an approve or a reject link), else None.
+        fixed: Whether it fixes its answer.
+    """
+
+    org_id: str
+    workflow_id: str
+    action_id: str
+    subject: str
+    expires: int
+    answer: Any = None
+    fixed: bool = False
+
+
+class LinkSigner:
+    """Signs and checks answer links (HS256 with a key of their own, never a token key: a link
+    is no bearer token, and a token is no link)."""
+
+    def __init__(self, key: str | bytes) -> None:
+        if not key:
+            raise ValueError("an answer-link key is required")
+        self.key = key
+
+    def sign(self, link: AnswerLink) -> str:
+        payload: dict[str, Any] = {
+            "typ": _LINK_TYPE,
+            "org": link.org_id,
+            "wf": link.workflow_id,
+            "act": link.action_id,
+            "sub": link.subject,
+            "exp": link.expires,
+            "jti": uuid.uuid4().hex,
+        }
+        if link.fixed:
+            payload["ans"] = link.answer
+        return jwt.encode(payload, self.key, algorithm="HS256")
+
+    def verify(self, token: str) -> AnswerLink:
+        """The link's grant.
+
+        Raises:
+            LinkRefusedError: Saying what is wrong (expired, forged, not a link).
+        """
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=["HS256"],
+                options={"require": ["exp", "org", "wf", "act", "sub", "typ"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise LinkRefusedError("the link has expired") from None
+        except jwt.PyJWTError as error:
+            raise LinkRefusedError(f"the link is not valid: {error}") from None
+        if claims.get("typ") != _LINK_TYPE:
+            raise LinkRefusedError("the link is not valid: it is not an answer link")
+        return AnswerLink(
+            org_id=str(claims["org"]),
+            workflow_id=str(claims["wf"]),
+            action_id=str(claims["act"]),
+            subject=str(claims["sub"]),
+            expires=int(claims["exp"]),
+            answer=claims.get("ans"),
+            fixed="ans" in claims,
+        )

@@ -31,7 +31,7 @@ from datetime import timedelta
 
 from engine.config import TemporalSettings, TenancySettings
 from engine.dispatcher import ActionBroker, DefinitionRegistry, TemporalDispatcher
-from engine.identity import TokenVerifier
+from engine.identity import LinkSigner, TokenVerifier
 from engine.scheduler import Scheduler
 from engine.server import ControlPlane, build_server
 from engine.tenancy import (
@@ -208,8 +208,10 @@ class Stack:
         address: str = "127.0.0.1:50051",
         tls_cert: str | None = None,
         tls_key: str | None = None,
+        links: LinkSigner | None = None,
     ) -> ControlPlane:
-        """The gRPC control plane over this stack, bound to ``address`` (not yet started)."""
+        """The gRPC control plane over this stack, bound to ``address`` (not yet started);
+        ``links`` signs answer links (None: they are refused)."""
         return build_server(
             dispatcher=self.dispatcher,
             registry=self.registry,
@@ -222,4 +224,5 @@ class Stack:
             address=address,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            links=links,
         )

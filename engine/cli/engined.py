@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -47,7 +48,7 @@ from engine.config import (
 from engine.context import OrgContext
 from engine.definition import DefinitionError
 from engine.errors import EngineError
-from engine.identity import TokenVerifier, issue_token
+from engine.identity import LinkSigner, TokenVerifier, issue_token
 from engine.server import ControlPlane
 from engine.stack import Stack
 from engine.worker import MembershipOptions, WorkerOptions
@@ -202,10 +203,19 @@ def _verifier(server: ServerSettings, home: Path | None = None) -> TokenVerifier
 
 
 def _control_plane(
-    stack: Stack, verifier: TokenVerifier, listen: str, server: ServerSettings
+    stack: Stack,
+    verifier: TokenVerifier,
+    listen: str,
+    server: ServerSettings,
+    link_secret: str | None = None,
 ) -> ControlPlane:
+    secret = link_secret or server.link_secret
     return stack.control_plane(
-        verifier, address=listen, tls_cert=server.tls_cert, tls_key=server.tls_key
+        verifier,
+        address=listen,
+        tls_cert=server.tls_cert,
+        tls_key=server.tls_key,
+        links=LinkSigner(secret) if secret else None,
     )
 
 
@@ -471,7 +481,9 @@ async def _dev(
             verifier = TokenVerifier(secret)
             mcp = await _start_face("mcp", arguments.mcp_listen, None, verifier, tls=False)
             http = await _start_face("http", arguments.http_listen, None, verifier, tls=False)
-            plane = _control_plane(stack, verifier, arguments.listen, server)
+            # Answer links get a key of their own, derived from the dev token secret.
+            link_key = hashlib.sha256(f"answer-links:{secret}".encode()).hexdigest()
+            plane = _control_plane(stack, verifier, arguments.listen, server, link_key)
             await plane.start()
             for face in (mcp, http):
                 if face is not None:

@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from engine.api.v1 import (
     definition_service_pb2,
     executor_service_pb2,
+    link_service_pb2,
     organization_service_pb2,
     schedule_service_pb2,
     workflow_service_pb2,
@@ -33,6 +34,7 @@ SERVICE_MODULES: Final[tuple[ModuleType, ...]] = (
     schedule_service_pb2,
     executor_service_pb2,
     organization_service_pb2,
+    link_service_pb2,
 )
 _VARIABLE: Final = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 

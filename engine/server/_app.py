@@ -16,6 +16,8 @@ from engine.api.v1 import (
     definition_service_pb2_grpc,
     executor_service_pb2,
     executor_service_pb2_grpc,
+    link_service_pb2,
+    link_service_pb2_grpc,
     organization_service_pb2,
     organization_service_pb2_grpc,
     schedule_service_pb2,
@@ -24,10 +26,11 @@ from engine.api.v1 import (
     workflow_service_pb2_grpc,
 )
 from engine.dispatcher import ActionBroker, DefinitionRegistry, TemporalDispatcher
-from engine.identity import TokenVerifier
+from engine.identity import LinkSigner, TokenVerifier
 from engine.scheduler import Scheduler
 from engine.server._executors import ExecutorServicer
 from engine.server._interceptors import ControlPlaneInterceptor
+from engine.server._links import PUBLIC_LINK_METHODS, LinkServicer
 from engine.server._schedules import ScheduleServicer
 from engine.server._servicers import DefinitionServicer, OrganizationServicer, WorkflowServicer
 from engine.tenancy import NamespaceResolver, OrgDirectory, Provisioner
@@ -40,11 +43,12 @@ SERVICE_NAMES: Final = (
     workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"].full_name,
     schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
     executor_service_pb2.DESCRIPTOR.services_by_name["ExecutorService"].full_name,
+    link_service_pb2.DESCRIPTOR.services_by_name["LinkService"].full_name,
 )
 SWITCH_INTERVAL: Final = 0.0005
 MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 """The largest request the control plane reads; larger ones are refused by gRPC itself."""
-_PUBLIC: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+_PUBLIC: Final = ("/grpc.health.v1.Health/", "/grpc.reflection.", *PUBLIC_LINK_METHODS)
 _PLATFORM_ONLY: Final = ("/engine.api.v1.OrganizationService/",)
 
 
@@ -95,6 +99,7 @@ def build_server(
     address: str = "127.0.0.1:50051",
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    links: LinkSigner | None = None,
 ) -> ControlPlane:
     """Build the control plane's gRPC server (``engine.stack.Stack.control_plane`` calls it
     with the parts of a stack).
@@ -126,6 +131,9 @@ def build_server(
     )
     executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
         ExecutorServicer(broker), server
+    )
+    link_service_pb2_grpc.add_LinkServiceServicer_to_server(
+        LinkServicer(dispatcher, resolver, links), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

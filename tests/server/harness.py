@@ -33,12 +33,13 @@ from engine.api.v1 import (
 )
 from engine.context import OrgContext
 from engine.dispatcher import TemporalDispatcher
-from engine.identity import TokenVerifier, issue_token
+from engine.identity import LinkSigner, TokenVerifier, issue_token
 from engine.server import ControlPlane
 from engine.tenancy import Endpoint, PrefixResolver
 from tests.tenancy.orgkit import TASK_QUEUE, Tenancy, eventually, unique_prefix, worker_options
 
 __all__ = [
+    "LINK_SECRET",
     "SECRET",
     "ControlPlaneKit",
     "ServingStack",
@@ -58,6 +59,7 @@ __all__ = [
 
 
 SECRET = "test-secret-" + uuid.uuid4().hex
+LINK_SECRET = "test-link-secret-" + uuid.uuid4().hex
 """The HS256 secret the tests' control planes verify tokens with."""
 
 _M = TypeVar("_M", bound=Message)
@@ -143,6 +145,7 @@ async def open_stack(
             address="127.0.0.1:0",
             tls_cert=tls[0] if tls else None,
             tls_key=tls[1] if tls else None,
+            links=LinkSigner(LINK_SECRET),
         )
         assert stack.plane.port > 0
         await stack.plane.start()

@@ -67,6 +67,7 @@ from engine.api.v1 import (
     workflow_service_pb2_grpc as workflows_grpc,
 )
 from engine.server import SERVICE_NAMES
+from engine.server._links import PUBLIC_LINK_METHODS
 from tests.server.harness import (
     SECRET,
     ControlPlaneKit,
@@ -135,6 +136,11 @@ class Rpc:
     @property
     def platform_only(self) -> bool:
         return self.service.full_name in PLATFORM_SERVICES
+
+    @property
+    def by_link(self) -> bool:
+        """Authorized by an answer link in the request, not by the token."""
+        return self.path in PUBLIC_LINK_METHODS
 
 
 def every_rpc() -> list[Rpc]:
@@ -755,6 +761,13 @@ def wrongs(outcome: Outcome) -> list[str]:
     if code == grpc.StatusCode.INTERNAL:
         found.append("INTERNAL")
     denied = grpc.StatusCode.PERMISSION_DENIED
+    if rpc.by_link:
+        # No probe holds a valid link: whatever the token, the link refuses the call.
+        if code not in (denied, grpc.StatusCode.INVALID_ARGUMENT):
+            found.append("a call with no valid answer link is not refused")
+        if outcome.answers:
+            found.append(f"a call with no valid answer link got {len(outcome.answers)} answers")
+        return found
     if who.kind == "forged":
         if code != grpc.StatusCode.UNAUTHENTICATED:
             found.append("a forged, expired or missing token is not UNAUTHENTICATED")
