@@ -6,17 +6,20 @@ follows too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from engine.api.v1 import resources_pb2
+from engine.api.v1 import workflow_service_pb2 as workflows_pb
 from engine.protocol import PendingAction, RunState, RunStatus
 from engine.wire import enum_name, enum_value, to_struct, to_value
 
 __all__ = [
     "action_to_proto",
+    "advance_to_proto",
     "duration",
     "run_status",
     "status_name",
@@ -143,3 +146,14 @@ def workflow_to_proto(status: RunStatus) -> resources_pb2.Workflow:
             record.finish_time.CopyFrom(timestamp(finished))
         message.history.append(record)
     return message
+
+
+def advance_to_proto(advance: Mapping[str, Any]) -> workflows_pb.SubmitResultResponse:
+    """Where a run went after an answer (``Advance``), as SubmitResult answers it."""
+    return workflows_pb.SubmitResultResponse(
+        status=run_status(advance.get("status")),
+        current_step=advance.get("current_step") or "",
+        pending_actions=[action_to_proto(a) for a in advance.get("pending_actions", [])],
+        result=to_value(advance.get("result")),
+        error=advance.get("error") or "",
+    )

@@ -16,12 +16,11 @@ from typing import Any, ClassVar, Final
 
 from engine.api.v1 import link_service_pb2 as pb
 from engine.api.v1 import link_service_pb2_grpc as pb_grpc
-from engine.api.v1 import workflow_service_pb2 as workflows_pb
 from engine.context import OrgContext
 from engine.dispatcher import TemporalDispatcher
 from engine.errors import EngineError
 from engine.identity import LONGEST_LINK_TTL, AnswerLink, LinkSigner
-from engine.server._convert import action_to_proto, run_status, timestamp
+from engine.server._convert import action_to_proto, advance_to_proto, timestamp
 from engine.server._errors import FieldError
 from engine.server._requests import json_value, org_of, required, seconds
 from engine.tenancy import NamespaceResolver
@@ -134,15 +133,7 @@ class LinkServicer(pb_grpc.LinkServiceServicer):
         advance = await self.dispatcher.submit_result(
             org, link.workflow_id, action_id=link.action_id, result=result
         )
-        return pb.AnswerWithLinkResponse(
-            advance=workflows_pb.SubmitResultResponse(
-                status=run_status(advance.get("status")),
-                current_step=advance.get("current_step") or "",
-                pending_actions=[action_to_proto(a) for a in advance.get("pending_actions", [])],
-                result=to_value(advance.get("result")),
-                error=advance.get("error") or "",
-            )
-        )
+        return pb.AnswerWithLinkResponse(advance=advance_to_proto(advance))
 
     def _signer(self) -> LinkSigner:
         if self.signer is None:

@@ -41,6 +41,7 @@ from engine.dispatcher import (
 )
 from engine.server._convert import (
     action_to_proto,
+    advance_to_proto,
     duration,
     run_status,
     status_name,
@@ -303,13 +304,7 @@ class WorkflowServicer(workflows_grpc.WorkflowServiceServicer):
             error=request.error or None,
             request_id=request.request_id or None,
         )
-        return workflows_pb.SubmitResultResponse(
-            status=run_status(advance.get("status")),
-            current_step=advance.get("current_step") or "",
-            pending_actions=[action_to_proto(a) for a in advance.get("pending_actions", [])],
-            result=to_value(advance.get("result")),
-            error=advance.get("error") or "",
-        )
+        return advance_to_proto(advance)
 
     async def SendEvent(  # noqa: N802
         self, request: workflows_pb.SendEventRequest, context: Any
