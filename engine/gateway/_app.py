@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import grpc
@@ -27,32 +27,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
+from engine.gateway._answer_page import answer_page
+from engine.gateway._codes import HTTP_STATUS
 from engine.gateway._openapi import openapi
 from engine.gateway._routes import Route, routes
 from engine.gateway._serve import PlaneFace
 
 __all__ = ["HTTP_STATUS", "HttpApiServer", "gateway_app"]
 
-HTTP_STATUS: Final[Mapping[grpc.StatusCode, int]] = {
-    grpc.StatusCode.OK: 200,
-    grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DATA_LOSS: 500,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-}
-"""The HTTP status of each gRPC code (google.rpc.Code's own mapping)."""
+
 _LARGEST_BODY: Final = 8 * 1024 * 1024
 _TIMEOUT: Final = 120.0
 _KNOWN_DETAILS: Final = (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest)
@@ -116,6 +99,7 @@ def gateway_app(channel: Callable[[], grpc.aio.Channel]) -> Starlette:
     return Starlette(
         routes=[
             StarletteRoute("/openapi.json", document_route, methods=["GET"]),
+            StarletteRoute("/answer/{link}", answer_page(channel), methods=["GET", "POST"]),
             StarletteRoute("/v1/{rest:path}", handle, methods=["GET", "POST", "PATCH", "DELETE"]),
         ]
     )

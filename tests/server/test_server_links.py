@@ -221,3 +221,55 @@ async def test_a_link_answers_over_http_with_no_token(kit: ControlPlaneKit) -> N
             assert again.status_code == 400
     finally:
         await api.stop()
+
+
+PICK = """\
+name: {name}
+version: 1
+steps:
+  - {{id: pick, type: prompt, prompt_type: choice, message: "Which <b>one</b>?",
+     options: [a, 2], output_to: picked}}
+  - {{id: done, type: return, value: "${{{{ state.picked }}}}"}}
+"""
+
+
+async def test_the_page_a_link_opens_shows_the_prompt_and_its_form_answers_it(
+    kit: ControlPlaneKit,
+) -> None:
+    links = Links(kit)
+    name = unique("picked")
+    await kit.register(PICK.format(name=name), "acme")
+    started = await links.workflows.StartWorkflow(
+        workflows_pb.StartWorkflowRequest(definition_name=name, wait_for_suspension=True),
+        metadata=kit.auth("acme", subject="ann"),
+    )
+    [action] = started.pending_actions
+    link = await links.create(started.workflow_id, action.action_id)
+    api = HttpApiServer(kit.address, host="127.0.0.1", port=0)
+    await api.start()
+    try:
+        async with httpx2.AsyncClient(base_url=api.url, timeout=60) as http:
+            page = await http.get(f"/answer/{link}")
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            assert "Which &lt;b&gt;one&lt;/b&gt;?" in page.text  # the question, escaped
+            assert '<button name="choice" value="1">2</button>' in page.text
+            # Opening the page answered nothing (a chat's link preview opens it too).
+            waiting = await links.workflows.GetWorkflow(
+                workflows_pb.GetWorkflowRequest(workflow_id=started.workflow_id),
+                metadata=kit.auth("acme"),
+            )
+            assert len(waiting.workflow.pending_actions) == 1
+            wrong = await http.post(f"/answer/{link}", data={"choice": "7"})
+            assert wrong.status_code == 400 and "choose one of the options" in wrong.text
+            answered = await http.post(f"/answer/{link}", data={"choice": "1"})
+            assert answered.status_code == 200 and "completed" in answered.text
+            again = await http.get(f"/answer/{link}")
+            assert again.status_code == 400 and "no longer waits" in again.text
+            forged = await http.get("/answer/not-a-link")
+            assert forged.status_code == 403 and "not valid" in forged.text
+    finally:
+        await api.stop()
+    done = await links.workflows.GetWorkflow(
+        workflows_pb.GetWorkflowRequest(workflow_id=started.workflow_id), metadata=kit.auth("acme")
+    )
+    assert done.workflow.result.number_value == 2  # the option itself, a number
