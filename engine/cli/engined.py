@@ -57,6 +57,8 @@ from engine.workflow import build_worker, ensure_search_attributes
 if TYPE_CHECKING:
     from engine.gateway import PlaneFace
 
+from engine.cli._faces import DevExecutors, dev_executors, start_face
+
 __all__ = ["main"]
 
 EXIT_OK: Final = 0
@@ -287,11 +289,11 @@ async def _serve(
         )
         mcp_listen = arguments.mcp_listen or os.environ.get("ENGINE_MCP_LISTEN")
         tls = bool(server.tls_cert)
-        mcp = await _start_face("mcp", mcp_listen, plane.port, verifier, tls=tls)
+        mcp = await start_face("mcp", mcp_listen, plane.port, verifier, tls=tls)
         if mcp is not None:
             log.info("MCP endpoint at %s", mcp.url)
         http_listen = arguments.http_listen or os.environ.get("ENGINE_HTTP_LISTEN")
-        http = await _start_face("http", http_listen, plane.port, verifier, tls=tls)
+        http = await start_face("http", http_listen, plane.port, verifier, tls=tls)
         if http is not None:
             log.info("HTTP/JSON API at %s (its document at /openapi.json)", http.url)
         await stop.wait()
@@ -302,38 +304,6 @@ async def _serve(
             await mcp.stop()
         await plane.stop(PLANE_STOP)
     return EXIT_OK
-
-
-async def _start_face(
-    kind: str, listen: str | None, plane_port: int | None, verifier: TokenVerifier, *, tls: bool
-) -> PlaneFace | None:
-    """The HTTP/JSON API (``kind`` "http") or the MCP endpoint ("mcp") on ``listen``
-    (``host:port``), or None when it is unset or ``off``.
-
-    Raises:
-        ValueError: ``listen`` is not ``host:port``, or the plane uses TLS (both reach it over
-            plaintext loopback).
-    """
-    what = {"http": "the HTTP API", "mcp": "the MCP endpoint"}[kind]
-    if not listen or listen == "off":
-        return None
-    if tls:
-        raise ValueError(f"{what} needs a plaintext control plane on loopback (no TLS)")
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"the listen address of {what} must be host:port, got {listen!r}")
-    plane = f"127.0.0.1:{plane_port}" if plane_port is not None else None
-    face: PlaneFace
-    if kind == "http":
-        from engine.gateway import HttpApiServer  # Starlette only when it is served
-
-        face = HttpApiServer(plane, host=host, port=int(port))
-    else:
-        from engine.mcp import McpHttpServer  # the MCP SDK only when it is served
-
-        face = McpHttpServer(plane, verifier, host=host, port=int(port))
-    await face.start()
-    return face
 
 
 async def _worker(
@@ -462,7 +432,7 @@ async def _dev(
         watcher: asyncio.Task[None] | None = None
         mcp: PlaneFace | None = None
         http: PlaneFace | None = None
-        executors: _DevExecutors | None = None
+        executors: DevExecutors | None = None
         try:
             secret = _dev_secret(home)
             # The embedded server: its own address, no namespace map, a day of retention.
@@ -479,8 +449,8 @@ async def _dev(
             registered = await _register_examples(stack, org, Path(arguments.examples))
             # The MCP endpoint first: once the plane serves, dev.env must say where both are.
             verifier = TokenVerifier(secret)
-            mcp = await _start_face("mcp", arguments.mcp_listen, None, verifier, tls=False)
-            http = await _start_face("http", arguments.http_listen, None, verifier, tls=False)
+            mcp = await start_face("mcp", arguments.mcp_listen, None, verifier, tls=False)
+            http = await start_face("http", arguments.http_listen, None, verifier, tls=False)
             # Answer links get a key of their own, derived from the dev token secret.
             link_key = hashlib.sha256(f"answer-links:{secret}".encode()).hexdigest()
             plane = _control_plane(stack, verifier, arguments.listen, server, link_key)
@@ -511,7 +481,7 @@ async def _dev(
                 encoding="utf-8",
             )
             if arguments.executors:
-                executors = await _dev_executors(
+                executors = await dev_executors(
                     ClientSettings(address=engine_address, token=token),
                     home / "work",
                     arguments.mcp_server,
@@ -555,53 +525,6 @@ async def _dev(
         )
         return EXIT_FAILED
     return EXIT_OK
-
-
-@dataclasses.dataclass
-class _DevExecutors:
-    """The reference executors ``engined dev --executors`` runs for the dev org."""
-
-    root: Path
-    servers: dict[str, list[str]]
-    tasks: list[asyncio.Task[Any]]
-    executor: Any
-
-    def describe(self) -> str:
-        return f"shell (under {self.root}), mcp ({', '.join(sorted(self.servers))})"
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.executor.close()
-
-
-async def _dev_executors(
-    settings: ClientSettings, root: Path, extra: Sequence[str]
-) -> _DevExecutors:
-    """Start the shell runner and the MCP executor (with the ``time`` server) for the dev org.
-
-    Raises:
-        ValueError: An ``--mcp-server`` that is not NAME=COMMAND, or a server that fails.
-    """
-    from engine.executor import Executor, McpRunner, ShellRunner, parse_server
-
-    servers = {"time": [sys.executable, "-m", "mcp_server_time"]}
-    for text in extra:
-        name, argv = parse_server(text)
-        servers[name] = argv
-    root.mkdir(parents=True, exist_ok=True)
-    executor = Executor(settings, identity="engined-dev")
-    shell = asyncio.create_task(ShellRunner(executor, root).run())
-    ready = asyncio.Event()
-    mcp = asyncio.create_task(McpRunner(executor, servers).run(ready=ready))
-    waiting = asyncio.create_task(ready.wait())
-    await asyncio.wait({mcp, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    executors = _DevExecutors(root, servers, [shell, mcp, waiting], executor)
-    if mcp.done():
-        await executors.stop()
-        raise ValueError(f"the MCP executor did not start: {mcp.exception()}")
-    return executors
 
 
 def _local_user() -> str:

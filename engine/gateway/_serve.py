@@ -7,6 +7,7 @@ caller's loop keeps them).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
@@ -108,7 +109,7 @@ class ThreadedServer:
                 await self.on_stop()
 
 
-class PlaneFace:
+class PlaneFace(abc.ABC):
     """An HTTP face of the control plane (the HTTP/JSON API, the MCP endpoint): an app on a
     :class:`ThreadedServer` that calls the plane over gRPC, on loopback, in plaintext.
 
@@ -169,9 +170,9 @@ class PlaneFace:
             self._channel = grpc.aio.insecure_channel(self.plane_address)
         return self._channel
 
+    @abc.abstractmethod
     def app(self) -> Any:
         """The ASGI app (built on the server's thread)."""
-        raise NotImplementedError
 
     async def closed(self) -> None:
         """After it stopped serving, on its loop: close the channel."""
