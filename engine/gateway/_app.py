@@ -53,12 +53,12 @@ class _BadRequestError(Exception):
 def gateway_app(channel: Callable[[], grpc.aio.Channel]) -> Starlette:
     """The ASGI app; ``channel()`` is the gRPC channel to the control plane (made on the
     server's own loop, at the first request)."""
-    table = routes()
-    document = openapi(table)
+    table = [(route, route.pattern()) for route in routes()]  # compiled once
+    document = openapi([route for route, _ in table])
 
     async def handle(request: Request) -> Response:
         path = request.url.path
-        matched = [(route, m) for route in table if (m := route.pattern().match(path))]
+        matched = [(route, m) for route, pattern in table if (m := pattern.match(path))]
         allowed = [route for route, _ in matched if route.verb == request.method]
         if not matched:
             return _error(404, "NOT_FOUND", f"no resource at {path}")

@@ -226,7 +226,7 @@ def build_server(
             if action["action_id"] == action_id:
                 if action["type"] != "prompt":
                     raise ToolError(f"action '{action_id}' is a {action['type']}, not a prompt")
-                return Elicit(_markdown_free(action), _form(action["parameters"]))
+                return Elicit(_question_text(action), _form(action["parameters"]))
         raise ToolError(f"run '{workflow_id}' does not wait for action '{action_id}'")
 
     @server.tool(
@@ -410,7 +410,7 @@ def _step(step: StepBase) -> dict[str, Any]:
     return shown
 
 
-def _markdown_free(action: dict[str, Any]) -> str:
+def _question_text(action: dict[str, Any]) -> str:
     parameters = action.get("parameters") or {}
     return str(parameters.get("message") or f"Answer step '{action.get('step_id')}'")
 

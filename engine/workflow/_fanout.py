@@ -75,7 +75,7 @@ class ItemRuns:
         self._unsent: list[PendingAction] | None = None
         self._sender: asyncio.Task[None] | None = None
         # Foreach step id -> what its items' runs carry (the same for every item).
-        self._item_parts: dict[str, tuple[str, dict[str, Called] | None]] = {}
+        self._item_parts: dict[str, _ItemParts] = {}
 
     def child_id(self, step: ForeachStep, index: int, attempt: int) -> str:
         """The workflow id of an item's run (a retry of the step gets new ids)."""
@@ -102,10 +102,9 @@ class ItemRuns:
         text, called, inputs = parent.definition, parent.called, parent.inputs
         if workflow.patched(LIGHTER_ITEMS):
             parts = self._item_parts.get(step.id)
-            if parts is None:
-                parts = self._item_parts[step.id] = _item_parts(definition, step, parent.called)
-            text, called = parts
-            inputs = _read_inputs(step, parent.inputs)
+            if parts is None:  # the same for every item of the step: made once
+                parts = self._item_parts[step.id] = _item_parts(definition, step, parent)
+            text, called, inputs = parts
         child_input = RunInput(
             definition=text,
             definition_hash=parent.definition_hash,
@@ -281,21 +280,20 @@ def _subtree(step: StepBase) -> Iterator[StepBase]:
     yield from step.nested_steps()
 
 
-def _read_inputs(step: ForeachStep, inputs: dict[str, Any]) -> dict[str, Any]:
-    """The inputs the foreach's item steps read (an item does not evaluate the foreach's own
-    fields, such as the ``items`` that often read the very list being fanned out)."""
-    names = _names(step.nested_steps(), "inputs")
-    return inputs if names is None else {k: v for k, v in inputs.items() if k in names}
+_ItemParts = tuple[str, dict[str, Called] | None, dict[str, Any]]
 
 
-def _item_parts(
-    definition: WorkflowDefinition, step: ForeachStep, called: dict[str, Called] | None
-) -> tuple[str, dict[str, Called] | None]:
-    """The definition an item's run of ``step`` carries, and the called definitions of the
-    call steps inside it."""
+def _item_parts(definition: WorkflowDefinition, step: ForeachStep, parent: RunInput) -> _ItemParts:
+    """What every item's run of ``step`` carries: the cut definition, the called definitions of
+    the call steps inside it, and the inputs its item steps read (an item does not evaluate
+    the foreach's own fields, such as the ``items`` that often read the list fanned out)."""
     inside = {nested.id for nested in _subtree(step)}
-    kept = {key: value for key, value in (called or {}).items() if key in inside}
-    return item_definition(definition, step.id), kept or None
+    kept = {key: value for key, value in (parent.called or {}).items() if key in inside}
+    names = _names(step.nested_steps(), "inputs")
+    inputs = parent.inputs
+    if names is not None:
+        inputs = {k: v for k, v in inputs.items() if k in names}
+    return item_definition(definition, step.id), kept or None, inputs
 
 
 def item_definition(definition: WorkflowDefinition, foreach_id: str) -> str:
@@ -308,7 +306,9 @@ def item_definition(definition: WorkflowDefinition, foreach_id: str) -> str:
     loops still check), and its foreach step is the original's.
     """
     foreach = definition.step(foreach_id)
-    around = [s for s in definition.iter_steps() if foreach in list(s.nested_steps())]
+    around = [
+        s for s in definition.iter_steps() if any(n.id == foreach_id for n in s.nested_steps())
+    ]
     kept = [*_subtree(foreach), *around]
     data = json.loads(definition.canonical_json())
     data["state"] = {}
