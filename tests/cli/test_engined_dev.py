@@ -110,6 +110,11 @@ def test_engined_dev_runs_an_example_and_stops_everything_on_ctrl_c(tmp_path: Pa
             timeout=30,
         )
         assert [d["name"] for d in json.load(listed)["definitions"]] == ["hello"]
+        # The console's sign-in link: its page, with the dev admin's token in the fragment.
+        console = settings["ENGINE_CONSOLE"]
+        assert console == f"{settings['ENGINE_HTTP_URL']}/console/#token={settings['ENGINE_TOKEN']}"
+        page = urllib.request.urlopen(console.split("#")[0], timeout=30).read().decode()
+        assert "<title>engine console</title>" in page
         started = _children_of(process.pid)
         assert started, "engined dev should have started the Temporal dev server"
 

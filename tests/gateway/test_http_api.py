@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -17,8 +16,7 @@ from grpc_status import rpc_status
 from openapi_spec_validator import validate
 
 from engine.gateway import SERVICE_MODULES, HttpApiServer, Route, routes
-from tests.helpers.devserver import DevServer
-from tests.server.harness import ControlPlaneKit, expired_token, open_control_plane
+from tests.server.harness import ControlPlaneKit, expired_token
 
 HELLO = """\
 name: http-hello
@@ -30,24 +28,9 @@ steps:
 ROUTES = {f"{r.service.rsplit('.', 1)[-1]}.{r.method}": r for r in routes()}
 
 
-@pytest.fixture(scope="module")
-async def kit(temporal_server: DevServer) -> AsyncIterator[ControlPlaneKit]:
-    opened = await open_control_plane(temporal_server.address, tag="http", orgs=("north", "south"))
-    try:
-        await opened.register(HELLO, "north")
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture(scope="module")
-async def api(kit: ControlPlaneKit) -> AsyncIterator[HttpApiServer]:
-    server = HttpApiServer(kit.address, host="127.0.0.1", port=0)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+@pytest.fixture(scope="module", autouse=True)
+async def hello(kit: ControlPlaneKit) -> None:
+    await kit.register(HELLO, "north")
 
 
 class Both:
