@@ -90,9 +90,13 @@ from engine.workflow import (
     Called,
     RunInput,
     RunStart,
+    Webhook,
+    WebhookFlags,
     WorkflowFactory,
+    read_webhook,
     resolve_calls,
     search_attributes,
+    write_webhook,
 )
 
 __all__ = [
@@ -207,6 +211,7 @@ class TemporalDispatcher:
     ) -> None:
         self.router = OrgRouter(resolver, clients)
         self.factory = WorkflowFactory(task_queue, lease=lease)
+        self.webhooks = WebhookFlags()
         self._feeds = RunFeeds()
         self.definitions = definitions
         self.rpc_timeout = rpc_timeout
@@ -225,6 +230,18 @@ class TemporalDispatcher:
         """The handle of one of the org's runs (never of the engine's internal workflows)."""
         check_run_id(workflow_id, org)
         return (await self.client(org)).get_workflow_handle(workflow_id, run_id=run_id)
+
+    # -- the org's webhook -----------------------------------------------------------------
+
+    async def webhook(self, org: OrgContext) -> Webhook | None:
+        """The org's outgoing webhook, if it has one."""
+        return await read_webhook(await self.client(org))
+
+    async def set_webhook(self, org: OrgContext, webhook: Webhook | None) -> None:
+        """Set (None: clear) the org's webhook; runs started from now on notify it."""
+        client = await self.client(org)
+        await write_webhook(client, webhook)
+        self.webhooks.forget(client.namespace)
 
     # -- starting -------------------------------------------------------------------------
 
@@ -256,8 +273,11 @@ class TemporalDispatcher:
             self.definitions, org, loaded, pinned=isinstance(definition, DefinitionRef)
         )
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
-        start, options = self._start_options(loaded, inputs, org, workflow_id, request_id, called)
         client = await self.client(org)
+        notify = await self.webhooks.notifies(client)
+        start, options = self._start_options(
+            loaded, inputs, org, workflow_id, request_id, called, notify
+        )
 
         async def attempt() -> StartedRun:
             with self._translated(org, workflow_id):
@@ -301,8 +321,11 @@ class TemporalDispatcher:
             self.definitions, org, loaded, pinned=isinstance(definition, DefinitionRef)
         )
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
-        start, options = self._start_options(loaded, inputs, org, workflow_id, request_id, called)
         client = await self.client(org)
+        notify = await self.webhooks.notifies(client)
+        start, options = self._start_options(
+            loaded, inputs, org, workflow_id, request_id, called, notify
+        )
 
         async def attempt() -> tuple[StartedRun, Advance]:
             operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
@@ -455,6 +478,7 @@ class TemporalDispatcher:
         workflow_id: str,
         request_id: str | None,
         called: dict[str, Called],
+        notify: bool,
     ) -> tuple[RunStart, dict[str, Any]]:
         """The run's start and the options every way of starting it shares.
 
@@ -462,7 +486,9 @@ class TemporalDispatcher:
         only if that same request started it (the request id is in the memo). A finished run
         keeps its id under a request id: a retry of the request must find it, not start again.
         """
-        start = self.factory.prepare(definition, inputs, org, workflow_id, called=called)
+        start = self.factory.prepare(
+            definition, inputs, org, workflow_id, called=called, notify=notify
+        )
         memo = dict(start.memo)
         if request_id:
             memo[_REQUEST_ID] = request_id

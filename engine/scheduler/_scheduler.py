@@ -37,7 +37,7 @@ from engine.definition import DefinitionSource, WorkflowDefinition
 from engine.errors import EngineError
 from engine.scheduler._spec import Calendar, InvalidScheduleError, Spec, to_temporal_spec
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter, temporal_refusal
-from engine.workflow import RunInput, WorkflowFactory, resolve_calls
+from engine.workflow import RunInput, WebhookFlags, WorkflowFactory, resolve_calls
 
 __all__ = [
     "OVERLAP_POLICIES",
@@ -145,6 +145,7 @@ class Scheduler:
         lease: float | None = None,
     ) -> None:
         self.router = OrgRouter(resolver, clients)
+        self.webhooks = WebhookFlags()
         self.definitions = definitions
         self.factory = WorkflowFactory(task_queue, lease=lease)
 
@@ -289,8 +290,10 @@ class Scheduler:
             raise InvalidScheduleError("catchup_window", "must be at least 10s")
         definition = await self._definition(org, request)
         called = await resolve_calls(self.definitions, org, definition, pinned=True)
+        # Its runs notify the org's webhook if it has one when the schedule is made or changed.
+        notify = await self.webhooks.notifies(await self.client(org))
         start = self.factory.prepare(
-            definition, request.inputs, org, request.schedule_id, called=called
+            definition, request.inputs, org, request.schedule_id, called=called, notify=notify
         )
         stored = {
             "spec": _spec_json(request.spec),

@@ -13,18 +13,20 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
+from urllib.parse import urlsplit
 
 from engine.api.v1 import link_service_pb2 as pb
 from engine.api.v1 import link_service_pb2_grpc as pb_grpc
 from engine.context import OrgContext
 from engine.dispatcher import TemporalDispatcher
 from engine.errors import EngineError
-from engine.identity import LONGEST_LINK_TTL, AnswerLink, LinkSigner
+from engine.identity import LONGEST_LINK_TTL, AnswerLink, LinkSigner, PermissionDeniedError
 from engine.server._convert import action_to_proto, advance_to_proto, timestamp
 from engine.server._errors import FieldError
 from engine.server._requests import json_value, org_of, required, seconds
 from engine.tenancy import NamespaceResolver
 from engine.wire import to_value
+from engine.workflow import Webhook
 
 __all__ = ["PUBLIC_LINK_METHODS", "LinkServicer"]
 
@@ -34,6 +36,8 @@ PUBLIC_LINK_METHODS: Final = (
 )
 """The methods a link, not a token, authorizes."""
 _DEFAULT_TTL: Final = 24 * 3600
+_LONGEST_URL: Final = 2048
+_SHORTEST_SECRET: Final = 16
 
 
 class LinksNotConfiguredError(EngineError):
@@ -51,7 +55,8 @@ class LinkClosedError(EngineError):
 
 
 class LinkServicer(pb_grpc.LinkServiceServicer):
-    """Makes answer links, shows their prompts, answers through them.
+    """Makes answer links, shows their prompts, answers through them; keeps the org's webhook
+    (its admin's, in the org's namespace: see :mod:`engine.workflow._notify`).
 
     Args:
         dispatcher: The door to Temporal.
@@ -135,6 +140,30 @@ class LinkServicer(pb_grpc.LinkServiceServicer):
         )
         return pb.AnswerWithLinkResponse(advance=advance_to_proto(advance))
 
+    async def GetWebhook(  # noqa: N802
+        self, request: pb.GetWebhookRequest, context: Any
+    ) -> pb.GetWebhookResponse:
+        org = org_of(context)
+        webhook = await self.dispatcher.webhook(org)
+        return pb.GetWebhookResponse(url=webhook.url if webhook else "")
+
+    async def SetWebhook(  # noqa: N802
+        self, request: pb.SetWebhookRequest, context: Any
+    ) -> pb.SetWebhookResponse:
+        org = _admin(context, "SetWebhook")
+        if not request.url:
+            await self.dispatcher.set_webhook(org, None)
+            return pb.SetWebhookResponse(url="")
+        parsed = urlsplit(request.url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise FieldError("url", f"must be an http(s) URL with a host, got {request.url!r}")
+        if len(request.url) > _LONGEST_URL:
+            raise FieldError("url", f"must be at most {_LONGEST_URL} characters")
+        if len(request.secret) < _SHORTEST_SECRET:
+            raise FieldError("secret", f"must be at least {_SHORTEST_SECRET} characters")
+        await self.dispatcher.set_webhook(org, Webhook(request.url, request.secret))
+        return pb.SetWebhookResponse(url=request.url)
+
     def _signer(self) -> LinkSigner:
         if self.signer is None:
             raise LinksNotConfiguredError(
@@ -147,3 +176,14 @@ class LinkServicer(pb_grpc.LinkServiceServicer):
         link = self._signer().verify(required(token, "link"))
         namespace = self.resolver.resolve(link.org_id).namespace
         return link, OrgContext(link.org_id, namespace, (), link.subject)
+
+
+def _admin(context: Any, name: str) -> OrgContext:
+    """The caller's org, if the caller is its admin."""
+    org = org_of(context)
+    if "admin" not in org.roles:
+        raise PermissionDeniedError(
+            f"{name} needs the org's admin role; the token of org '{org.org_id}' has roles "
+            f"{list(org.roles)}"
+        )
+    return org

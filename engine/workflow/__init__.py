@@ -24,6 +24,14 @@ from engine.workflow._factory import (
     start_workflow,
 )
 from engine.workflow._interpreter import EngineWorkflow
+from engine.workflow._notify import (
+    SIGNATURE_HEADER,
+    Webhook,
+    WebhookFlags,
+    read_webhook,
+    sign,
+    write_webhook,
+)
 from engine.workflow._registry import (
     ALL_VERSIONS,
     GET_VERSION,
@@ -69,6 +77,7 @@ __all__ = [
     "PROVISIONED",
     "REGISTRY_WORKFLOW_TYPE",
     "SEARCH_ATTRIBUTES",
+    "SIGNATURE_HEADER",
     "Called",
     "DefinitionRegistryWorkflow",
     "EngineRunner",
@@ -77,15 +86,20 @@ __all__ = [
     "ResultRejectedError",
     "RunInput",
     "RunStart",
+    "Webhook",
+    "WebhookFlags",
     "WorkflowFactory",
     "build_worker",
     "ensure_search_attributes",
     "find_called",
     "get_workflow_status",
+    "read_webhook",
     "registry_workflow_id",
     "resolve_calls",
     "result_shape_error",
     "sandbox_runner",
     "search_attributes",
+    "sign",
     "start_workflow",
+    "write_webhook",
 ]

@@ -82,11 +82,13 @@ class WorkflowFactory:
         workflow_id: str,
         *,
         called: dict[str, Called] | None = None,
+        notify: bool = False,
     ) -> RunStart:
         """Validate the inputs (filling defaults) and build the start of a run.
 
         Args:
             called: The definitions its call steps run (:func:`resolve_calls`).
+            notify: Send each action that starts waiting to the org's webhook.
 
         Raises:
             engine.definition.InputError: The inputs do not match the definition's schema.
@@ -99,6 +101,7 @@ class WorkflowFactory:
             org=org.to_json(),
             lease=self.lease,
             called=called or None,
+            notify=notify,
         )
         return RunStart(
             workflow_type=definition.workflow_type,

@@ -113,6 +113,7 @@ class ItemRuns:
             scope={"foreach": step.id, "vars": variables, "state": state},
             lease=parent.lease,
             called=called,
+            notify=parent.notify,
         )
         info = workflow.info()
         return await self._start(
@@ -155,6 +156,7 @@ class ItemRuns:
             org=parent.org,
             lease=parent.lease,
             called=called["called"],
+            notify=parent.notify,
         )
         suffix = f"/attempt-{attempt}" if attempt > 1 else ""
         org_id = str(parent.org.get("org_id", ""))

@@ -89,7 +89,7 @@ from typing import Any, Final
 
 from temporalio import workflow
 from temporalio.common import RawValue
-from temporalio.exceptions import ApplicationError, CancelledError, TemporalError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TemporalError
 
 from engine.definition import (
     ForeachStep,
@@ -135,6 +135,13 @@ from engine.workflow._flow import (
     RunFailedError,
     Scope,
     StepFailedError,
+)
+from engine.workflow._notify import (
+    ATTEMPT_TIMEOUT,
+    DELIVERY_RETRY,
+    DELIVERY_WINDOW,
+    NOTIFY_ACTIVITY,
+    WEBHOOKS,
 )
 from engine.workflow._record import HISTORY_KEPT, RunRecord, new_entry
 from engine.workflow._retry import ANSWER_DURING_BACKOFF, SHORT_BACKOFF, Backoff, backoff_delay
@@ -209,6 +216,8 @@ class EngineWorkflow:
         """How many times the run stopped making progress on its own: it suspended (on
         actions, a timer or a fan-out), ended, or is about to continue as new. The update
         handlers that answer "where the run went next" wait for this to grow."""
+        self.deliveries: set[asyncio.Task[None]] = set()
+        """Webhook deliveries under way (see :meth:`notify_waiting`)."""
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -510,6 +519,43 @@ class EngineWorkflow:
         if self.items.parent_id is not None:
             await self.items.report_to_parent(self.pending_actions())
 
+    def notify_waiting(self, action: PendingAction) -> None:
+        """Send an action that starts waiting to the org's webhook, in the background.
+
+        Only in runs started while the org had a webhook (``notify`` in the input), so other
+        runs' histories are as they were. The delivery is an activity retried with backoff;
+        the run goes on without waiting for it, and logs one that is given up.
+        """
+        if not self.input.notify or not workflow.patched(WEBHOOKS):
+            return
+        event = {
+            "type": "action.waiting",
+            "delivery_id": f"{action['workflow_id']}/{action['action_id']}",
+            "org_id": self.org_id,
+            "definition": {"name": self.definition.name, "version": self.definition.version},
+            "workflow_id": action["workflow_id"],
+            "run_id": action["run_id"],
+            "action": action,
+        }
+
+        async def deliver() -> None:
+            try:
+                await workflow.execute_activity(
+                    NOTIFY_ACTIVITY,
+                    event,
+                    start_to_close_timeout=ATTEMPT_TIMEOUT,
+                    schedule_to_close_timeout=DELIVERY_WINDOW,
+                    retry_policy=DELIVERY_RETRY,
+                )
+            except ActivityError as error:
+                workflow.logger.warning(
+                    "webhook delivery %s given up: %s", event["delivery_id"], error.cause or error
+                )
+
+        task = asyncio.get_running_loop().create_task(deliver())
+        self.deliveries.add(task)
+        task.add_done_callback(self.deliveries.discard)
+
     def note_change(self) -> None:
         """Keep the run as it is now for watchers: every change reaches them, in order."""
         self.version += 1
@@ -582,6 +628,7 @@ class EngineWorkflow:
             progress=progress,
             lease=self.input.lease,
             called=self.input.called,
+            notify=self.input.notify,
         )
         # Only when in progress, so that the runs recorded before these step types carry what
         # they always did.

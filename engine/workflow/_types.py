@@ -196,6 +196,8 @@ class RunInput:
             code, so that a deployment can choose it and replay still sees the same value.
         called: For each ``call`` step (by id), the definition it runs, resolved when the run
             started (see :class:`Called`): the run needs no registry.
+        notify: The org had a webhook when the run started: each action that starts waiting
+            is sent to it (see :mod:`engine.workflow._notify`). Its child runs inherit it.
     """
 
     definition: str
@@ -206,3 +208,4 @@ class RunInput:
     progress: Progress | None = None
     lease: float | None = None
     called: dict[str, Called] | None = None
+    notify: bool = False

@@ -19,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from engine.definition import load_definition
 from engine.workflow._interpreter import EngineWorkflow
+from engine.workflow._notify import notify
 from engine.workflow._registry import DefinitionRegistryWorkflow
 from engine.workflow._types import LOAD_DEFINITION
 
@@ -147,7 +148,8 @@ def build_worker(
     max_concurrent_workflow_tasks: int | None = None,
     **options: Any,
 ) -> Worker:
-    """A worker that runs the interpreter (every definition) and the definition registry.
+    """A worker that runs the interpreter (every definition), the definition registry and the
+    delivery of webhook events (the :func:`~engine.workflow._notify.notify` activity).
 
     Args:
         client: A client of the namespace to serve.
@@ -162,6 +164,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[EngineWorkflow, DefinitionRegistryWorkflow],
+        activities=[notify],
         workflow_runner=workflow_runner or sandbox_runner(),
         workflow_task_executor=workflow_task_executor,
         max_cached_workflows=max_cached_workflows,

@@ -30,7 +30,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n engine/api/v1/link_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\x1a$engine/api/v1/workflow_service.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n\x17\x43reateAnswerLinkRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x11\n\taction_id\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x06\x61nswer\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"Y\n\x18\x43reateAnswerLinkResponse\x12\x0c\n\x04link\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x14GetAnswerLinkRequest\x12\x0c\n\x04link\x18\x01 \x01(\t\"\xbe\x01\n\x15GetAnswerLinkResponse\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.engine.api.v1.PendingAction\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12&\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x66ixed\x18\x04 \x01(\x08\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x15\x41nswerWithLinkRequest\x12\x0c\n\x04link\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"N\n\x16\x41nswerWithLinkResponse\x12\x34\n\x07\x61\x64vance\x18\x01 \x01(\x0b\x32#.engine.api.v1.SubmitResultResponse2\xa6\x03\n\x0bLinkService\x12\x9c\x01\n\x10\x43reateAnswerLink\x12&.engine.api.v1.CreateAnswerLinkRequest\x1a\'.engine.api.v1.CreateAnswerLinkResponse\"7\x82\xd3\xe4\x93\x02\x31\",/v1/workflows/{workflow_id}:createAnswerLink:\x01*\x12t\n\rGetAnswerLink\x12#.engine.api.v1.GetAnswerLinkRequest\x1a$.engine.api.v1.GetAnswerLinkResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/links/{link}\x12\x81\x01\n\x0e\x41nswerWithLink\x12$.engine.api.v1.AnswerWithLinkRequest\x1a%.engine.api.v1.AnswerWithLinkResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/links/{link}:answer:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n engine/api/v1/link_service.proto\x12\rengine.api.v1\x1a\x1d\x65ngine/api/v1/resources.proto\x1a$engine/api/v1/workflow_service.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x13\n\x11GetWebhookRequest\"!\n\x12GetWebhookResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\"0\n\x11SetWebhookRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\"!\n\x12SetWebhookResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\"\xa2\x01\n\x17\x43reateAnswerLinkRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x11\n\taction_id\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x06\x61nswer\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"Y\n\x18\x43reateAnswerLinkResponse\x12\x0c\n\x04link\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"$\n\x14GetAnswerLinkRequest\x12\x0c\n\x04link\x18\x01 \x01(\t\"\xbe\x01\n\x15GetAnswerLinkResponse\x12,\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x1c.engine.api.v1.PendingAction\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12&\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05\x66ixed\x18\x04 \x01(\x08\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x15\x41nswerWithLinkRequest\x12\x0c\n\x04link\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"N\n\x16\x41nswerWithLinkResponse\x12\x34\n\x07\x61\x64vance\x18\x01 \x01(\x0b\x32#.engine.api.v1.SubmitResultResponse2\xf9\x04\n\x0bLinkService\x12\x9c\x01\n\x10\x43reateAnswerLink\x12&.engine.api.v1.CreateAnswerLinkRequest\x1a\'.engine.api.v1.CreateAnswerLinkResponse\"7\x82\xd3\xe4\x93\x02\x31\",/v1/workflows/{workflow_id}:createAnswerLink:\x01*\x12t\n\rGetAnswerLink\x12#.engine.api.v1.GetAnswerLinkRequest\x1a$.engine.api.v1.GetAnswerLinkResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/links/{link}\x12\x81\x01\n\x0e\x41nswerWithLink\x12$.engine.api.v1.AnswerWithLinkRequest\x1a%.engine.api.v1.AnswerWithLinkResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/links/{link}:answer:\x01*\x12\x66\n\nGetWebhook\x12 .engine.api.v1.GetWebhookRequest\x1a!.engine.api.v1.GetWebhookResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/webhook\x12i\n\nSetWebhook\x12 .engine.api.v1.SetWebhookRequest\x1a!.engine.api.v1.SetWebhookResponse\"\x16\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/webhook:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,18 +43,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LINKSERVICE'].methods_by_name['GetAnswerLink']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/links/{link}'
   _globals['_LINKSERVICE'].methods_by_name['AnswerWithLink']._loaded_options = None
   _globals['_LINKSERVICE'].methods_by_name['AnswerWithLink']._serialized_options = b'\202\323\344\223\002\034\"\027/v1/links/{link}:answer:\001*'
-  _globals['_CREATEANSWERLINKREQUEST']._serialized_start=246
-  _globals['_CREATEANSWERLINKREQUEST']._serialized_end=408
-  _globals['_CREATEANSWERLINKRESPONSE']._serialized_start=410
-  _globals['_CREATEANSWERLINKRESPONSE']._serialized_end=499
-  _globals['_GETANSWERLINKREQUEST']._serialized_start=501
-  _globals['_GETANSWERLINKREQUEST']._serialized_end=537
-  _globals['_GETANSWERLINKRESPONSE']._serialized_start=540
-  _globals['_GETANSWERLINKRESPONSE']._serialized_end=730
-  _globals['_ANSWERWITHLINKREQUEST']._serialized_start=732
-  _globals['_ANSWERWITHLINKREQUEST']._serialized_end=809
-  _globals['_ANSWERWITHLINKRESPONSE']._serialized_start=811
-  _globals['_ANSWERWITHLINKRESPONSE']._serialized_end=889
-  _globals['_LINKSERVICE']._serialized_start=892
-  _globals['_LINKSERVICE']._serialized_end=1314
+  _globals['_LINKSERVICE'].methods_by_name['GetWebhook']._loaded_options = None
+  _globals['_LINKSERVICE'].methods_by_name['GetWebhook']._serialized_options = b'\202\323\344\223\002\r\022\013/v1/webhook'
+  _globals['_LINKSERVICE'].methods_by_name['SetWebhook']._loaded_options = None
+  _globals['_LINKSERVICE'].methods_by_name['SetWebhook']._serialized_options = b'\202\323\344\223\002\020\"\013/v1/webhook:\001*'
+  _globals['_GETWEBHOOKREQUEST']._serialized_start=245
+  _globals['_GETWEBHOOKREQUEST']._serialized_end=264
+  _globals['_GETWEBHOOKRESPONSE']._serialized_start=266
+  _globals['_GETWEBHOOKRESPONSE']._serialized_end=299
+  _globals['_SETWEBHOOKREQUEST']._serialized_start=301
+  _globals['_SETWEBHOOKREQUEST']._serialized_end=349
+  _globals['_SETWEBHOOKRESPONSE']._serialized_start=351
+  _globals['_SETWEBHOOKRESPONSE']._serialized_end=384
+  _globals['_CREATEANSWERLINKREQUEST']._serialized_start=387
+  _globals['_CREATEANSWERLINKREQUEST']._serialized_end=549
+  _globals['_CREATEANSWERLINKRESPONSE']._serialized_start=551
+  _globals['_CREATEANSWERLINKRESPONSE']._serialized_end=640
+  _globals['_GETANSWERLINKREQUEST']._serialized_start=642
+  _globals['_GETANSWERLINKREQUEST']._serialized_end=678
+  _globals['_GETANSWERLINKRESPONSE']._serialized_start=681
+  _globals['_GETANSWERLINKRESPONSE']._serialized_end=871
+  _globals['_ANSWERWITHLINKREQUEST']._serialized_start=873
+  _globals['_ANSWERWITHLINKREQUEST']._serialized_end=950
+  _globals['_ANSWERWITHLINKRESPONSE']._serialized_start=952
+  _globals['_ANSWERWITHLINKRESPONSE']._serialized_end=1030
+  _globals['_LINKSERVICE']._serialized_start=1033
+  _globals['_LINKSERVICE']._serialized_end=1666
 # @@protoc_insertion_point(module_scope)

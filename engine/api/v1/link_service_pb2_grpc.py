@@ -54,6 +54,16 @@ class LinkServiceStub:
                 request_serializer=engine_dot_api_dot_v1_dot_link__service__pb2.AnswerWithLinkRequest.SerializeToString,
                 response_deserializer=engine_dot_api_dot_v1_dot_link__service__pb2.AnswerWithLinkResponse.FromString,
                 _registered_method=True)
+        self.GetWebhook = channel.unary_unary(
+                '/engine.api.v1.LinkService/GetWebhook',
+                request_serializer=engine_dot_api_dot_v1_dot_link__service__pb2.GetWebhookRequest.SerializeToString,
+                response_deserializer=engine_dot_api_dot_v1_dot_link__service__pb2.GetWebhookResponse.FromString,
+                _registered_method=True)
+        self.SetWebhook = channel.unary_unary(
+                '/engine.api.v1.LinkService/SetWebhook',
+                request_serializer=engine_dot_api_dot_v1_dot_link__service__pb2.SetWebhookRequest.SerializeToString,
+                response_deserializer=engine_dot_api_dot_v1_dot_link__service__pb2.SetWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class LinkServiceServicer:
@@ -85,6 +95,23 @@ class LinkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWebhook(self, request, context):
+        """The org's outgoing webhook: its URL, never its secret (any member, viewers included).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWebhook(self, request, context):
+        """Sets the org's outgoing webhook, or clears it (an empty url). The org's `admin` only.
+        From then on, each action that starts waiting in a run started afterwards is POSTed to the
+        URL as JSON, signed with the secret (header Engine-Signature: t=<unix time>,
+        v1=<hex HMAC-SHA256 of "<t>.<body>">), and retried with backoff until it is taken (2xx).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LinkServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -102,6 +129,16 @@ def add_LinkServiceServicer_to_server(servicer, server):
                     servicer.AnswerWithLink,
                     request_deserializer=engine_dot_api_dot_v1_dot_link__service__pb2.AnswerWithLinkRequest.FromString,
                     response_serializer=engine_dot_api_dot_v1_dot_link__service__pb2.AnswerWithLinkResponse.SerializeToString,
+            ),
+            'GetWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhook,
+                    request_deserializer=engine_dot_api_dot_v1_dot_link__service__pb2.GetWebhookRequest.FromString,
+                    response_serializer=engine_dot_api_dot_v1_dot_link__service__pb2.GetWebhookResponse.SerializeToString,
+            ),
+            'SetWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWebhook,
+                    request_deserializer=engine_dot_api_dot_v1_dot_link__service__pb2.SetWebhookRequest.FromString,
+                    response_serializer=engine_dot_api_dot_v1_dot_link__service__pb2.SetWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -190,6 +227,60 @@ class LinkService:
             '/engine.api.v1.LinkService/AnswerWithLink',
             engine_dot_api_dot_v1_dot_link__service__pb2.AnswerWithLinkRequest.SerializeToString,
             engine_dot_api_dot_v1_dot_link__service__pb2.AnswerWithLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/engine.api.v1.LinkService/GetWebhook',
+            engine_dot_api_dot_v1_dot_link__service__pb2.GetWebhookRequest.SerializeToString,
+            engine_dot_api_dot_v1_dot_link__service__pb2.GetWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/engine.api.v1.LinkService/SetWebhook',
+            engine_dot_api_dot_v1_dot_link__service__pb2.SetWebhookRequest.SerializeToString,
+            engine_dot_api_dot_v1_dot_link__service__pb2.SetWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 from engine.api.v1 import (
     definition_service_pb2_grpc,
     executor_service_pb2_grpc,
+    link_service_pb2_grpc,
     organization_service_pb2_grpc,
     schedule_service_pb2_grpc,
     workflow_service_pb2_grpc,
@@ -100,6 +101,7 @@ class EngineClient:
         self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self.channel)
         self.schedules = schedule_service_pb2_grpc.ScheduleServiceStub(self.channel)
         self.executors = executor_service_pb2_grpc.ExecutorServiceStub(self.channel)
+        self.links = link_service_pb2_grpc.LinkServiceStub(self.channel)
         self._connected = False
 
     def __enter__(self) -> EngineClient:

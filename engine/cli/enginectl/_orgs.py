@@ -1,15 +1,17 @@
-"""``org create`` and ``org ls``: organizations (admin)."""
+"""``org create`` and ``org ls``: organizations (platform); ``org webhook``: the caller's org's
+outgoing webhook (its admin sets it)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import timedelta
 
 from google.protobuf import duration_pb2
 
-from engine.api.v1 import organization_service_pb2, resources_pb2
-from engine.cli.enginectl._client import EngineClient
+from engine.api.v1 import link_service_pb2, organization_service_pb2, resources_pb2
+from engine.cli.enginectl._client import CliError, EngineClient
 from engine.cli.enginectl._common import (
     EXIT_OK,
     Subcommands,
@@ -42,6 +44,22 @@ def register(commands: Subcommands) -> None:
         "--retention-days", type=positive_int, metavar="N", help="days closed runs are kept"
     )
     add_command(org_commands, "ls", list_orgs, "list organizations", "List organizations.")
+    webhook = add_command(
+        org_commands,
+        "webhook",
+        webhook_command,
+        "show, set or clear your org's webhook",
+        "Show your org's outgoing webhook; with --url (and --secret, or ENGINE_WEBHOOK_SECRET),"
+        " set it (the org's admin); with --clear, remove it. Each action that starts waiting in"
+        " a run started afterwards is POSTed to it, signed (header Engine-Signature).",
+    )
+    webhook.add_argument("--url", help="where deliveries go (http or https)")
+    webhook.add_argument(
+        "--secret",
+        default=os.environ.get("ENGINE_WEBHOOK_SECRET", ""),
+        help="the signing secret, at least 16 characters (default: ENGINE_WEBHOOK_SECRET)",
+    )
+    webhook.add_argument("--clear", action="store_true", help="remove the webhook")
 
 
 def _row(org: resources_pb2.Organization) -> tuple[str, str, str, str]:
@@ -62,6 +80,28 @@ def create_org(args: argparse.Namespace, client: EngineClient) -> int:
     org_id, namespace, address, retention = _row(response.organization)
     verb = "created" if response.created else "exists"
     emit(f"{verb} {org_id}: namespace {namespace} at {address}, retention {retention}")
+    return EXIT_OK
+
+
+def webhook_command(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl org webhook [--url URL --secret S | --clear]``."""
+    if args.url and args.clear:
+        raise CliError("give --url or --clear, not both")
+    if args.url or args.clear:
+        request = link_service_pb2.SetWebhookRequest(
+            url="" if args.clear else args.url, secret=args.secret
+        )
+        response = client.call(client.links.SetWebhook, request)
+        if json_output(args):
+            print_json(response, sys.stdout)
+        else:
+            emit(f"webhook set: {response.url}" if response.url else "webhook cleared")
+        return EXIT_OK
+    shown = client.call(client.links.GetWebhook, link_service_pb2.GetWebhookRequest())
+    if json_output(args):
+        print_json(shown, sys.stdout)
+    else:
+        emit(shown.url or "no webhook")
     return EXIT_OK
 
 

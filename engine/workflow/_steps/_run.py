@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from engine.definition import StepBase, WorkflowDefinition
-from engine.protocol import RunState
+from engine.protocol import PendingAction, RunState
 from engine.workflow._actions import OpenActions
 from engine.workflow._compensation import Compensations
 from engine.workflow._events import Events
@@ -75,6 +75,10 @@ class Run(Protocol):
 
     def check_status(self, what: str, extra: int = 0) -> None:
         """Fail the step (StepFailedError) unless the run's status would still fit a payload."""
+        ...
+
+    def notify_waiting(self, action: PendingAction) -> None:
+        """Send an action that starts waiting to the org's webhook, if the run notifies."""
         ...
 
     async def run_block(self, block: Sequence[StepBase], scope: Scope) -> Returned | None:
