@@ -274,7 +274,8 @@ class TemporalDispatcher:
         )
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         client = await self.client(org)
-        notify = await self.webhooks.notifies(client)
+        with self._translated(org, None):
+            notify = await self.webhooks.notifies(client)
         start, options = self._start_options(
             loaded, inputs, org, workflow_id, request_id, called, notify
         )
@@ -322,7 +323,8 @@ class TemporalDispatcher:
         )
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         client = await self.client(org)
-        notify = await self.webhooks.notifies(client)
+        with self._translated(org, None):
+            notify = await self.webhooks.notifies(client)
         start, options = self._start_options(
             loaded, inputs, org, workflow_id, request_id, called, notify
         )

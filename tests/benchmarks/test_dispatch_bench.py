@@ -60,7 +60,7 @@ from typing import Any, TypeVar
 import pytest
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceResponse, DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -355,10 +355,15 @@ async def test_dispatch_start(benchmark: Any, dispatch_env: DispatchEnv) -> None
 
 
 class _NoRpcClient:
-    """Stands in for a namespace's client: ``start_workflow`` answers at once, sends nothing."""
+    """Stands in for a namespace's client: ``start_workflow`` answers at once, sends nothing;
+    its namespace has no webhook (the dispatcher asks once, then remembers)."""
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
+        self.workflow_service = self
+
+    async def describe_namespace(self, request: Any) -> Any:
+        return DescribeNamespaceResponse()
 
     async def start_workflow(self, workflow_type: str, run_input: Any, **options: Any) -> Any:
         return _StartedHandle(options["id"])

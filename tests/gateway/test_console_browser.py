@@ -23,6 +23,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from engine.api.v1 import resources_pb2 as resources_pb
+from engine.api.v1 import schedule_service_pb2 as schedules_pb
+from engine.api.v1 import schedule_service_pb2_grpc as schedules_grpc
 from engine.api.v1 import workflow_service_pb2 as workflows_pb
 from engine.api.v1 import workflow_service_pb2_grpc as workflows_grpc
 from engine.gateway import HttpApiServer
@@ -259,6 +261,51 @@ async def test_a_run_page_follows_the_run_live_and_draws_its_definition(
         await page.goto(api.url + "/console/#/inbox")
         await expect(card(page, run_id, "region")).to_be_visible()
         await page.screenshot(path=str(Path(SCREENSHOTS) / "console-inbox.png"))
+
+
+async def test_definitions_and_schedules_read_pause_unpause_and_trigger(
+    kit: ControlPlaneKit, api: HttpApiServer, page: Page
+) -> None:
+    name = unique("console")
+    await kit.register(REVIEW.format(name=name), "north")
+    schedules = schedules_grpc.ScheduleServiceStub(kit.channel())
+    schedule_id = unique("nightly")
+    await schedules.CreateSchedule(
+        schedules_pb.CreateScheduleRequest(
+            schedule_id=schedule_id,
+            definition_name=name,
+            spec=schedules_pb.ScheduleSpec(cron=["0 3 * * *"]),
+        ),
+        metadata=kit.auth("north"),
+    )
+
+    # A viewer reads both, and is refused a pause, with the reason.
+    await sign_in(page, api, kit.token("north", subject="vic", roles=["viewer"]), "#/definitions")
+    await page.get_by_role("link", name=name).click()
+    await expect(page.locator("h1")).to_contain_text(name)
+    await expect(page.locator("#graph svg")).to_be_visible()
+    await expect(page.locator("pre").last).to_contain_text("prompt_type: choice")
+    await page.goto(api.url + "/console/#/schedules")
+    schedule = page.locator(f'article[data-schedule="{schedule_id}"]')
+    await expect(schedule).to_contain_text("0 3 * * *")
+    await schedule.get_by_role("button", name="Pause").click()
+    await expect(schedule.get_by_role("status")).to_contain_text("PERMISSION_DENIED")
+
+    # A member pauses, unpauses and triggers it.
+    await sign_in(page, api, kit.token("north", subject="ann"), "#/schedules")
+    await expect(schedule.locator(".badge")).to_have_text("active")
+    await schedule.get_by_role("button", name="Pause").click()
+    await expect(schedule.locator(".badge")).to_have_text("paused")
+    found = await schedules.GetSchedule(
+        schedules_pb.GetScheduleRequest(schedule_id=schedule_id), metadata=kit.auth("north")
+    )
+    assert found.schedule.paused
+    await schedule.get_by_role("button", name="Unpause").click()
+    await expect(schedule.locator(".badge")).to_have_text("active")
+    await schedule.get_by_role("button", name="Trigger now").click()
+    await expect(schedule.get_by_role("status")).to_contain_text("trigger: done.")
+    await page.goto(api.url + "/console/#/runs")
+    await expect(page.locator("tbody tr").filter(has_text=name).first).to_be_visible()
 
 
 async def test_a_bad_token_is_refused_at_sign_in_and_the_page_works_on_a_phone(

@@ -430,6 +430,7 @@ async function schedulesPage(main) {
 // ------------------------------------------------------------------------------- router
 
 async function route() {
+  takeToken();
   if (app.watch) { app.watch.abort(); app.watch = null; }
   const main = document.getElementById("main");
   main.replaceChildren();
@@ -460,16 +461,18 @@ async function route() {
   }
 }
 
-function start() {
-  // A sign-in link carries the token in the fragment (never sent to the server): take it and
-  // drop it from the address bar and the history.
+// A sign-in link carries the token in the fragment (never sent to the server): take it and
+// drop it from the address bar and the history (on load, or when a link opens in this tab).
+function takeToken() {
   const match = /^#token=([^&]+)/.exec(location.hash);
-  if (match) {
-    signIn(decodeURIComponent(match[1]));
-    history.replaceState(null, "", `${location.pathname}#/inbox`);
-  } else if (app.token) {
-    app.claims = claimsOf(app.token);
-  }
+  if (!match) return;
+  signIn(decodeURIComponent(match[1]));
+  notice("");
+  history.replaceState(null, "", `${location.pathname}#/inbox`);
+}
+
+function start() {
+  if (app.token) app.claims = claimsOf(app.token);
   document.getElementById("signout").addEventListener("click", () => signOut());
   if (window.mermaid) window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict" });
   window.addEventListener("hashchange", route);
