@@ -51,6 +51,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from engine.worker._webhooks import WebhookDeliverers
 from engine.workflow import build_worker, ensure_search_attributes, sandbox_runner
 
 __all__ = ["STOP_MARGIN", "ServedNamespace", "WorkerOptions", "WorkerPool"]
@@ -90,6 +91,8 @@ class WorkerOptions:
         probe_max_interval: Seconds between two probes of an org that has long had none: the
             period doubles from ``probe_interval`` with every probe that finds nothing.
         probe_rate: Probes a second at most, over all dormant orgs.
+        webhook_check: Seconds between two looks at which orgs have a webhook (each gets a
+            delivery worker, see :mod:`engine.worker._webhooks`); None: deliver none.
         extra: Any other :class:`temporalio.worker.Worker` option (e.g. poller behaviour).
     """
 
@@ -105,6 +108,7 @@ class WorkerOptions:
     probe_interval: float = 2.0
     probe_max_interval: float = 30.0
     probe_rate: float = 50.0
+    webhook_check: float | None = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -180,6 +184,16 @@ class WorkerPool:
             thread_name_prefix="engine-workflow-task",
         )
         self._runner = sandbox_runner()
+        self.webhooks = WebhookDeliverers(
+            lambda: [
+                (org_id, org.target.client)
+                for org_id, org in self._orgs.items()
+                if self._mine(org_id)
+            ],
+            self.options.task_queue,
+            interval=self.options.webhook_check or 0.0,
+            rate=self.options.probe_rate,
+        )
         self._loops: list[asyncio.Task[None]] = []
         self._stopping: set[asyncio.Task[Any]] = set()
         self._kick = asyncio.Event()
@@ -201,6 +215,8 @@ class WorkerPool:
         await self.refresh()
         self._loops.append(asyncio.create_task(self._keep_forever(), name="pool keeper"))
         self._loops.append(asyncio.create_task(self._probe_forever(), name="pool prober"))
+        if self.options.webhook_check is not None:
+            self._loops.append(asyncio.create_task(self.webhooks.run(), name="pool webhooks"))
         if self.refresh_interval is not None:
             self._loops.append(
                 asyncio.create_task(self._refresh_forever(self.refresh_interval), name="refresh")

@@ -142,6 +142,7 @@ from engine.workflow._notify import (
     DELIVERY_WINDOW,
     NOTIFY_ACTIVITY,
     WEBHOOKS,
+    webhook_queue,
 )
 from engine.workflow._record import HISTORY_KEPT, RunRecord, new_entry
 from engine.workflow._retry import ANSWER_DURING_BACKOFF, SHORT_BACKOFF, Backoff, backoff_delay
@@ -543,6 +544,7 @@ class EngineWorkflow:
                 await workflow.execute_activity(
                     NOTIFY_ACTIVITY,
                     event,
+                    task_queue=webhook_queue(workflow.info().task_queue),
                     start_to_close_timeout=ATTEMPT_TIMEOUT,
                     schedule_to_close_timeout=DELIVERY_WINDOW,
                     retry_policy=DELIVERY_RETRY,

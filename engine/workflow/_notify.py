@@ -3,8 +3,10 @@
 An org's webhook (a URL and a signing secret) is kept in its Temporal namespace's ``data``, so
 every process that serves the org reads the same one and nothing else has to be stored. A run
 started while the org has a webhook carries ``notify`` in its input; each action that starts
-waiting in it then runs the :func:`notify` activity on the interpreter's own task queue, in the
-background (the run does not wait for it). The activity reads the webhook at delivery time (a
+waiting in it then runs the :func:`notify` activity on the org's webhook task queue
+(:func:`webhook_queue`), in the background (the run does not wait for it); a worker from
+:func:`notifier_worker` serves that queue in each org that has a webhook (the worker pool
+keeps them, see :mod:`engine.worker._webhooks`). The activity reads the webhook at delivery time (a
 new URL or secret applies to deliveries still retrying), POSTs the event as JSON and fails on
 anything but a 2xx answer, so Temporal retries it with backoff (:data:`DELIVERY_RETRY`) for up
 to a day.
@@ -31,6 +33,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNa
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
 
 __all__ = [
     "ATTEMPT_TIMEOUT",
@@ -41,9 +44,11 @@ __all__ = [
     "WEBHOOKS",
     "Webhook",
     "WebhookFlags",
+    "notifier_worker",
     "notify",
     "read_webhook",
     "sign",
+    "webhook_queue",
     "write_webhook",
 ]
 
@@ -122,6 +127,23 @@ class WebhookFlags:
     def forget(self, namespace: str) -> None:
         """The namespace's webhook changed: ask again at the next start."""
         self._known.pop(namespace, None)
+
+
+def webhook_queue(task_queue: str) -> str:
+    """The task queue of an org's webhook deliveries, beside the interpreter's ``task_queue``
+    (``engine/webhooks``; no action type is called ``webhooks``)."""
+    return f"{task_queue}/webhooks"
+
+
+def notifier_worker(client: Client, task_queue: str) -> Worker:
+    """A worker delivering the webhook events of the client's namespace (one poller)."""
+    return Worker(
+        client,
+        task_queue=webhook_queue(task_queue),
+        activities=[notify],
+        max_concurrent_activity_task_polls=1,
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
 
 
 def sign(secret: str, body: bytes, at: int) -> str:

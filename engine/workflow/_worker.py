@@ -19,7 +19,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from engine.definition import load_definition
 from engine.workflow._interpreter import EngineWorkflow
-from engine.workflow._notify import notify
 from engine.workflow._registry import DefinitionRegistryWorkflow
 from engine.workflow._types import LOAD_DEFINITION
 
@@ -148,8 +147,7 @@ def build_worker(
     max_concurrent_workflow_tasks: int | None = None,
     **options: Any,
 ) -> Worker:
-    """A worker that runs the interpreter (every definition), the definition registry and the
-    delivery of webhook events (the :func:`~engine.workflow._notify.notify` activity).
+    """A worker that runs the interpreter (every definition) and the definition registry.
 
     Args:
         client: A client of the namespace to serve.
@@ -164,7 +162,6 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[EngineWorkflow, DefinitionRegistryWorkflow],
-        activities=[notify],
         workflow_runner=workflow_runner or sandbox_runner(),
         workflow_task_executor=workflow_task_executor,
         max_cached_workflows=max_cached_workflows,

@@ -210,10 +210,24 @@ async def test_runs_notify_only_while_the_org_has_a_webhook_and_410_stops_retryi
             metadata=kit.auth("acme", subject="ann"),
         )
         assert advance.result.bool_value is True
+        # Only an org with a webhook has a delivery worker (none polls for the others).
+        pool = kit.stack.pool
+        assert pool is not None and pool.webhooks.delivering == ["acme"]
     finally:
         await acme.set_webhook("")
     cleared = await acme.links.GetWebhook(links_pb.GetWebhookRequest(), metadata=kit.auth("acme"))
     assert cleared.url == ""
+    await eventually(
+        _delivering(kit), lambda orgs: "acme" not in orgs, timeout=10, what="acme's worker gone"
+    )
+
+
+def _delivering(kit: ControlPlaneKit) -> Callable[[], Awaitable[list[str]]]:
+    async def delivering() -> list[str]:
+        assert kit.stack.pool is not None
+        return kit.stack.pool.webhooks.delivering
+
+    return delivering
 
 
 async def test_only_the_orgs_admin_sets_its_webhook_and_bad_ones_are_refused(

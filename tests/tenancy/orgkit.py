@@ -94,7 +94,8 @@ class Tenancy(Stack):
 
 
 def worker_options() -> WorkerOptions:
-    return WorkerOptions(workflow_task_threads=4, graceful_shutdown_seconds=2)
+    # Webhooks are looked for every second (not every 30 s): a test sets one and expects it.
+    return WorkerOptions(workflow_task_threads=4, graceful_shutdown_seconds=2, webhook_check=1.0)
 
 
 async def open_tenancy(
