@@ -56,6 +56,8 @@ __all__ = ["Member", "MembershipNamespaceError", "MembershipOptions"]
 log = logging.getLogger("engine.worker.membership")
 
 _TASK_TIMEOUT: Final = timedelta(seconds=2)
+_STOP_LIMIT: Final = 5.0
+"""Seconds each step of :meth:`Member.stop` may take."""
 """The membership workflow's task timeout: a task held by a member that died is given to
 another member this soon."""
 
@@ -161,17 +163,30 @@ class Member:
 
     async def stop(self) -> None:
         """Leave the group (the orgs move at once), and stop the membership worker."""
-        for task in self._tasks[1:]:
+        # Every wait here is bounded, so that a process always stops: a heartbeat cancelled
+        # inside the SDK's update-with-start call was seen to take two minutes to end, and the
+        # membership worker's shutdown never to end after that (it is then abandoned, as the
+        # pool abandons an org's worker that does not stop).
+        beats = self._tasks[1:]
+        for task in beats:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if beats:
+            await asyncio.wait(beats, timeout=_STOP_LIMIT)
         await self.pool.assign(lambda _: False)
         with contextlib.suppress(TemporalError, asyncio.TimeoutError):
             handle = self.client.get_workflow_handle(self.workflow_id)
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(_STOP_LIMIT):
                 await handle.execute_update(LEAVE, self.member_id)
         if self._worker is not None:
-            await self._worker.shutdown()
+            try:
+                async with asyncio.timeout(_STOP_LIMIT):
+                    await self._worker.shutdown()
+            except TimeoutError:
+                log.error(
+                    "membership %s: its worker did not stop within %ss; abandoning it",
+                    self.group,
+                    _STOP_LIMIT,
+                )
         self._tasks.clear()
 
     async def beat(self) -> View:
