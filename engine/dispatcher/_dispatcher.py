@@ -274,10 +274,8 @@ class TemporalDispatcher:
         )
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         client = await self.client(org)
-        with self._translated(org, None):
-            notify = await self.webhooks.notifies(client)
-        start, options = self._start_options(
-            loaded, inputs, org, workflow_id, request_id, called, notify
+        start, options = await self._start_options(
+            client, loaded, inputs, org, workflow_id, request_id, called
         )
 
         async def attempt() -> StartedRun:
@@ -323,10 +321,8 @@ class TemporalDispatcher:
         )
         workflow_id = workflow_id or _generated_id(loaded.name, request_id)
         client = await self.client(org)
-        with self._translated(org, None):
-            notify = await self.webhooks.notifies(client)
-        start, options = self._start_options(
-            loaded, inputs, org, workflow_id, request_id, called, notify
+        start, options = await self._start_options(
+            client, loaded, inputs, org, workflow_id, request_id, called
         )
 
         async def attempt() -> tuple[StartedRun, Advance]:
@@ -472,22 +468,26 @@ class TemporalDispatcher:
         )
         return StartedRun(workflow_id, response.run_id, status.get("workflow_type", ""))
 
-    def _start_options(
+    async def _start_options(
         self,
+        client: Client,
         definition: WorkflowDefinition,
         inputs: Mapping[str, Any] | None,
         org: OrgContext,
         workflow_id: str,
         request_id: str | None,
         called: dict[str, Called],
-        notify: bool,
     ) -> tuple[RunStart, dict[str, Any]]:
         """The run's start and the options every way of starting it shares.
+
+        The run notifies the org's webhook if the org has one (asked of ``client``, cached).
 
         A taken id always fails the start; with a request id, the caller then returns the run
         only if that same request started it (the request id is in the memo). A finished run
         keeps its id under a request id: a retry of the request must find it, not start again.
         """
+        with self._translated(org, None):
+            notify = await self.webhooks.notifies(client)
         start = self.factory.prepare(
             definition, inputs, org, workflow_id, called=called, notify=notify
         )

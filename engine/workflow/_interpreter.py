@@ -554,7 +554,7 @@ class EngineWorkflow:
                     "webhook delivery %s given up: %s", event["delivery_id"], error.cause or error
                 )
 
-        task = asyncio.get_running_loop().create_task(deliver())
+        task = asyncio.create_task(deliver())
         self.deliveries.add(task)
         task.add_done_callback(self.deliveries.discard)
 
