@@ -15,11 +15,13 @@ from typing import Any, Final, TypeVar
 __all__ = [
     "DEFAULT_ADDRESS",
     "DEV_ENV_FILE",
+    "ClientContext",
     "ClientSettings",
     "ServerSettings",
     "TemporalSettings",
     "TenancySettings",
     "WorkerSettings",
+    "client_config_path",
     "read_env_file",
 ]
 
@@ -182,6 +184,9 @@ class ServerSettings:
         home: Where ``engined dev`` keeps its state (``ENGINE_HOME``, default ``.engine``).
         link_secret: The key answer links are signed with (``ENGINE_LINK_SECRET``); links are
             refused without one (``engined dev`` derives one from its token secret).
+        metrics_listen: ``host:port`` of the Prometheus ``/metrics`` endpoint of ``engined``
+            (``ENGINE_METRICS_LISTEN``; ``off`` for none); None when unset (``engined dev``:
+            ``127.0.0.1:9464``; ``serve`` and ``worker``: none).
     """
 
     listen: str = "127.0.0.1:50051"
@@ -192,6 +197,7 @@ class ServerSettings:
     tls_key: str | None = None
     home: str = ".engine"
     link_secret: str | None = None
+    metrics_listen: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -207,7 +213,78 @@ class ServerSettings:
             tls_key=env.get("ENGINE_TLS_KEY") or None,
             home=env.get("ENGINE_HOME", defaults.home),
             link_secret=env.get("ENGINE_LINK_SECRET") or None,
+            metrics_listen=env.get("ENGINE_METRICS_LISTEN") or None,
         )
+
+
+def client_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where ``enginectl`` keeps its contexts: ``$ENGINE_CONFIG``, else
+    ``$XDG_CONFIG_HOME/engine/config.yaml``, else ``~/.config/engine/config.yaml``."""
+    env = os.environ if environ is None else environ
+    if env.get("ENGINE_CONFIG"):
+        return Path(env["ENGINE_CONFIG"]).expanduser()
+    if env.get("XDG_CONFIG_HOME"):
+        return Path(env["XDG_CONFIG_HOME"]) / "engine" / "config.yaml"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".config" / "engine" / "config.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientContext:
+    """A named context of ``enginectl``'s config file: a control plane and how to sign in.
+
+    Attributes:
+        name: The context's name.
+        source: The config file it comes from (for messages).
+        address: ``host:port`` of the control plane.
+        token: The bearer token itself.
+        token_file: A file holding the token (read at each call, so it can be rotated).
+        token_env: An environment variable holding the token.
+        org: The organization its token speaks for (informational: the token decides).
+        tls: Whether to use TLS.
+        ca_file: PEM file of the CA to trust; implies TLS.
+    """
+
+    name: str
+    source: str = ""
+    address: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    token_env: str | None = None
+    org: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+
+    def read_token(self, environ: Mapping[str, str]) -> str | None:
+        """The token, from wherever the context keeps it; None if it has none.
+
+        Raises:
+            ValueError: Its token file cannot be read, or its variable is not set.
+        """
+        if self.token:
+            return self.token
+        if self.token_file:
+            try:
+                text = Path(self.token_file).expanduser().read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as error:
+                reason = error.strerror if isinstance(error, OSError) else str(error)
+                raise ValueError(
+                    f"context '{self.name}': cannot read its token file {self.token_file}: "
+                    f"{reason or error}"
+                ) from None
+            if not text:
+                raise ValueError(
+                    f"context '{self.name}': its token file {self.token_file} is empty"
+                )
+            return text
+        if self.token_env:
+            if not environ.get(self.token_env):
+                raise ValueError(
+                    f"context '{self.name}' takes its token from ${self.token_env}, "
+                    "which is not set"
+                )
+            return environ[self.token_env]
+        return None
 
 
 @dataclass(frozen=True)
@@ -215,9 +292,11 @@ class ClientSettings:
     """How ``enginectl`` reaches the control plane.
 
     Where the settings come from, weakest first: ``.engine/dev.env`` (written by ``engined
-    dev``; ``ENGINE_HOME`` moves the directory), then the environment (``ENGINE_ADDRESS``,
+    dev``; ``ENGINE_HOME`` moves the directory), or instead of it the context (``--context``,
+    else the config file's current context), then the environment (``ENGINE_ADDRESS``,
     ``ENGINE_TOKEN``, ``ENGINE_TLS_CA``), then the command-line flags, which win over
-    everything.
+    everything. A context replaces ``dev.env`` rather than sitting above it, so that a dev
+    engine's token never goes to the context's address.
 
     Attributes:
         address: ``host:port`` of the gRPC listener.
@@ -225,6 +304,8 @@ class ClientSettings:
         tls: Whether to use TLS.
         ca_file: PEM file of the CA to trust (TLS); the system's roots when None.
         origin: Where the address came from, for error messages.
+        http_url: The base URL of the HTTP API (``ENGINE_HTTP_URL``, which ``engined dev``
+            writes to ``dev.env``), where answer links' pages are; None when unknown.
     """
 
     address: str = DEFAULT_ADDRESS
@@ -232,6 +313,7 @@ class ClientSettings:
     tls: bool = False
     ca_file: str | None = None
     origin: str = "the default"
+    http_url: str | None = None
 
     @classmethod
     def resolve(
@@ -243,8 +325,10 @@ class ClientSettings:
         token: str | None = None,
         tls: bool = False,
         ca_file: str | None = None,
+        context: ClientContext | None = None,
     ) -> ClientSettings:
-        """Combine ``home/dev.env``, the environment and the flags (strongest last).
+        """Combine ``home/dev.env`` (or the context), the environment and the flags (strongest
+        last).
 
         Args:
             environ: The environment (``os.environ`` unless given).
@@ -253,16 +337,27 @@ class ClientSettings:
             token: ``--token``.
             tls: ``--tls``.
             ca_file: ``--ca``.
+            context: The selected context of the config file, if any.
+
+        Raises:
+            ValueError: The token is the context's, and its file or variable is missing.
         """
         env = os.environ if environ is None else environ
-        home = Path(ServerSettings.from_env(env).home) if home is None else home
-        dev_env = read_env_file(home / DEV_ENV_FILE)
-        layers: list[tuple[str, Mapping[str, str]]] = [
-            (str(home / DEV_ENV_FILE), dev_env),
-            ("ENGINE_ADDRESS", env),
-        ]
         settings: dict[str, Any] = {"origin": "the default"}
-        for origin, layer in layers:
+        if context is None:
+            home = Path(ServerSettings.from_env(env).home) if home is None else home
+            base: tuple[str, Mapping[str, str]] = (
+                str(home / DEV_ENV_FILE),
+                read_env_file(home / DEV_ENV_FILE),
+            )
+        else:
+            where = f"context '{context.name}'" + (f" ({context.source})" if context.source else "")
+            base = (
+                where,
+                {"ENGINE_ADDRESS": context.address or "", "ENGINE_TLS_CA": context.ca_file or ""},
+            )
+            settings["tls"] = context.tls
+        for origin, layer in (base, ("ENGINE_ADDRESS", env)):
             if layer.get("ENGINE_ADDRESS"):
                 settings["address"] = layer["ENGINE_ADDRESS"]
                 settings["origin"] = origin
@@ -270,14 +365,21 @@ class ClientSettings:
                 settings["token"] = layer["ENGINE_TOKEN"]
             if layer.get("ENGINE_TLS_CA"):
                 settings["ca_file"] = layer["ENGINE_TLS_CA"]
+            # ``engined dev --no-http`` writes "off": no HTTP API, so no URL to give.
+            if layer.get("ENGINE_HTTP_URL") and layer["ENGINE_HTTP_URL"] != "off":
+                settings["http_url"] = layer["ENGINE_HTTP_URL"].rstrip("/")
         if address:
             settings["address"] = address
             settings["origin"] = "--address"
         if token:
             settings["token"] = token
+        elif context is not None and not settings.get("token"):
+            # Read only when nothing stronger gives a token: a context's missing token file
+            # must not fail a call that passes --token.
+            settings["token"] = context.read_token(env)
         if ca_file:
             settings["ca_file"] = ca_file
-        settings["tls"] = tls or bool(settings.get("ca_file"))
+        settings["tls"] = tls or settings.get("tls", False) or bool(settings.get("ca_file"))
         return cls(**settings)
 
 

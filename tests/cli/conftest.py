@@ -25,6 +25,7 @@ _CONNECTION_VARIABLES = (
     "ENGINE_TLS_CA",
     "ENGINE_TOKEN_SECRET",
     "ENGINE_HOME",
+    "ENGINE_HTTP_URL",
 )
 
 
@@ -33,6 +34,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """An empty working directory (no .engine/) and no connection settings."""
     for name in _CONNECTION_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # No developer's contexts either (~/.config/engine/config.yaml).
+    monkeypatch.setenv("ENGINE_CONFIG", str(tmp_path / "no-config.yaml"))
     monkeypatch.chdir(tmp_path)
 
 

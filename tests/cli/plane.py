@@ -14,15 +14,18 @@ from dataclasses import dataclass
 
 from engine.context import OrgContext
 from engine.dispatcher import DefinitionRegistry
-from engine.identity import TokenVerifier, issue_token
+from engine.identity import LinkSigner, TokenVerifier, issue_token
 from engine.server import ControlPlane
 from engine.tenancy import Endpoint, PrefixResolver
 from tests.tenancy.orgkit import Tenancy, open_tenancy, unique_prefix
 
-__all__ = ["ORGS", "SECRET", "Ctl", "Plane", "Result", "open_plane"]
+__all__ = ["LINK_SECRET", "ORGS", "SECRET", "Ctl", "Plane", "Result", "open_plane"]
 
 SECRET = "cli-secret-" + uuid.uuid4().hex
 """The HS256 secret the tests' control plane verifies tokens with."""
+
+LINK_SECRET = "cli-link-secret-" + uuid.uuid4().hex
+"""The key the tests' control plane signs answer links with."""
 
 ORGS = ("acme", "inbox")
 """``acme`` holds most tests' runs (each test looks only at its own); only the inbox test
@@ -59,7 +62,9 @@ async def open_plane(temporal_address: str) -> AsyncIterator[Plane]:
     prefix = unique_prefix("cli")
     resolver = PrefixResolver(Endpoint(temporal_address), prefix)
     tenancy = await open_tenancy(resolver, orgs=ORGS)
-    server = tenancy.control_plane(TokenVerifier(SECRET), address="127.0.0.1:0")
+    server = tenancy.control_plane(
+        TokenVerifier(SECRET), address="127.0.0.1:0", links=LinkSigner(LINK_SECRET)
+    )
     try:
         await server.start()
         yield Plane(f"127.0.0.1:{server.port}", prefix, server, tenancy, tenancy.registry)

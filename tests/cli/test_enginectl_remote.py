@@ -207,8 +207,8 @@ async def test_defs_lists_the_latest_versions_and_every_version_of_one(
     assert re.fullmatch(r"listed\s+2\s+\S+\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", versions.out[2])
     data = json.loads("\n".join(as_json.out))
     assert [(d["name"], d["version"]) for d in data["definitions"]] == [
-        ("listed", "1"),  # int64 is a string in proto JSON
-        ("listed", "2"),
+        ("listed", 1),  # a number, though proto JSON makes an int64 a string
+        ("listed", 2),
     ]
     assert data["definitions"][1]["content_hash"] == hash_v2
 
@@ -368,7 +368,7 @@ async def test_run_answers_where_the_run_waits_then_get_submit_and_json(
 
     data = json.loads("\n".join(as_json.out))
     assert data["workflow_id"] == workflow_id
-    assert data["status"] == "RUN_STATUS_COMPLETED"
+    assert data["status"] == "completed"
     assert data["result"] == "hello ann"
     assert [h["step_id"] for h in data["history"]] == ["ask", "done"]
 
@@ -434,7 +434,7 @@ async def test_follow_json_streams_the_run_and_a_failed_run_exits_1(
     assert quick.status == 0, quick
     documents = [json.loads(line) for line in quick.out]
     assert documents[0]["workflow_type"] == "cli-quick:1"
-    assert documents[-1]["workflow"]["status"] == "RUN_STATUS_COMPLETED"
+    assert documents[-1]["workflow"]["status"] == "completed"
     assert documents[-1]["workflow"]["result"] == 42
 
     assert failed.status == 0

@@ -8,10 +8,12 @@ is an aligned table by default and JSON with ``-o json``.
 
 One module per command group, each holding its commands' flags beside their handlers
 (``_definitions``, ``_testing``, ``_runs``, ``_actions``, ``_schedules``, ``_orgs``,
-``_tokens``); what they share is in ``_common`` (options, the remote-call wrapper, paging,
-argument values), ``_client`` (the channel and its errors) and ``_output``. No command but
-``test`` loads Temporal's SDK or the interpreter (``test`` runs them, and imports them only
-when it runs); the definition language is imported only by the commands that need it.
+``_tokens``, ``_config``, ``_completion``); what they share is in ``_common`` (options, the
+remote-call wrapper, paging, argument values), ``_client`` (the channel and its errors),
+``_contexts`` (the config file of named contexts) and ``_output`` (tables, and the one shape
+of ``-o json``). No command but ``test`` loads Temporal's SDK or the interpreter (``test``
+runs them, and imports them only when it runs); the definition language is imported only by
+the commands that need it.
 
 Exit status: 0 when everything succeeded, 1 when something failed (an invalid file, an error
 from the server, a run that failed or was cancelled, no server at the address), 2 for a usage

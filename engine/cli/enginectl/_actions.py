@@ -17,9 +17,11 @@ from engine.cli.enginectl._common import (
     EXIT_OK,
     Subcommands,
     add_command,
+    add_paging_options,
     collect,
     json_or_string,
     json_output,
+    next_page_line,
     print_lines,
 )
 from engine.cli.enginectl._output import action_table, advance_lines, emit, print_json
@@ -30,13 +32,15 @@ __all__ = ["register"]
 
 def register(commands: Subcommands) -> None:
     """Add ``actions``, ``submit`` and ``answer``."""
-    add_command(
+    actions = add_command(
         commands,
         "actions",
         list_actions,
         "list pending actions (the inbox)",
-        "List every action the organization's runs wait for, oldest first.",
+        "List every action the organization's runs wait for, oldest first. A page ends with "
+        "the last action of a waiting run, so --limit may show a few more.",
     )
+    add_paging_options(actions, what="actions to list")
 
     submit = add_command(
         commands,
@@ -76,16 +80,30 @@ def _inbox(client: EngineClient) -> list[resources_pb2.PendingAction]:
 
 def list_actions(args: argparse.Namespace, client: EngineClient) -> int:
     """``enginectl actions``: every action the org's runs wait for, oldest first."""
-    actions = _inbox(client)
+    request = workflow_service_pb2.ListPendingActionsRequest()
+    actions, token = collect(
+        client,
+        client.workflows.ListPendingActions,
+        request,
+        "pending_actions",
+        limit=args.limit,
+        page_token=args.page_token,
+    )
     if json_output(args):
         print_json(
-            workflow_service_pb2.ListPendingActionsResponse(pending_actions=actions), sys.stdout
+            workflow_service_pb2.ListPendingActionsResponse(
+                pending_actions=actions, next_page_token=token
+            ),
+            sys.stdout,
         )
         return EXIT_OK
     if not actions:
         emit("no pending actions")
-        return EXIT_OK
-    print_lines(action_table(actions))
+    else:
+        print_lines(action_table(actions))
+    if token:
+        limit = ["--limit", str(args.limit)] if args.limit is not None else []
+        emit(next_page_line(["actions", *limit], token))
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, Final, Protocol, TypeVar
 from google.protobuf.message import Message
 
 from engine.cli.enginectl._client import CliError, EngineClient
+from engine.cli.enginectl._contexts import selected_context
 from engine.cli.enginectl._output import emit
 from engine.config import ClientSettings
 
@@ -26,12 +28,15 @@ __all__ = [
     "Subcommands",
     "add_command",
     "add_output_option",
+    "add_paging_options",
+    "client_settings",
     "collect",
     "duration",
     "inputs",
     "json_or_string",
     "json_output",
     "moment",
+    "next_page_line",
     "positive_float",
     "positive_int",
     "print_lines",
@@ -90,10 +95,19 @@ def add_common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     group.add_argument(
         "--address",
         default=default(None),
-        help="control plane host:port (ENGINE_ADDRESS, else .engine/dev.env, else 127.0.0.1:50051)",
+        help="control plane host:port (ENGINE_ADDRESS, else the context, else .engine/dev.env, "
+        "else 127.0.0.1:50051)",
     )
     group.add_argument(
-        "--token", default=default(None), help="bearer token (ENGINE_TOKEN, else .engine/dev.env)"
+        "--token",
+        default=default(None),
+        help="bearer token (ENGINE_TOKEN, else the context, else .engine/dev.env)",
+    )
+    group.add_argument(
+        "--context",
+        metavar="NAME",
+        default=default(None),
+        help="a context of the config file (default: its current one; enginectl config)",
     )
     group.add_argument(
         "--tls", action="store_true", default=default(False), help="connect with TLS"
@@ -136,13 +150,32 @@ def add_command(
     return parser
 
 
+def client_settings(args: argparse.Namespace) -> ClientSettings:
+    """Where to connect and with which token: the connection flags over the environment over
+    the context (``--context``, else the config file's current one) over ``.engine/dev.env``
+    (:meth:`ClientSettings.resolve`); every command that connects gets them here.
+
+    Raises:
+        CliError: The config file is malformed or has no such context, or the context's token
+            file or variable is missing.
+    """
+    try:
+        return ClientSettings.resolve(
+            address=args.address,
+            token=args.token,
+            tls=args.tls,
+            ca_file=args.ca_file,
+            context=selected_context(getattr(args, "context", None)),
+        )
+    except ValueError as error:
+        raise CliError(str(error)) from None
+
+
 def remote(handler: RemoteHandler) -> Handler:
     """A command that talks to the control plane: it gets a connected client."""
 
     def run(args: argparse.Namespace) -> int:
-        settings = ClientSettings.resolve(
-            address=args.address, token=args.token, tls=args.tls, ca_file=args.ca_file
-        )
+        settings = client_settings(args)
         try:
             client = EngineClient(
                 settings, timeout=args.timeout, connect_timeout=args.connect_timeout
@@ -167,6 +200,7 @@ def collect(
     field: str,
     *,
     limit: int | None = None,
+    page_token: str = "",
 ) -> tuple[list[Any], str]:
     """Every item of a listing, page after page (at most ``limit``).
 
@@ -176,12 +210,13 @@ def collect(
         request: The request, filters set; its ``page_size`` and ``page_token`` are set here.
         field: The repeated field of the response that holds the items.
         limit: Stop once this many items arrived.
+        page_token: Start from this page (the token a previous listing ended with).
 
     Returns:
         The items, and the token of the next page ("" when there is none).
     """
     items: list[Any] = []
-    token = ""
+    token = page_token
     while limit is None or len(items) < limit:
         page_request = type(request)()
         page_request.CopyFrom(request)
@@ -193,6 +228,27 @@ def collect(
         if not token:
             break
     return items, token
+
+
+def add_paging_options(
+    parser: argparse.ArgumentParser, *, what: str, default: int | None = None
+) -> None:
+    """``--limit N`` and ``--page-token TOKEN`` of a listing command."""
+    shown = f" ({default})" if default is not None else " (default: all)"
+    parser.add_argument(
+        "--limit", type=positive_int, default=default, metavar="N", help=f"most {what}{shown}"
+    )
+    parser.add_argument(
+        "--page-token",
+        default="",
+        metavar="TOKEN",
+        help="start from this page: the token of the 'next page' a previous listing printed",
+    )
+
+
+def next_page_line(command: Sequence[str], token: str) -> str:
+    """``next page: enginectl ls --limit 5 --page-token TOKEN``: how to list the rest."""
+    return "next page: " + shlex.join(["enginectl", *command, "--page-token", token])
 
 
 def json_output(args: argparse.Namespace) -> bool:

@@ -1,4 +1,5 @@
-"""``validate`` and ``graph`` (offline), ``apply`` and ``defs``: workflow definitions."""
+"""``validate`` and ``graph`` (offline), ``apply``, ``defs`` and ``defs show``: workflow
+definitions."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 import grpc
 
-from engine.api.v1 import definition_service_pb2
-from engine.cli.enginectl._client import CallFailedError, EngineClient
+from engine.api.v1 import definition_service_pb2, resources_pb2
+from engine.cli.enginectl._client import CallFailedError, CliError, EngineClient
 from engine.cli.enginectl._common import (
     EXIT_INVALID,
     EXIT_OK,
     Subcommands,
     add_command,
+    add_paging_options,
     collect,
     json_output,
+    next_page_line,
     print_lines,
 )
 from engine.cli.enginectl._output import emit, local_time, print_json, short_hash, shorten, table
@@ -74,20 +77,57 @@ def register(commands: Subcommands) -> None:
         "apply",
         apply_files,
         "register workflow definition files",
-        "Register each file's definition. Prints 'registered name:version hash' or "
-        "'unchanged name:version', warnings as FILE:LINE:COL: warning: ..., and the problems "
-        "of an invalid file as FILE:LINE:COL: message.",
+        "Register each file's definition; a directory stands for its *.yaml and *.yml files "
+        "(sorted, test files *.test.yaml left out; its subdirectories too with -R). Prints "
+        "'registered name:version hash' or 'unchanged name:version', warnings as "
+        "FILE:LINE:COL: warning: ..., and the problems of an invalid file as FILE:LINE:COL: "
+        "message.",
     )
-    apply.add_argument("files", nargs="+", metavar="FILE", help="a YAML definition file")
+    apply.add_argument(
+        "files", nargs="+", metavar="FILE|DIR", help="a YAML definition file, or a directory"
+    )
+    apply.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="also register the files of the directories' subdirectories",
+    )
 
     defs = add_command(
         commands,
         "defs",
         list_definitions,
-        "list registered definitions",
-        "List the latest version of each registered definition, or every version of NAME.",
+        "list registered definitions, or show one",
+        "List the latest version of each registered definition, or every version of NAME. "
+        "'defs show NAME[:VERSION]' prints a definition's YAML exactly as it was registered "
+        "(the latest version unless VERSION; -o json: the definition with its YAML).",
     )
+    defs.usage = "%(prog)s [options] [NAME]\n       %(prog)s show NAME[:VERSION] [options]"
     defs.add_argument("name", nargs="?", metavar="NAME", help="list every version of this one")
+    defs.add_argument(
+        "shown", nargs="?", action=_ShowTarget, metavar="NAME[:VERSION]", help=argparse.SUPPRESS
+    )
+    add_paging_options(defs, what="definitions to list")
+
+
+class _ShowTarget(argparse.Action):
+    """The NAME[:VERSION] of ``defs show``: a second word only ``show`` takes.
+
+    ``defs NAME`` lists the versions of NAME, so ``show`` cannot be a subcommand of its own
+    without breaking that; ``defs show`` alone still lists the versions of a definition
+    named ``show``.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        if values is not None and getattr(namespace, "name", None) != "show":
+            parser.error(f"unrecognized arguments: {values} (to show a definition: defs show NAME)")
+        setattr(namespace, self.dest, values)
 
 
 def validate_files(args: argparse.Namespace) -> int:
@@ -140,10 +180,59 @@ def _load(path: str, problems: TextIO) -> WorkflowDefinition | None:
     return None
 
 
+_DEFINITION_SUFFIXES: Final = (".yaml", ".yml")
+_TEST_SUFFIXES: Final = (".test.yaml", ".test.yml")
+
+
+def definition_files(paths: list[str], *, recursive: bool) -> list[str]:
+    """The files ``apply`` registers: each file as given, each directory's definition files.
+
+    A directory's files are its ``*.yaml`` and ``*.yml`` files, sorted, without test files
+    (``*.test.yaml``, run by ``enginectl test``) and hidden ones (``.pre-commit-config.yaml``);
+    with ``recursive``, those of its subdirectories (hidden ones left out) come after them.
+
+    Raises:
+        CliError: A directory holds no definition file (naming it), before anything is
+            registered.
+    """
+    found: list[str] = []
+    for path in paths:
+        folder = Path(path)
+        if not folder.is_dir():
+            found.append(path)  # a file, or what `cannot read` will report
+            continue
+        listed = _directory_files(folder, recursive=recursive)
+        if not listed:
+            deeper = "" if recursive else "; -R also looks in its subdirectories"
+            raise CliError(
+                f"{path}: no definition files in this directory (*.yaml, *.yml, not "
+                f"*.test.yaml){deeper}"
+            )
+        found.extend(str(file) for file in listed)
+    return found
+
+
+def _directory_files(folder: Path, *, recursive: bool) -> list[Path]:
+    entries = sorted(folder.iterdir(), key=lambda entry: entry.name)
+    files = [
+        entry
+        for entry in entries
+        if entry.name.endswith(_DEFINITION_SUFFIXES)
+        and not entry.name.endswith(_TEST_SUFFIXES)
+        and not entry.name.startswith(".")
+        and entry.is_file()
+    ]
+    if recursive:
+        for entry in entries:
+            if entry.is_dir() and not entry.name.startswith("."):
+                files.extend(_directory_files(entry, recursive=True))
+    return files
+
+
 def apply_files(args: argparse.Namespace, client: EngineClient) -> int:
-    """``enginectl apply FILE...``: register definitions."""
+    """``enginectl apply FILE|DIR...``: register definitions."""
     status = EXIT_OK
-    for path in args.files:
+    for path in definition_files(args.files, recursive=args.recursive):
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as error:
@@ -183,14 +272,61 @@ def apply_files(args: argparse.Namespace, client: EngineClient) -> int:
 
 def list_definitions(args: argparse.Namespace, client: EngineClient) -> int:
     """``enginectl defs [NAME]``: the latest of each definition, or every version of one."""
+    if args.shown is not None:
+        return show_definition(args, client)
     request = definition_service_pb2.ListDefinitionsRequest(name=args.name or "")
-    found, _ = collect(client, client.definitions.ListDefinitions, request, "definitions")
+    found, token = collect(
+        client,
+        client.definitions.ListDefinitions,
+        request,
+        "definitions",
+        limit=args.limit,
+        page_token=args.page_token,
+    )
     if json_output(args):
-        print_json(definition_service_pb2.ListDefinitionsResponse(definitions=found), sys.stdout)
+        print_json(
+            definition_service_pb2.ListDefinitionsResponse(
+                definitions=found, next_page_token=token
+            ),
+            sys.stdout,
+        )
         return EXIT_OK
     if not found:
         emit(f"no definition named {args.name!r}" if args.name else "no definitions registered")
-        return EXIT_OK
+    else:
+        print_lines(_definition_table(found))
+    if token:
+        command = ["defs", *([args.name] if args.name else [])]
+        if args.limit is not None:
+            command += ["--limit", str(args.limit)]
+        emit(next_page_line(command, token))
+    return EXIT_OK
+
+
+def show_definition(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl defs show NAME[:VERSION]``: the YAML text as it was registered."""
+    name, colon, version_text = args.shown.rpartition(":")
+    if not colon:
+        name, version_text = args.shown, ""
+    version = 0
+    if version_text:
+        if not version_text.isdigit() or int(version_text) < 1:
+            raise CliError(
+                f"expected NAME or NAME:VERSION with a version from 1, got {args.shown!r}"
+            )
+        version = int(version_text)
+    if not name:
+        raise CliError(f"expected NAME or NAME:VERSION, got {args.shown!r}")
+    request = definition_service_pb2.GetDefinitionRequest(name=name, version=version)
+    definition = client.call(client.definitions.GetDefinition, request).definition
+    if json_output(args):
+        print_json(definition, sys.stdout)
+    else:
+        sys.stdout.write(definition.yaml)  # as registered: byte for byte, redirectable
+    return EXIT_OK
+
+
+def _definition_table(found: list[resources_pb2.Definition]) -> list[str]:
     rows = [
         (
             d.name,
@@ -201,5 +337,4 @@ def list_definitions(args: argparse.Namespace, client: EngineClient) -> int:
         )
         for d in found
     ]
-    print_lines(table(("NAME", "VERSION", "HASH", "REGISTERED", "DESCRIPTION"), rows))
-    return EXIT_OK
+    return table(("NAME", "VERSION", "HASH", "REGISTERED", "DESCRIPTION"), rows)

@@ -10,7 +10,10 @@ from typing import Any
 
 from engine.cli.enginectl import (
     _actions,
+    _completion,
+    _config,
     _definitions,
+    _links,
     _mcp,
     _orgs,
     _runs,
@@ -30,7 +33,20 @@ from engine.cli.enginectl._common import (
 
 __all__ = ["main"]
 
-_GROUPS = (_definitions, _testing, _runs, _actions, _work, _mcp, _orgs, _schedules, _tokens)
+_GROUPS = (
+    _definitions,
+    _testing,
+    _runs,
+    _actions,
+    _work,
+    _mcp,
+    _orgs,
+    _links,
+    _schedules,
+    _tokens,
+    _config,
+    _completion,
+)
 """Every command group, in the order ``--help`` lists their commands."""
 
 

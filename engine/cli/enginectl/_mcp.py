@@ -13,8 +13,13 @@ import asyncio
 import logging
 import sys
 
-from engine.cli.enginectl._common import EXIT_OK, Subcommands, add_common_options, positive_float
-from engine.config import ClientSettings
+from engine.cli.enginectl._common import (
+    EXIT_OK,
+    Subcommands,
+    add_common_options,
+    client_settings,
+    positive_float,
+)
 
 __all__ = ["register"]
 
@@ -47,8 +52,6 @@ def serve(args: argparse.Namespace) -> int:
     from engine.mcp import serve_stdio  # the MCP SDK only for this command
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    settings = ClientSettings.resolve(
-        address=args.address, token=args.token, tls=args.tls, ca_file=args.ca_file
-    )
+    settings = client_settings(args)
     asyncio.run(serve_stdio(settings, hold=args.hold))
     return EXIT_OK

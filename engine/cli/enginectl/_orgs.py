@@ -1,5 +1,5 @@
-"""``org create`` and ``org ls``: organizations (platform); ``org webhook``: the caller's org's
-outgoing webhook (its admin sets it)."""
+"""``org create``, ``org get`` and ``org ls``: organizations (platform); ``org webhook``: the
+caller's org's outgoing webhook (its admin sets it)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def register(commands: Subcommands) -> None:
     create.add_argument(
         "--retention-days", type=positive_int, metavar="N", help="days closed runs are kept"
     )
+    get = add_command(
+        org_commands, "get", get_org, "show an organization", "Show one organization."
+    )
+    get.add_argument("org_id", metavar="ORG", help="the org id")
     add_command(org_commands, "ls", list_orgs, "list organizations", "List organizations.")
     webhook = add_command(
         org_commands,
@@ -80,6 +84,17 @@ def create_org(args: argparse.Namespace, client: EngineClient) -> int:
     org_id, namespace, address, retention = _row(response.organization)
     verb = "created" if response.created else "exists"
     emit(f"{verb} {org_id}: namespace {namespace} at {address}, retention {retention}")
+    return EXIT_OK
+
+
+def get_org(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl org get ORG``: one organization, as ``org ls`` shows it."""
+    request = organization_service_pb2.GetOrganizationRequest(org_id=args.org_id)
+    response = client.call(client.organizations.GetOrganization, request)
+    if json_output(args):  # the organization itself, as each item of ``org ls -o json``
+        print_json(response.organization, sys.stdout)
+        return EXIT_OK
+    print_lines(table(("ORG", "NAMESPACE", "ADDRESS", "RETENTION"), [_row(response.organization)]))
     return EXIT_OK
 
 

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from engine.api.v1 import resources_pb2
-from engine.wire import enum_name, from_struct, from_value, plain
+from engine.wire import enum_name, from_struct, from_value, message_json, plain
 
 __all__ = [
     "FAILED",
@@ -57,8 +57,16 @@ def emit(line: str = "", out: TextIO | None = None) -> None:
 
 
 def to_dict(message: Message) -> dict[str, Any]:
-    """A message as JSON data, with the proto field names (``workflow_id``, not camelCase)."""
-    data: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """A message as the JSON data of ``-o json``, the same for every command.
+
+    Walked with the message's descriptor (:func:`engine.wire.message_json`), not protobuf's
+    JSON mapping, which scripts find awkward: the proto field names (``workflow_id``), enum
+    values by their lower-case names (``completed``, not ``RUN_STATUS_COMPLETED``), 64-bit
+    integers as numbers (protobuf's mapping makes them strings: ``"version": "2"``), times as
+    RFC 3339 text, durations as seconds, ``Struct`` and ``Value`` as the JSON they hold, and
+    integral numbers as integers; unset fields are left out.
+    """
+    data: dict[str, Any] = plain(message_json(message))
     return data
 
 

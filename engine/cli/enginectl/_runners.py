@@ -13,28 +13,37 @@ from pathlib import Path
 import jwt
 
 from engine.cli.enginectl._client import CliError
-from engine.cli.enginectl._common import EXIT_OK
+from engine.cli.enginectl._common import EXIT_OK, client_settings
 from engine.config import ClientSettings
 from engine.definition import RUNNER_LABEL
 from engine.executor import Executor, ExecutorError, McpRunner, ShellRunner, parse_server
+from engine.telemetry.tracing import setup_tracing
 
 __all__ = ["run_runner"]
 
 
 def run_runner(args: argparse.Namespace) -> int:
     """Run the runner ``args.runner`` names until interrupted."""
-    settings = ClientSettings.resolve(
-        address=args.address, token=args.token, tls=args.tls, ca_file=args.ca_file
-    )
+    settings = client_settings(args)
     if args.org is not None:
         _check_org(settings.token, args.org)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s"
     )
     try:
+        # Spans of the actions performed, when OTEL_* asks for traces (see
+        # engine.telemetry.tracing); without, the actions' trace context still reaches the
+        # control plane with each report.
+        tracing = setup_tracing(service_name="enginectl-work")
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    try:
         return _run(args, settings)
     except ExecutorError as refused:
         raise CliError(f"the control plane refused: {refused}") from None
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
 
 
 def _run(args: argparse.Namespace, settings: ClientSettings) -> int:

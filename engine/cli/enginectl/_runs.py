@@ -1,29 +1,42 @@
-"""``run``, ``get``, ``ls``, ``cancel`` and ``send-event``: runs of registered definitions."""
+"""``run``, ``get``, ``ls``, ``cancel``, ``retry``, ``timeout`` and ``send-event``: runs of
+registered definitions."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import grpc
+from google.protobuf import duration_pb2
 
 from engine.api.v1 import resources_pb2, workflow_service_pb2
-from engine.cli.enginectl._client import EngineClient
+from engine.cli.enginectl._client import CallFailedError, CliError, EngineClient
 from engine.cli.enginectl._common import (
     EXIT_INVALID,
     EXIT_OK,
+    PAGE,
     Subcommands,
     add_command,
     add_input_options,
+    add_paging_options,
     collect,
+    duration,
     inputs,
     json_or_string,
     json_output,
+    next_page_line,
     positive_int,
     print_lines,
 )
 from engine.cli.enginectl._follow import follow
 from engine.cli.enginectl._output import (
     FAILED,
+    TERMINAL,
     action_table,
     advance_lines,
     elapsed,
@@ -32,6 +45,7 @@ from engine.cli.enginectl._output import (
     outcome,
     print_json,
     run_status,
+    seconds_text,
     shorten,
     table,
     value_json,
@@ -42,8 +56,14 @@ from engine.wire import enum_value, from_struct, to_struct, to_value
 __all__ = ["register"]
 
 
+_RETRYABLE_LATER: Final = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+)
+"""Failures ``ls --watch`` outlives (the control plane restarting): it lists again later."""
+
+
 def register(commands: Subcommands) -> None:
-    """Add ``run``, ``get``, ``ls`` and ``cancel``."""
+    """Add ``run``, ``get``, ``ls``, ``cancel``, ``retry``, ``timeout`` and ``send-event``."""
     run = add_command(
         commands,
         "run",
@@ -95,8 +115,20 @@ def register(commands: Subcommands) -> None:
         help="a Temporal visibility query, e.g. \"StartTime > '2026-01-01'\"",
     )
     ls.add_argument("--children", action="store_true", help="include foreach child runs")
+    add_paging_options(ls, what="runs to list", default=100)
     ls.add_argument(
-        "--limit", type=positive_int, default=100, metavar="N", help="most runs to list (100)"
+        "--watch",
+        "-w",
+        action="store_true",
+        help="after the list, keep listing (one page each --interval) and print each run that "
+        "appeared or changed, until Ctrl-C; with -o json one JSON object a line",
+    )
+    ls.add_argument(
+        "--interval",
+        type=_interval,
+        default=timedelta(seconds=2),
+        metavar="DURATION",
+        help="how often --watch lists again (default 2s)",
     )
 
     cancel = add_command(
@@ -104,6 +136,56 @@ def register(commands: Subcommands) -> None:
     )
     cancel.add_argument("workflow_id", metavar="ID", help="the run's workflow id")
     cancel.add_argument("--reason", default="", metavar="R", help="why (shown in its status)")
+
+    retry = add_command(
+        commands,
+        "retry",
+        retry_run,
+        "run a failed or cancelled run again",
+        "Run a failed (or cancelled, terminated, timed-out) run again under the same workflow "
+        "id: by default from its failed step (the steps before it keep their results), or "
+        "with --from-start from the beginning with the same definition and inputs. Prints the "
+        "new run's id.",
+    )
+    retry.add_argument("workflow_id", metavar="ID", help="the run's workflow id")
+    retry.add_argument(
+        "--run-id", default="", help="a specific failed run id (default: the latest)"
+    )
+    retry.add_argument(
+        "--from-start",
+        action="store_true",
+        help="start again from the first step instead of the failed one",
+    )
+    retry.add_argument(
+        "--follow", "-f", action="store_true", help="follow the new run until it ends"
+    )
+
+    timeout = add_command(
+        commands,
+        "timeout",
+        update_timeout,
+        "move the deadline of a waiting step",
+        "Move the deadline of the action step STEP of run ID waits for (or the end of its "
+        "wait step): --set DURATION from now, --extend DURATION past its current deadline, or "
+        "--now (an action then times out at once: its on_error applies; a wait ends at once).",
+    )
+    timeout.add_argument("workflow_id", metavar="ID", help="the run's workflow id")
+    timeout.add_argument("step_id", metavar="STEP", help="the waiting step")
+    change = timeout.add_mutually_exclusive_group(required=True)
+    change.add_argument(
+        "--set",
+        dest="set_to",
+        type=duration,
+        metavar="DURATION",
+        help="the new time left, from now, e.g. 2h",
+    )
+    change.add_argument(
+        "--extend",
+        type=duration,
+        metavar="DURATION",
+        help="add this to the step's current deadline (it must have one), e.g. 30m",
+    )
+    change.add_argument("--now", action="store_true", help="the deadline is now")
 
     event = add_command(
         commands,
@@ -224,16 +306,37 @@ def _workflow_lines(workflow: resources_pb2.Workflow) -> list[str]:
     return lines
 
 
+_RUN_HEADERS: Final = ("WORKFLOW", "TYPE", "STATUS", "STEP", "STARTED", "CLOSED")
+
+
+def _run_row(workflow: resources_pb2.WorkflowSummary) -> tuple[str, ...]:
+    return (
+        workflow.workflow_id,
+        workflow.workflow_type,
+        run_status(workflow.status),
+        workflow.current_step,
+        local_time(workflow, "start_time"),
+        local_time(workflow, "close_time"),
+    )
+
+
 def list_runs(args: argparse.Namespace, client: EngineClient) -> int:
-    """``enginectl ls``: runs, open ones first."""
+    """``enginectl ls``: runs, open ones first (``--watch``: and then each change)."""
     request = workflow_service_pb2.ListWorkflowsRequest(
         status=resources_pb2.RunStatus.ValueType(enum_value(resources_pb2.RunStatus, args.status)),
         definition_name=args.definition or "",
         query=args.query or "",
         include_children=args.children,
     )
+    if args.watch:
+        return _watch_runs(args, client, request)
     found, token = collect(
-        client, client.workflows.ListWorkflows, request, "workflows", limit=args.limit
+        client,
+        client.workflows.ListWorkflows,
+        request,
+        "workflows",
+        limit=args.limit,
+        page_token=args.page_token,
     )
     if json_output(args):
         response = workflow_service_pb2.ListWorkflowsResponse(
@@ -243,20 +346,101 @@ def list_runs(args: argparse.Namespace, client: EngineClient) -> int:
         return EXIT_OK
     if not found:
         emit("no runs")
-        return EXIT_OK
-    rows = [
-        (
-            w.workflow_id,
-            w.workflow_type,
-            run_status(w.status),
-            w.current_step,
-            local_time(w, "start_time"),
-            local_time(w, "close_time"),
-        )
-        for w in found
-    ]
-    print_lines(table(("WORKFLOW", "TYPE", "STATUS", "STEP", "STARTED", "CLOSED"), rows))
+    else:
+        print_lines(table(_RUN_HEADERS, [_run_row(w) for w in found]))
+    if token:
+        emit(next_page_line(_ls_command(args), token))
     return EXIT_OK
+
+
+def _ls_command(args: argparse.Namespace) -> list[str]:
+    """``ls`` with the filters of ``args``: a page token holds only with the same ones."""
+    command = ["ls"]
+    for flag, value in (
+        ("--status", args.status),
+        ("--definition", args.definition),
+        ("--query", args.query),
+    ):
+        if value:
+            command += [flag, value]
+    if args.children:
+        command.append("--children")
+    command += ["--limit", str(args.limit)]
+    return command
+
+
+def _wait(seconds: float) -> None:
+    """The pause between two listings of ``ls --watch`` (the tests replace it)."""
+    time.sleep(seconds)
+
+
+def _watch_runs(
+    args: argparse.Namespace,
+    client: EngineClient,
+    request: workflow_service_pb2.ListWorkflowsRequest,
+) -> int:
+    """``enginectl ls --watch``: the list, then each run that appears or changes, until
+    Ctrl-C (which ends it with exit status 130).
+
+    Each round is one ListWorkflows page (``--limit`` runs from ``--page-token``), however
+    many runs it holds: a watch of a busy org must not cost a call per run.
+    """
+    request.page_size = min(args.limit, PAGE)
+    request.page_token = args.page_token
+    seen: dict[tuple[str, str], bytes] = {}
+    widths: list[int] = []
+    first = True
+    while True:
+        try:
+            page = client.call(client.workflows.ListWorkflows, request)
+        except CallFailedError as failure:
+            if first or failure.code not in _RETRYABLE_LATER:
+                raise
+            print(f"enginectl: {failure.lines()[0]} (listing again)", file=sys.stderr)
+        else:
+            changed = []
+            for workflow in page.workflows:
+                key = (workflow.workflow_id, workflow.run_id)
+                content = workflow.SerializeToString(deterministic=True)
+                if seen.get(key) != content:
+                    seen[key] = content
+                    changed.append(workflow)
+            if not first:
+                changed.reverse()  # oldest change first: the newest run ends up at the bottom
+            if json_output(args):
+                for workflow in changed:
+                    print_json(workflow, sys.stdout, compact=True)
+            else:
+                rows = [_run_row(w) for w in changed]
+                if first:
+                    widths = _widths(_RUN_HEADERS, rows)
+                    print_lines(table(_RUN_HEADERS, rows))
+                else:
+                    print_lines([_aligned(row, widths) for row in rows])
+            sys.stdout.flush()
+            first = False
+        _wait(args.interval.total_seconds())
+
+
+def _widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    widths = [len(header) for header in headers]
+    for row in rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    return widths
+
+
+def _aligned(row: Sequence[str], widths: Sequence[int]) -> str:
+    """A row in the columns of the table printed first (a longer cell pushes the rest)."""
+    cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+    return "  ".join([*cells, row[-1]]).rstrip()
+
+
+def _interval(text: str) -> timedelta:
+    """``--interval``: a duration of at least 100ms (a tighter loop only loads the server)."""
+    span = duration(text)
+    if span < timedelta(milliseconds=100):
+        raise argparse.ArgumentTypeError(f"must be at least 100ms, got {text!r}")
+    return span
 
 
 def send_event(args: argparse.Namespace, client: EngineClient) -> int:
@@ -287,3 +471,109 @@ def cancel_run(args: argparse.Namespace, client: EngineClient) -> int:
     else:
         emit(f"cancel requested: {args.workflow_id}")
     return EXIT_OK
+
+
+def retry_run(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl retry ID``: run a failed run again; prints the new run's id."""
+    mode = (
+        workflow_service_pb2.RETRY_MODE_FROM_START
+        if args.from_start
+        else workflow_service_pb2.RETRY_MODE_FROM_FAILED_STEP
+    )
+    request = workflow_service_pb2.RetryWorkflowRequest(
+        workflow_id=args.workflow_id, run_id=args.run_id, mode=mode
+    )
+    response = client.call(client.workflows.RetryWorkflow, request)
+    if json_output(args):
+        print_json(response, sys.stdout, compact=args.follow)
+    else:
+        where = "the start" if args.from_start else "its failed step"
+        emit(f"retried {response.workflow_id} from {where}: run {response.run_id}")
+    if args.follow:
+        return follow(args, client, response.workflow_id, {})
+    return EXIT_OK
+
+
+def update_timeout(args: argparse.Namespace, client: EngineClient) -> int:
+    """``enginectl timeout ID STEP --set|--extend|--now``: move a waiting step's deadline."""
+    request = workflow_service_pb2.GetWorkflowRequest(workflow_id=args.workflow_id)
+    workflow = client.call(client.workflows.GetWorkflow, request).workflow
+    owner, deadline = _step_deadline(workflow, args.step_id)
+    now = datetime.now(UTC)
+    if args.now:
+        left = timedelta(0)
+    elif args.set_to is not None:
+        left = args.set_to
+    else:
+        if deadline is None:
+            raise CliError(_no_deadline(workflow, args.step_id))
+        left = max(deadline - now, timedelta(0)) + args.extend
+    timeout = duration_pb2.Duration()
+    timeout.FromTimedelta(left)
+    client.call(
+        client.workflows.UpdateTimeout,
+        workflow_service_pb2.UpdateTimeoutRequest(
+            workflow_id=owner, step_id=args.step_id, timeout=timeout
+        ),
+    )
+    moved_to = now + left
+    if json_output(args):
+        print_json(
+            {
+                "workflow_id": owner,
+                "step_id": args.step_id,
+                "deadline": moved_to.isoformat().replace("+00:00", "Z"),
+            },
+            sys.stdout,
+        )
+    elif left:
+        local = moved_to.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        emit(
+            f"deadline of step {args.step_id} in run {owner} moved to {local} "
+            f"({seconds_text(left.total_seconds())} from now)"
+        )
+    else:
+        emit(f"deadline of step {args.step_id} in run {owner} moved to now")
+    return EXIT_OK
+
+
+def _step_deadline(workflow: resources_pb2.Workflow, step_id: str) -> tuple[str, datetime | None]:
+    """The run the waiting step belongs to (a foreach item's, for a step inside a foreach)
+    and its deadline (None when it has none, or is not waiting: the server then says why).
+
+    Raises:
+        CliError: The step waits in several foreach items: which one is meant is unclear.
+    """
+    matches = [action for action in workflow.pending_actions if action.step_id == step_id]
+    owners = sorted({action.workflow_id or workflow.workflow_id for action in matches})
+    if len(owners) > 1:
+        raise CliError(
+            f"step {step_id} waits in {len(owners)} foreach items of run {workflow.workflow_id}: "
+            f"name the item's run instead of {workflow.workflow_id} ({', '.join(owners)})"
+        )
+    for action in matches:
+        deadline = action.deadline.ToDatetime(tzinfo=UTC) if action.HasField("deadline") else None
+        return action.workflow_id or workflow.workflow_id, deadline
+    if workflow.HasField("waiting") and workflow.waiting.step_id == step_id:
+        return workflow.workflow_id, workflow.waiting.until.ToDatetime(tzinfo=UTC)
+    return workflow.workflow_id, None
+
+
+def _no_deadline(workflow: resources_pb2.Workflow, step_id: str) -> str:
+    waiting = {action.step_id for action in workflow.pending_actions}
+    if workflow.HasField("waiting"):
+        waiting.add(workflow.waiting.step_id)
+    if step_id in waiting:
+        return (
+            f"step {step_id} of run {workflow.workflow_id} waits with no deadline, so there is "
+            "nothing to extend: give one with --set DURATION"
+        )
+    if workflow.status in TERMINAL:
+        where = f"the run is {run_status(workflow.status)}"
+    elif waiting:
+        where = f"it waits at {', '.join(sorted(waiting))}"
+    else:
+        where = f"the run is {run_status(workflow.status) or 'running'}"
+        if workflow.current_step:
+            where += f" at {workflow.current_step}"
+    return f"step {step_id} of run {workflow.workflow_id} is not waiting ({where})"

@@ -1,4 +1,4 @@
-"""``schedule create|ls|get|pause|unpause|trigger|backfill|rm``: runs on a schedule."""
+"""``schedule create|update|ls|get|pause|unpause|trigger|backfill|rm``: runs on a schedule."""
 
 from __future__ import annotations
 
@@ -8,26 +8,29 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from google.protobuf import duration_pb2, timestamp_pb2
+import grpc
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
-from engine.api.v1 import schedule_service_pb2
-from engine.cli.enginectl._client import CliError, EngineClient
+from engine.api.v1 import schedule_service_pb2, workflow_service_pb2
+from engine.cli.enginectl._client import CallFailedError, CliError, EngineClient
 from engine.cli.enginectl._common import (
     EXIT_OK,
     RemoteHandler,
     Subcommands,
     add_command,
     add_input_options,
+    add_paging_options,
     collect,
     duration,
     inputs,
     json_output,
     moment,
+    next_page_line,
     positive_int,
     print_lines,
     strict_json,
 )
-from engine.cli.enginectl._output import emit, print_json, shorten, table
+from engine.cli.enginectl._output import TERMINAL, emit, print_json, shorten, table
 from engine.wire import enum_names, from_struct, to_struct
 
 __all__ = ["register"]
@@ -82,68 +85,40 @@ def register(commands: Subcommands) -> None:
         help="the definition's version (default: the latest now, pinned)",
     )
     add_input_options(create, of=" of every run")
-    create.add_argument(
-        "--cron",
-        action="append",
-        default=[],
-        metavar="EXPR",
-        help="a 5-field cron expression (minute hour day-of-month month day-of-week) or a "
-        "macro (@hourly, @daily, @weekly, @monthly, @yearly); repeatable",
-    )
-    create.add_argument(
-        "--every",
-        action="append",
-        default=[],
-        type=interval,
-        metavar="DURATION[/OFFSET]",
-        help="a fixed interval, e.g. 15m, or 1h/15m for every hour at a quarter past; repeatable",
-    )
-    create.add_argument(
-        "--calendar",
-        action="append",
-        default=[],
-        type=calendar,
-        metavar="JSON",
-        help='a calendar rule, e.g. \'{"hour": "9", "day_of_week": "MON-FRI"}\' '
-        "(fields second, minute, hour, day_of_month, month, day_of_week, comment); repeatable",
-    )
-    create.add_argument(
-        "--tz",
-        dest="time_zone",
-        default="",
-        metavar="ZONE",
-        help="IANA time zone of --cron and --calendar, e.g. Europe/Paris (default UTC)",
-    )
-    create.add_argument(
-        "--start", type=moment, metavar="TIME", help="no firing before this ISO 8601 time"
-    )
-    create.add_argument(
-        "--end", type=moment, metavar="TIME", help="no firing after this ISO 8601 time"
-    )
-    create.add_argument(
-        "--jitter",
-        type=duration,
-        metavar="DURATION",
-        help="delay each firing by a random amount up to this",
-    )
-    create.add_argument(
-        "--overlap", choices=tuple(_OVERLAP), default=None, metavar="POLICY", help=overlap_help
-    )
-    create.add_argument(
-        "--catchup-window",
-        type=duration,
-        metavar="DURATION",
-        help="how far back firings missed during an outage are caught up (default 1 year)",
-    )
+    _add_schedule_options(create, overlap_help, default=_CREATE_DEFAULTS)
     create.add_argument("--paused", action="store_true", help="create it paused")
-    create.add_argument("--note", default="", help="a note (shown by get and ls)")
 
-    sub(
+    update = sub(
+        "update",
+        _schedule_update,
+        "change a schedule",
+        "Change what the flags given say, and only that: --cron, --every and --calendar "
+        "together replace when it fires (the others of the three are dropped); --tz, --start, "
+        "--end, --jitter, --overlap, --catchup-window and --note replace their own setting; "
+        "--input KEY=VALUE changes one input and keeps the others (--inputs-json replaces "
+        "them all); --version N (or latest) pins another version of the definition. The "
+        "inputs are checked against the definition again. Pause and unpause with their own "
+        "commands.",
+    )
+    schedule_id(update)
+    update.add_argument(
+        "--version",
+        dest="definition_version",
+        type=_version,
+        metavar="N|latest",
+        default=None,
+        help="pin this version of the definition, or the latest one now",
+    )
+    add_input_options(update, of=" of every run (changes that one, keeps the others)")
+    _add_schedule_options(update, overlap_help, default={})
+
+    ls = sub(
         "ls",
         _schedule_ls,
         "list schedules",
         "List the organization's schedules: when they fire, their state and next firing.",
     )
+    add_paging_options(ls, what="schedules to list")
 
     get = sub(
         "get",
@@ -203,6 +178,81 @@ def register(commands: Subcommands) -> None:
         "rm", _schedule_rm, "delete a schedule", "Delete a schedule; its runs are not affected."
     )
     schedule_id(rm)
+
+
+_CREATE_DEFAULTS: Final[dict[str, Any]] = {
+    "cron": [],
+    "every": [],
+    "calendar": [],
+    "time_zone": "",
+    "note": "",
+}
+"""What ``create`` takes for a flag left out; ``update`` takes None (the setting stays)."""
+
+
+def _add_schedule_options(
+    parser: argparse.ArgumentParser, overlap_help: str, *, default: dict[str, Any]
+) -> None:
+    """The flags ``create`` and ``update`` share: when it fires, its policies, its note."""
+    parser.add_argument(
+        "--cron",
+        action="append",
+        default=default.get("cron"),
+        metavar="EXPR",
+        help="a 5-field cron expression (minute hour day-of-month month day-of-week) or a "
+        "macro (@hourly, @daily, @weekly, @monthly, @yearly); repeatable",
+    )
+    parser.add_argument(
+        "--every",
+        action="append",
+        default=default.get("every"),
+        type=interval,
+        metavar="DURATION[/OFFSET]",
+        help="a fixed interval, e.g. 15m, or 1h/15m for every hour at a quarter past; repeatable",
+    )
+    parser.add_argument(
+        "--calendar",
+        action="append",
+        default=default.get("calendar"),
+        type=calendar,
+        metavar="JSON",
+        help='a calendar rule, e.g. \'{"hour": "9", "day_of_week": "MON-FRI"}\' '
+        "(fields second, minute, hour, day_of_month, month, day_of_week, comment); repeatable",
+    )
+    parser.add_argument(
+        "--tz",
+        dest="time_zone",
+        default=default.get("time_zone"),
+        metavar="ZONE",
+        help="IANA time zone of --cron and --calendar, e.g. Europe/Paris (default UTC)",
+    )
+    parser.add_argument(
+        "--start", type=moment, metavar="TIME", help="no firing before this ISO 8601 time"
+    )
+    parser.add_argument(
+        "--end", type=moment, metavar="TIME", help="no firing after this ISO 8601 time"
+    )
+    parser.add_argument(
+        "--jitter",
+        type=duration,
+        metavar="DURATION",
+        help="delay each firing by a random amount up to this",
+    )
+    parser.add_argument(
+        "--overlap", choices=tuple(_OVERLAP), default=None, metavar="POLICY", help=overlap_help
+    )
+    parser.add_argument(
+        "--catchup-window",
+        type=duration,
+        metavar="DURATION",
+        help="how far back firings missed during an outage are caught up (default 1 year)",
+    )
+    parser.add_argument("--note", default=default.get("note"), help="a note (shown by get and ls)")
+
+
+def _version(text: str) -> int:
+    """``update --version``: N, or ``latest`` (0: the server pins the latest version)."""
+    return 0 if text.strip().lower() == "latest" else positive_int(text)
 
 
 def interval(text: str) -> tuple[timedelta, timedelta]:
@@ -347,29 +397,40 @@ def _schedule_lines(schedule: schedule_service_pb2.Schedule) -> list[str]:
     return lines
 
 
-def _schedule_create(args: argparse.Namespace, client: EngineClient) -> int:
-    if not (args.cron or args.every or args.calendar):
-        raise CliError(
-            "say when the schedule fires: --cron EXPR, --every DURATION or --calendar JSON "
-            "(e.g. --cron '*/5 * * * *' --tz Europe/Paris)"
+def _firing_rules(args: argparse.Namespace, spec: schedule_service_pb2.ScheduleSpec) -> None:
+    """Put the crons, intervals and calendars of ``args`` in ``spec``, in place of its own."""
+    del spec.cron[:], spec.intervals[:], spec.calendars[:]
+    spec.cron.extend(args.cron or [])
+    spec.intervals.extend(
+        schedule_service_pb2.IntervalSpec(
+            every=_duration_message(every), offset=_duration_message(offset)
         )
-    spec = schedule_service_pb2.ScheduleSpec(
-        cron=args.cron,
-        intervals=[
-            schedule_service_pb2.IntervalSpec(
-                every=_duration_message(every), offset=_duration_message(offset)
-            )
-            for every, offset in args.every
-        ],
-        calendars=args.calendar,
-        time_zone=args.time_zone,
+        for every, offset in args.every or []
     )
+    spec.calendars.extend(args.calendar or [])
+
+
+def _spec_settings(args: argparse.Namespace, spec: schedule_service_pb2.ScheduleSpec) -> None:
+    """Put the time zone, bounds and jitter given in ``args`` in ``spec``."""
+    if args.time_zone is not None:
+        spec.time_zone = args.time_zone
     if args.start is not None:
         spec.start_time.CopyFrom(_stamp(args.start))
     if args.end is not None:
         spec.end_time.CopyFrom(_stamp(args.end))
     if args.jitter is not None:
         spec.jitter.CopyFrom(_duration_message(args.jitter))
+
+
+def _schedule_create(args: argparse.Namespace, client: EngineClient) -> int:
+    if not (args.cron or args.every or args.calendar):
+        raise CliError(
+            "say when the schedule fires: --cron EXPR, --every DURATION or --calendar JSON "
+            "(e.g. --cron '*/5 * * * *' --tz Europe/Paris)"
+        )
+    spec = schedule_service_pb2.ScheduleSpec()
+    _firing_rules(args, spec)
+    _spec_settings(args, spec)
     request = schedule_service_pb2.CreateScheduleRequest(
         schedule_id=args.schedule_id,
         definition_name=args.name,
@@ -391,6 +452,69 @@ def _schedule_create(args: argparse.Namespace, client: EngineClient) -> int:
     return EXIT_OK
 
 
+def _schedule_update(args: argparse.Namespace, client: EngineClient) -> int:
+    """``schedule update ID ...``: change the settings given, and only those.
+
+    UpdateSchedule replaces whole fields (``spec``, ``inputs``) named by its update mask, so
+    a change to part of one (the time zone, one input) starts from the schedule as it is.
+    """
+    changes = schedule_service_pb2.Schedule(schedule_id=args.schedule_id)
+    paths: list[str] = []
+    current: schedule_service_pb2.Schedule | None = None
+
+    def schedule_now() -> schedule_service_pb2.Schedule:
+        nonlocal current
+        if current is None:
+            request = schedule_service_pb2.GetScheduleRequest(schedule_id=args.schedule_id)
+            current = client.call(client.schedules.GetSchedule, request).schedule
+        return current
+
+    new_rules = args.cron is not None or args.every is not None or args.calendar is not None
+    new_settings = any(
+        value is not None for value in (args.time_zone, args.start, args.end, args.jitter)
+    )
+    if new_rules or new_settings:
+        changes.spec.CopyFrom(schedule_now().spec)
+        if new_rules:
+            _firing_rules(args, changes.spec)
+        _spec_settings(args, changes.spec)
+        paths.append("spec")
+    if args.inputs or args.inputs_json:
+        # --input changes one input; --inputs-json replaces them all (as in create, --input
+        # wins over it).
+        given = inputs(args)
+        kept = {} if args.inputs_json else from_struct(schedule_now().inputs)
+        changes.inputs.CopyFrom(to_struct({**kept, **given}))
+        paths.append("inputs")
+    if args.definition_version is not None:
+        changes.definition_version = args.definition_version
+        paths.append("definition_version")
+    if args.overlap is not None:
+        changes.overlap_policy = _overlap(args.overlap)
+        paths.append("overlap_policy")
+    if args.catchup_window is not None:
+        changes.catchup_window.CopyFrom(_duration_message(args.catchup_window))
+        paths.append("catchup_window")
+    if args.note is not None:
+        changes.note = args.note
+        paths.append("note")
+    if not paths:
+        raise CliError(
+            "nothing to change: give --cron, --every, --calendar, --tz, --start, --end, "
+            "--jitter, --input, --inputs-json, --version, --overlap, --catchup-window or --note"
+        )
+    request = schedule_service_pb2.UpdateScheduleRequest(
+        schedule=changes, update_mask=field_mask_pb2.FieldMask(paths=paths)
+    )
+    schedule = client.call(client.schedules.UpdateSchedule, request).schedule
+    if json_output(args):
+        print_json(schedule, sys.stdout)
+        return EXIT_OK
+    emit(f"updated schedule {schedule.schedule_id} ({', '.join(paths)})")
+    print_lines(_schedule_lines(schedule))
+    return EXIT_OK
+
+
 def _duration_message(span: timedelta) -> duration_pb2.Duration:
     message = duration_pb2.Duration()
     message.FromTimedelta(span)
@@ -399,12 +523,28 @@ def _duration_message(span: timedelta) -> duration_pb2.Duration:
 
 def _schedule_ls(args: argparse.Namespace, client: EngineClient) -> int:
     request = schedule_service_pb2.ListSchedulesRequest()
-    found, _ = collect(client, client.schedules.ListSchedules, request, "schedules")
+    found, token = collect(
+        client,
+        client.schedules.ListSchedules,
+        request,
+        "schedules",
+        limit=args.limit,
+        page_token=args.page_token,
+    )
     if json_output(args):
-        print_json(schedule_service_pb2.ListSchedulesResponse(schedules=found), sys.stdout)
+        print_json(
+            schedule_service_pb2.ListSchedulesResponse(schedules=found, next_page_token=token),
+            sys.stdout,
+        )
         return EXIT_OK
+    if token:  # printed after the table
+        limit = ["--limit", str(args.limit)] if args.limit is not None else []
+        following = [next_page_line(["schedule", "ls", *limit], token)]
+    else:
+        following = []
     if not found:
         emit("no schedules")
+        print_lines(following)
         return EXIT_OK
     rows = [
         (
@@ -419,7 +559,7 @@ def _schedule_ls(args: argparse.Namespace, client: EngineClient) -> int:
         for s in found
     ]
     headers = ("SCHEDULE", "DEFINITION", "STATE", "WHEN", "NEXT", "RUNS", "NOTE")
-    print_lines(table(headers, rows))
+    print_lines(table(headers, rows) + following)
     return EXIT_OK
 
 
@@ -457,17 +597,75 @@ def _schedule_unpause(args: argparse.Namespace, client: EngineClient) -> int:
     return _schedule_done(args, response, f"unpaused schedule {args.schedule_id}")
 
 
+_WAITS_FOR_THE_RUNNING: Final = frozenset(
+    {schedule_service_pb2.OVERLAP_POLICY_BUFFER_ONE, schedule_service_pb2.OVERLAP_POLICY_BUFFER_ALL}
+)
+
+
 def _schedule_trigger(args: argparse.Namespace, client: EngineClient) -> int:
+    """``schedule trigger ID``: start a run now, unless the overlap policy would skip it.
+
+    TriggerSchedule answers the same whether Temporal starts the run or its overlap policy
+    skips it, so the schedule's runs are looked at first: with skip, a run of the schedule
+    still running means nothing would start, and that is said (exit 1) instead.
+    """
+    got = client.call(
+        client.schedules.GetSchedule,
+        schedule_service_pb2.GetScheduleRequest(schedule_id=args.schedule_id),
+    ).schedule
+    policy = (
+        _overlap(args.overlap) or got.overlap_policy or schedule_service_pb2.OVERLAP_POLICY_SKIP
+    )
+    whose = "the" if args.overlap else "the schedule's"
+    running, unknown = _running_run(client, got)
+    policy_name = _OVERLAP_NAMES[policy]
+    if running and policy == schedule_service_pb2.OVERLAP_POLICY_SKIP:
+        raise CliError(
+            f"not started: {whose} overlap policy is skip and run {running} is still running\n"
+            f"hint: --overlap allow-all starts one alongside it (or wait for it: enginectl get "
+            f"{running})"
+        )
     request = schedule_service_pb2.TriggerScheduleRequest(
         schedule_id=args.schedule_id, overlap_policy=_overlap(args.overlap)
     )
     response = client.call(client.schedules.TriggerSchedule, request)
-    return _schedule_done(
-        args,
-        response,
-        f"triggered schedule {args.schedule_id} (its runs: enginectl schedule get "
-        f"{args.schedule_id})",
-    )
+    if unknown and policy != schedule_service_pb2.OVERLAP_POLICY_ALLOW_ALL:
+        print(
+            f"enginectl: could not tell whether run {unknown} of the schedule still runs "
+            f"(overlap policy {policy_name}): the run may not start; see enginectl schedule "
+            f"get {args.schedule_id}",
+            file=sys.stderr,
+        )
+    line = f"triggered schedule {args.schedule_id}"
+    if running and policy in _WAITS_FOR_THE_RUNNING:
+        line += f": it starts once run {running} ends"
+    elif running and policy != schedule_service_pb2.OVERLAP_POLICY_ALLOW_ALL:
+        line += f": run {running} is ended first ({policy_name})"
+    line += f" (its runs: enginectl schedule get {args.schedule_id})"
+    return _schedule_done(args, response, line)
+
+
+def _running_run(client: EngineClient, schedule: schedule_service_pb2.Schedule) -> tuple[str, str]:
+    """A run of the schedule that still runs, and one whose state could not be read ("" when
+    there is none); the newest first.
+
+    The schedule's recent runs (Temporal keeps the last ten) are each read by their run id:
+    GetWorkflow is consistent at once, where a listing by visibility lags.
+    """
+    unknown = ""
+    for recent in reversed(schedule.recent_runs):
+        request = workflow_service_pb2.GetWorkflowRequest(
+            workflow_id=recent.workflow_id, run_id=recent.run_id
+        )
+        try:
+            workflow = client.call(client.workflows.GetWorkflow, request).workflow
+        except CallFailedError as failure:
+            if failure.code != grpc.StatusCode.NOT_FOUND:  # gone: past its retention
+                unknown = unknown or recent.workflow_id
+            continue
+        if workflow.status not in TERMINAL:
+            return workflow.workflow_id, unknown
+    return "", unknown
 
 
 def _schedule_backfill(args: argparse.Namespace, client: EngineClient) -> int:

@@ -26,8 +26,9 @@ def register(commands: Subcommands) -> None:
     create = token_commands.add_parser(
         "create",
         help="sign a token for an organization",
-        description="Sign an HS256 token with ENGINE_TOKEN_SECRET, --secret, or the secret "
-        "'engined dev' keeps in .engine/secret, and print it.",
+        description="Sign an HS256 token with --secret, ENGINE_TOKEN_SECRET, or the secret "
+        "a dev engine keeps in its home ($ENGINE_HOME/secret, by default .engine/secret: run "
+        "it where 'engined dev' runs), and print it.",
     )
     add_output_option(create, top=False)
     create.set_defaults(handler=create_token)
@@ -73,17 +74,28 @@ def _secret(args: argparse.Namespace) -> str:
     settings = ServerSettings.from_env()
     if settings.token_secret:
         return settings.token_secret
-    path = Path(settings.home) / SECRET_FILE
+    # No secret given: the one a dev engine keeps in its home (engined dev writes it at its
+    # first start, mode 0600, and keeps it across restarts so its tokens stay valid).
+    home = Path(settings.home)
+    path = home / SECRET_FILE
+    missing = ""
     try:
         secret = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         secret = ""
+        missing = (
+            f"no {home.absolute()} here"
+            if not home.is_dir()
+            else f"no {SECRET_FILE} in {home.absolute()} (has engined dev run there?)"
+        )
     except (OSError, UnicodeDecodeError) as error:
-        raise CliError(f"cannot read the token secret {path}: {error}") from None
+        secret = ""
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        missing = f"cannot read {path}: {reason or error}"
     if not secret:
         raise CliError(
-            f"no token secret: set ENGINE_TOKEN_SECRET, pass --secret, or run 'engined dev' "
-            f"(it keeps one in {path})"
+            "no token secret: set ENGINE_TOKEN_SECRET, or run it where engined dev keeps its "
+            f"home (ENGINE_HOME={settings.home}): {missing or f'{path} is empty'}"
         )
     return secret
 
