@@ -16,6 +16,7 @@ from engine.errors import EngineError
 
 __all__ = [
     "CALL_DEADLINE",
+    "CALL_ORG",
     "ORG_ID_PATTERN",
     "InvalidOrgIdError",
     "OrgContext",
@@ -25,6 +26,10 @@ __all__ = [
 CALL_DEADLINE: ContextVar[float | None] = ContextVar("CALL_DEADLINE", default=None)
 """When (``time.monotonic()``) the caller's call must be answered, if its caller set a deadline:
 the control plane sets it for each gRPC call, and retries inside the engine stop before it."""
+
+CALL_ORG: ContextVar[str | None] = ContextVar("CALL_ORG", default=None)
+"""The org of the caller's call, once the control plane has authenticated it (each gRPC call
+runs in a task of its own): the label of its metrics (``engine.telemetry.metrics``)."""
 
 ORG_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 """The rule of an org id: it names a Temporal namespace (with a prefix), so it stays short and

@@ -187,6 +187,9 @@ class PendingAction(TypedDict):
         truncated: In the inbox only: the parameters and state were too large to list and are
             left out (``GetWorkflow`` has them).
         answers: Who answered it so far (a prompt that needs several approvals).
+        trace: The W3C trace context to continue when performing it (``traceparent``, and
+            ``tracestate`` when there is one): the trace of the call that started the run, or
+            of the workflow's span that offered it to executors. Absent when not traced.
     """
 
     action_id: str
@@ -202,6 +205,7 @@ class PendingAction(TypedDict):
     state: NotRequired[dict[str, Any]]
     truncated: NotRequired[bool]
     answers: NotRequired[list[dict[str, Any]]]
+    trace: NotRequired[dict[str, str]]
 
 
 class HistoryEntry(TypedDict):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from engine.config import TemporalSettings, TenancySettings
 from engine.dispatcher import ActionBroker, DefinitionRegistry, TemporalDispatcher
@@ -43,6 +44,11 @@ from engine.tenancy import (
     resolver_from_settings,
 )
 from engine.worker import Member, MembershipOptions, ServedNamespace, WorkerOptions, WorkerPool
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from engine.telemetry.metrics import EngineMetrics
 
 __all__ = ["Stack"]
 
@@ -68,6 +74,12 @@ class Stack:
             process serves every org found, or ``orgs``).
         group: The group of worker processes that share the orgs (those serving the same
             orgs; default: the task queue).
+        tracer_provider: Trace the control plane's calls, the Temporal calls and the runs
+            (``engine.telemetry.tracing``); None: tracing off, no interceptor installed.
+        metrics: Record Prometheus metrics (``engine.telemetry.metrics``): Temporal is
+            reached with its SDK runtime, the control plane gets its interceptor, and the
+            waiting actions of the orgs the pool serves are listed at scrape time; None:
+            metrics off, nothing installed.
     """
 
     def __init__(
@@ -83,6 +95,8 @@ class Stack:
         action_lease: timedelta | None = None,
         membership: MembershipOptions | None = None,
         group: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         if membership is not None and (workers is None or orgs is not None):
             raise ValueError("only a worker pool that is not pinned to orgs shares them")
@@ -91,6 +105,8 @@ class Stack:
         self.group = group or task_queue
         self.member: Member | None = None
         self.task_queue = task_queue
+        self.tracer_provider = tracer_provider
+        self.metrics = metrics
         self.pool = (
             None
             if workers is None
@@ -102,7 +118,11 @@ class Stack:
             )
         )
         # Every caller's call routed to an org wakes the org's worker here (if it is ours).
-        self.clients = ClientPool(on_org_call=self.pool.wake if self.pool else None)
+        self.clients = ClientPool(
+            on_org_call=self.pool.wake if self.pool else None,
+            tracer_provider=tracer_provider,
+            runtime=metrics.runtime if metrics is not None else None,
+        )
         self.directory = OrgDirectory(resolver, self.clients)
         self.provisioner = Provisioner(self.directory, retention=retention, workers=self.pool)
         self.registry = DefinitionRegistry(
@@ -123,6 +143,10 @@ class Stack:
         self.broker = ActionBroker(
             resolver, self.clients, task_queue=task_queue, rpc_timeout=rpc_timeout
         )
+        if metrics is not None and self.pool is not None:
+            # Each org's waiting actions are counted by the process whose pool serves it.
+            pool = self.pool
+            metrics.watch_actions(lambda: pool.served_orgs, self.dispatcher.waiting_actions)
 
     @classmethod
     def from_settings(
@@ -135,6 +159,8 @@ class Stack:
         default_prefix: str = "",
         environ: Mapping[str, str] | None = None,
         membership: MembershipOptions | None = None,
+        tracer_provider: TracerProvider | None = None,
+        metrics: EngineMetrics | None = None,
     ) -> Stack:
         """The stack the settings describe (``TEMPORAL_*``, ``ENGINE_NAMESPACE_*``).
 
@@ -147,6 +173,8 @@ class Stack:
             environ: Where the API keys a namespace map names by variable come from
                 (``tenancy.environ`` unless given).
             membership: As for the constructor (the group: the prefix and the task queue).
+            tracer_provider: As for the constructor.
+            metrics: As for the constructor.
 
         Raises:
             ValueError: The namespace map is malformed (its file and entry named).
@@ -168,6 +196,8 @@ class Stack:
             action_lease=timedelta(seconds=lease) if lease is not None else None,
             membership=membership,
             group=f"{default_prefix if prefix is None else prefix}{temporal.task_queue}",
+            tracer_provider=tracer_provider,
+            metrics=metrics,
         )
 
     async def _discover(self) -> list[ServedNamespace]:
@@ -181,7 +211,7 @@ class Stack:
         if self.membership is not None:
             endpoint = self.resolver.endpoints()[0]
             target = NamespaceTarget("", self.membership.namespace, endpoint)
-            client = await self.clients.client(target)
+            client = await self.clients.untraced_client(target)  # heartbeats: no spans
             self.member = Member(client, self.pool, self.group, self.membership)
             await self.member.start()
         await self.pool.start()
@@ -225,4 +255,8 @@ class Stack:
             tls_cert=tls_cert,
             tls_key=tls_key,
             links=links,
+            tracer_provider=self.tracer_provider,
+            outer_interceptors=(
+                [self.metrics.grpc_interceptor()] if self.metrics is not None else ()
+            ),
         )

@@ -15,15 +15,23 @@ from engine.identity import TokenVerifier
 
 if TYPE_CHECKING:
     from engine.gateway import PlaneFace
+    from engine.telemetry.metrics import EngineMetrics
 
 __all__ = ["DevExecutors", "dev_executors", "start_face"]
 
 
 async def start_face(
-    kind: str, listen: str | None, plane_port: int | None, verifier: TokenVerifier, *, tls: bool
+    kind: str,
+    listen: str | None,
+    plane_port: int | None,
+    verifier: TokenVerifier,
+    *,
+    tls: bool,
+    metrics: EngineMetrics | None = None,
 ) -> PlaneFace | None:
     """The HTTP/JSON API (``kind`` "http") or the MCP endpoint ("mcp") on ``listen``
-    (``host:port``), or None when it is unset or ``off``.
+    (``host:port``), or None when it is unset or ``off``; with ``metrics``, the HTTP API's
+    requests are counted.
 
     Raises:
         ValueError: ``listen`` is not ``host:port``, or the plane uses TLS (both reach it over
@@ -42,7 +50,8 @@ async def start_face(
     if kind == "http":
         from engine.gateway import HttpApiServer  # Starlette only when it is served
 
-        face = HttpApiServer(plane, host=host, port=int(port))
+        middleware = metrics.http_middleware if metrics is not None else None
+        face = HttpApiServer(plane, host=host, port=int(port), middleware=middleware)
     else:
         from engine.mcp import McpHttpServer  # the MCP SDK only when it is served
 

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import secrets
@@ -28,7 +27,7 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from temporalio.client import Client
 
@@ -51,11 +50,17 @@ from engine.errors import EngineError
 from engine.identity import LinkSigner, TokenVerifier, issue_token
 from engine.server import ControlPlane
 from engine.stack import Stack
+from engine.telemetry.logs import configure_logging
+from engine.telemetry.tracing import Tracing, setup_tracing
+from engine.tenancy import tracing_interceptors
 from engine.worker import MembershipOptions, WorkerOptions
 from engine.workflow import build_worker, ensure_search_attributes
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from engine.gateway import PlaneFace
+    from engine.telemetry.metrics import EngineMetrics, MetricsEndpoint
 
 from engine.cli._faces import DevExecutors, dev_executors, start_face
 
@@ -66,6 +71,8 @@ EXIT_FAILED: Final = 1
 DEV_ORG: Final = "default"
 DEV_PREFIX: Final = "engine-"
 DEV_RETENTION_DAYS: Final = 1
+DEV_METRICS: Final = "127.0.0.1:9464"
+"""Where ``engined dev`` serves Prometheus ``/metrics`` unless told otherwise."""
 ADMIN_TOKEN_TTL: Final = 30 * 24 * 3600
 """Seconds ``engined dev`` gives its Temporal server to stop (then kills it)."""
 PLANE_STOP: Final = 5.0
@@ -77,28 +84,10 @@ plane's ``PLANE_STOP``, ``dev``'s ``TEMPORAL_STOP``) after which ``engined`` exi
 log = logging.getLogger("engined")
 
 
-class _JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message (and the exception, if any)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
 def _configure_logging(log_format: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # The run fields (org, workflow_id, run_id, step, trace_id, span_id) on every line about a
+    # run: key=value in text, fields in JSON (engine.telemetry.logs).
+    configure_logging(log_format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--http-listen",
         default="127.0.0.1:8766",
         help="the HTTP/JSON API (and /openapi.json); 'off' for none",
+    )
+    dev.add_argument(
+        "--metrics-listen",
+        help=f"Prometheus /metrics (ENGINE_METRICS_LISTEN, default {DEV_METRICS}); 'off' for none",
     )
     dev.add_argument(
         "--executors",
@@ -151,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--mcp-listen",
         help="also serve the MCP endpoint (streamable HTTP, at /mcp) here (ENGINE_MCP_LISTEN)",
     )
+    serve.add_argument(
+        "--metrics-listen", help="serve Prometheus /metrics here (ENGINE_METRICS_LISTEN)"
+    )
 
     worker = commands.add_parser("worker", help="run only the worker pool")
     worker.add_argument("--address", help="Temporal frontend host:port (TEMPORAL_ADDRESS)")
@@ -161,13 +157,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="serve only these orgs (comma-separated); by default the worker processes share "
         "every org among themselves",
     )
+    worker.add_argument(
+        "--metrics-listen", help="serve Prometheus /metrics here (ENGINE_METRICS_LISTEN)"
+    )
 
     arguments = parser.parse_args(argv)
     _configure_logging(arguments.log_format)
     temporal = TemporalSettings.from_env()
+    tracing: Tracing | None = None
     try:
+        # Traces only when OTEL_* asks for them; flushed when engined stops (finally below).
+        tracing = setup_tracing()
+        arguments.tracer_provider = tracing.provider if tracing is not None else None
         tenancy = TenancySettings.from_env()
         server = ServerSettings.from_env()
+        listen = arguments.metrics_listen or server.metrics_listen
+        if listen is None and arguments.command == "dev":
+            listen = DEV_METRICS
+        arguments.metrics_listen = None if listen in (None, "", "off") else listen
         settings = WorkerSettings.from_env()
         workers = WorkerOptions(
             max_cached_workflows=settings.cached_runs,
@@ -186,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EngineError, ValueError, OSError) as error:
         print(f"engined: {error}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
 
 
 # -- the stack -----------------------------------------------------------------------------
@@ -257,6 +267,47 @@ def _give_up(deadline: float) -> None:
     os._exit(EXIT_FAILED)
 
 
+def _metrics(listen: str | None) -> EngineMetrics | None:
+    """The process's metrics when they are served (None: off, and nothing recorded)."""
+    if listen is None:
+        return None
+    from engine.telemetry.metrics import EngineMetrics  # prometheus-client only when on
+
+    return EngineMetrics()
+
+
+@contextlib.asynccontextmanager
+async def _metrics_endpoint(
+    metrics: EngineMetrics | None, listen: str | None
+) -> AsyncIterator[MetricsEndpoint | None]:
+    """``/metrics`` served on ``listen`` while the block runs (nothing when off).
+
+    Raises:
+        ValueError: ``listen`` is not ``host:port``.
+        OSError: It cannot listen there.
+    """
+    endpoint = await _start_metrics(metrics, listen)
+    try:
+        yield endpoint
+    finally:
+        if endpoint is not None:
+            await endpoint.stop()
+
+
+async def _start_metrics(
+    metrics: EngineMetrics | None, listen: str | None
+) -> MetricsEndpoint | None:
+    if metrics is None or listen is None:
+        return None
+    from engine.telemetry.metrics import MetricsEndpoint
+
+    host, port = MetricsEndpoint.parse(listen)
+    endpoint = MetricsEndpoint(metrics, host=host, port=port)
+    await endpoint.start()
+    log.info("Prometheus metrics at %s", endpoint.url)
+    return endpoint
+
+
 def _orgs(value: str | None) -> list[str] | None:
     return [o.strip() for o in value.split(",") if o.strip()] if value else None
 
@@ -274,14 +325,21 @@ async def _serve(
 ) -> int:
     verifier = _verifier(server)
     orgs = _orgs(arguments.orgs)
+    metrics = _metrics(arguments.metrics_listen)
     stack = Stack.from_settings(
         temporal,
         tenancy,
         workers=None if arguments.no_worker else workers,
         orgs=orgs,
         membership=None if arguments.no_worker or orgs is not None else sharing,
+        tracer_provider=arguments.tracer_provider,
+        metrics=metrics,
     )
-    async with _until_stopped(workers.stop_deadline + PLANE_STOP + EXIT_MARGIN) as stop, stack:
+    async with (
+        _until_stopped(workers.stop_deadline + PLANE_STOP + EXIT_MARGIN) as stop,
+        _metrics_endpoint(metrics, arguments.metrics_listen),
+        stack,
+    ):
         plane = _control_plane(stack, verifier, arguments.listen or server.listen, server)
         await plane.start()
         log.info(
@@ -293,7 +351,7 @@ async def _serve(
         if mcp is not None:
             log.info("MCP endpoint at %s", mcp.url)
         http_listen = arguments.http_listen or os.environ.get("ENGINE_HTTP_LISTEN")
-        http = await start_face("http", http_listen, plane.port, verifier, tls=tls)
+        http = await start_face("http", http_listen, plane.port, verifier, tls=tls, metrics=metrics)
         if http is not None:
             log.info("HTTP/JSON API at %s (its document at /openapi.json)", http.url)
         await stop.wait()
@@ -319,8 +377,12 @@ async def _worker(
         task_queue=arguments.task_queue or temporal.task_queue,
         namespace=arguments.namespace or temporal.namespace,
     )
+    metrics = _metrics(arguments.metrics_listen)
     if temporal.namespace:
-        return await _namespace_worker(temporal, workers)
+        async with _metrics_endpoint(metrics, arguments.metrics_listen):
+            return await _namespace_worker(
+                temporal, workers, metrics, tracer_provider=arguments.tracer_provider
+            )
     orgs = _orgs(arguments.orgs)
     stack = Stack.from_settings(
         temporal,
@@ -328,8 +390,14 @@ async def _worker(
         workers=workers,
         orgs=orgs,
         membership=sharing if orgs is None else None,
+        tracer_provider=arguments.tracer_provider,
+        metrics=metrics,
     )
-    async with _until_stopped(workers.stop_deadline + EXIT_MARGIN) as stop, stack:
+    async with (
+        _until_stopped(workers.stop_deadline + EXIT_MARGIN) as stop,
+        _metrics_endpoint(metrics, arguments.metrics_listen),
+        stack,
+    ):
         assert stack.pool is not None
         log.info("worker pool serving orgs %s", ", ".join(stack.pool.served_orgs) or "(none yet)")
         await stop.wait()
@@ -337,12 +405,23 @@ async def _worker(
     return EXIT_OK
 
 
-async def _namespace_worker(temporal: TemporalSettings, workers: WorkerOptions) -> int:
+async def _namespace_worker(
+    temporal: TemporalSettings,
+    workers: WorkerOptions,
+    metrics: EngineMetrics | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+) -> int:
     """One worker for one namespace, outside any organization (``--namespace``)."""
     assert temporal.namespace is not None
     async with _until_stopped(workers.stop_deadline + EXIT_MARGIN) as stop:
         try:
-            client = await Client.connect(temporal.address, namespace=temporal.namespace)
+            client = await Client.connect(
+                temporal.address,
+                namespace=temporal.namespace,
+                runtime=metrics.runtime if metrics is not None else None,
+                interceptors=tracing_interceptors(tracer_provider),
+            )
         except RuntimeError as error:
             print(f"engined: cannot reach Temporal at {temporal.address}: {error}", file=sys.stderr)
             return EXIT_FAILED
@@ -372,8 +451,11 @@ def _dev_secret(home: Path) -> str:
     path = home / "secret"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-        path.chmod(0o600)
+        # 0600 from its creation (not chmod after writing): it signs every dev token, and
+        # `enginectl token create` run in the same directory reads it.
+        created = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(created, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(48))
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -419,6 +501,11 @@ async def _dev(
                 if arguments.http_listen != "off"
                 else []
             ),
+            *(
+                [("metrics", "--metrics-listen", int(arguments.metrics_listen.rsplit(":", 1)[1]))]
+                if arguments.metrics_listen is not None
+                else []
+            ),
         ]
     )
     temporal_server = SupervisedTemporal(home, arguments.temporal_port, arguments.ui_port)
@@ -433,6 +520,8 @@ async def _dev(
         mcp: PlaneFace | None = None
         http: PlaneFace | None = None
         executors: DevExecutors | None = None
+        metrics = _metrics(arguments.metrics_listen)
+        scraped: MetricsEndpoint | None = None
         try:
             secret = _dev_secret(home)
             # The embedded server: its own address, no namespace map, a day of retention.
@@ -442,15 +531,20 @@ async def _dev(
                 workers=workers,
                 default_prefix=DEV_PREFIX,
                 membership=sharing,
+                tracer_provider=arguments.tracer_provider,
+                metrics=metrics,
             )
             await stack.start()
+            scraped = await _start_metrics(metrics, arguments.metrics_listen)
             organization = await stack.provisioner.provision(DEV_ORG)
             org = OrgContext(DEV_ORG, organization.namespace, ("admin",), "engined-dev")
             registered = await _register_examples(stack, org, Path(arguments.examples))
             # The MCP endpoint first: once the plane serves, dev.env must say where both are.
             verifier = TokenVerifier(secret)
             mcp = await start_face("mcp", arguments.mcp_listen, None, verifier, tls=False)
-            http = await start_face("http", arguments.http_listen, None, verifier, tls=False)
+            http = await start_face(
+                "http", arguments.http_listen, None, verifier, tls=False, metrics=metrics
+            )
             # Answer links get a key of their own, derived from the dev token secret.
             link_key = hashlib.sha256(f"answer-links:{secret}".encode()).hexdigest()
             plane = _control_plane(stack, verifier, arguments.listen, server, link_key)
@@ -476,12 +570,13 @@ async def _dev(
             )
             mcp_url = mcp.url if mcp is not None else "off"
             http_url = http.url if http is not None else "off"
+            metrics_url = scraped.url if scraped is not None else "off"
             # The console's sign-in link: the token rides in the fragment, which the browser
             # never sends to the server; the page takes it and drops it from the address bar.
             console = f"{http.url}/console/#token={token}" if http is not None else "off"
             (home / "dev.env").write_text(
                 f"{dev_env}ENGINE_MCP_URL={mcp_url}\nENGINE_HTTP_URL={http_url}\n"
-                f"ENGINE_CONSOLE={console}\n",
+                f"ENGINE_CONSOLE={console}\nENGINE_METRICS_URL={metrics_url}\n",
                 encoding="utf-8",
             )
             if arguments.executors:
@@ -496,6 +591,7 @@ async def _dev(
                 f"  HTTP/JSON API       {http_url} (document: /openapi.json)\n"
                 f"  web console         {console} (this link signs you in)\n"
                 f"  MCP (HTTP)          {mcp_url} (bearer: the token below)\n"
+                f"  metrics             {metrics_url} (Prometheus)\n"
                 f"  Temporal            {address} (namespace {organization.namespace})\n"
                 f"  Temporal Web UI     {ui}\n"
                 f"  org                 {DEV_ORG} (admin token below, also in {home / 'dev.env'})\n"
@@ -518,6 +614,8 @@ async def _dev(
                 await mcp.stop()
             if plane is not None:
                 await plane.stop(PLANE_STOP)
+            if scraped is not None:
+                await scraped.stop()
             if stack is not None:
                 await stack.close()
             temporal_server.stop()

@@ -362,6 +362,9 @@ class ActionBroker:
         except Exception:
             log.exception("an activity on an action queue carried no action; dropped")
             return None
+        traced = _activity_trace(response)
+        if traced is not None:
+            action = {**action, "trace": traced}
         lease = response.heartbeat_timeout.ToTimedelta()
         token = _Token(
             org_id=org.org_id,
@@ -585,3 +588,27 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_TRACE_HEADER: Final = "_tracer-data"
+"""The Temporal header in which its TracingInterceptor carries the trace context (a JSON
+object of W3C keys), on the activity the workflow's ``StartActivity`` span offered."""
+
+
+def _activity_trace(response: PollActivityTaskQueueResponse) -> dict[str, str] | None:
+    """The trace context of the workflow's span that offered the action (tracing on), so
+    that the executor's span is its child; None when the activity carries none."""
+    payload = response.header.fields.get(_TRACE_HEADER) if response.HasField("header") else None
+    if payload is None:
+        return None
+    try:
+        carrier = json.loads(payload.data)
+    except ValueError:
+        return None
+    if not isinstance(carrier, dict) or not isinstance(carrier.get("traceparent"), str):
+        return None
+    return {
+        key: carrier[key]
+        for key in ("traceparent", "tracestate")
+        if isinstance(carrier.get(key), str) and carrier[key]
+    }

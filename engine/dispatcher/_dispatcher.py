@@ -77,6 +77,8 @@ from engine.protocol import (
     clipped,
     submission_problem,
 )
+from engine.telemetry.logs import bind_log_fields
+from engine.telemetry.tracing import current_trace
 from engine.tenancy import ClientPool, NamespaceResolver, OrgRouter
 from engine.workflow import (
     ENGINE_ACTION_TYPE,
@@ -488,8 +490,16 @@ class TemporalDispatcher:
         """
         with self._translated(org, None):
             notify = await self.webhooks.notifies(client)
+        bind_log_fields(org=org.org_id, workflow_id=workflow_id)
+        # The trace of the call starting the run (None when not traced): its actions carry it.
         start = self.factory.prepare(
-            definition, inputs, org, workflow_id, called=called, notify=notify
+            definition,
+            inputs,
+            org,
+            workflow_id,
+            called=called,
+            notify=notify,
+            trace=current_trace(),
         )
         memo = dict(start.memo)
         if request_id:
@@ -652,16 +662,53 @@ class TemporalDispatcher:
             )
         client = await self.client(org)
         _check_page_size(page_size)
+        with self._translated(org, None):
+            actions, asked, token = await self._inbox_page(client, clauses, page_size, page_token)
+        if asked:
+            actions.extend(await self._asked_actions(org, asked))
+        actions.sort(key=lambda action: (action["created_at"], action["action_id"]))
+        return ActionPage(actions, token)
+
+    async def waiting_actions(
+        self, org_id: str, *, pages: int = 10, page_size: int = 100
+    ) -> builtins.list[PendingAction]:
+        """The org's pending actions as the inbox lists them, for its metrics: visibility only
+        (one call per page, at most ``pages`` pages), without waking the org's worker, and
+        without asking the runs that keep no inbox memo (left out)."""
+        target = self.router.resolver.resolve(org_id)
+        client = await self.router.clients.client(target)
+        clauses = [
+            f"{ENGINE_ORG.name} = {_quote(org_id)}",
+            f"WorkflowType != {_quote(REGISTRY_WORKFLOW_TYPE)}",
+            f"({_STATUS_CLAUSES['waiting']})",
+        ]
+        actions: builtins.list[PendingAction] = []
+        token: bytes | None = None
+        for _ in range(pages):
+            page, _, token = await self._inbox_page(client, clauses, page_size, token)
+            actions.extend(page)
+            if token is None:
+                break
+        return actions
+
+    async def _inbox_page(
+        self,
+        client: Client,
+        clauses: builtins.list[str],
+        page_size: int,
+        page_token: bytes | None,
+    ) -> tuple[builtins.list[PendingAction], builtins.list[str], bytes | None]:
+        """One visibility page of waiting runs: their actions from the inbox memo, the ids of
+        the runs that keep none, and the next page's token."""
         request = ListWorkflowExecutionsRequest(
             namespace=client.namespace,
             page_size=page_size,
             next_page_token=page_token or b"",
             query=" AND ".join(clauses),
         )
-        with self._translated(org, None):
-            page = await client.workflow_service.list_workflow_executions(
-                request, timeout=self.rpc_timeout
-            )
+        page = await client.workflow_service.list_workflow_executions(
+            request, timeout=self.rpc_timeout
+        )
         # Only the inbox's memo is read (and decoded, all in one call): the SDK's own listing
         # would decode every search attribute of every run as well.
         kept = [(info, info.memo.fields.get(INBOX_MEMO)) for info in page.executions]
@@ -673,10 +720,7 @@ class TemporalDispatcher:
                 actions.extend(next(decoded) or [])
             else:
                 asked.append(info.execution.workflow_id)
-        if asked:
-            actions.extend(await self._asked_actions(org, asked))
-        actions.sort(key=lambda action: (action["created_at"], action["action_id"]))
-        return ActionPage(actions, page.next_page_token or None)
+        return actions, asked, page.next_page_token or None
 
     async def _asked_actions(
         self, org: OrgContext, workflow_ids: builtins.list[str]
@@ -937,7 +981,10 @@ class TemporalDispatcher:
         return [target for target in delivered if target is not None]
 
     def _translated(self, org: OrgContext, workflow_id: str | None) -> Any:
-        """A block whose Temporal errors become the engine's, naming the org and namespace."""
+        """A block whose Temporal errors become the engine's, naming the org and namespace.
+
+        The run it is about goes on the log lines of the call from here on."""
+        bind_log_fields(org=org.org_id, workflow_id=workflow_id)
         return translate(self.router.where(org), workflow_id)
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
@@ -21,6 +21,9 @@ from engine.api.v1 import executor_service_pb2_grpc as pb_grpc
 from engine.api.v1 import resources_pb2
 from engine.config import ClientSettings
 from engine.wire import enum_name, enum_value, from_struct, to_value
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, TracerProvider
 
 __all__ = ["ClaimedAction", "Executor", "ExecutorError", "client_channel"]
 
@@ -58,6 +61,9 @@ class ClaimedAction:
         lease: How long the claim holds without a heartbeat.
         lease_deadline: When the lease runs out unless a heartbeat renews it.
         stopped: Set when the engine says to stop working on it.
+        span: The executor's span of the action (a ``CONSUMER`` span, child of the action's
+            ``trace``; ended when the action is reported or abandoned), or None when neither
+            the action nor the executor is traced.
     """
 
     def __init__(
@@ -78,6 +84,10 @@ class ClaimedAction:
         # One report per claim, the same on every attempt: a retry of a report that was taken
         # is answered with its outcome.
         self._request_id = f"{self.action_id}/{self.delivery}/{_PROCESS}"
+        self.span: Span | None = None
+        self._trace: tuple[tuple[str, str], ...] = ()
+        if self.action.get("trace") or executor.tracer_provider is not None:
+            self.span, self._trace = _start_span(self, executor.tracer_provider)
         self._heartbeats = asyncio.get_running_loop().create_task(self._heartbeat())
 
     @property
@@ -113,6 +123,7 @@ class ClaimedAction:
             claim_token=self._token, result=to_value(result), request_id=self._request_id
         )
         await self._report(self._executor._stub.CompleteAction, request)
+        self._end_span(None)
 
     async def fail(self, message: str) -> None:
         """Report that the action could not be performed (the step's ``on_error`` applies).
@@ -124,21 +135,34 @@ class ClaimedAction:
             claim_token=self._token, error=message or "failed", request_id=self._request_id
         )
         await self._report(self._executor._stub.FailAction, request)
+        self._end_span(message or "failed")
 
     async def abandon(self) -> None:
         """Stop heartbeating without a report: the action goes to another executor once the
         lease runs out."""
         await self._stop()
+        self._end_span("abandoned")
 
     async def _report(self, method: Callable[..., Awaitable[Any]], request: Any) -> None:
         try:
             # The same request id on every attempt: a retry of a call that was taken succeeds.
-            await self._executor._call(method, request)
+            await self._executor._call(method, request, trace=self._trace)
         except ExecutorError as error:
             if error.code != grpc.StatusCode.INVALID_ARGUMENT:
                 await self._stop()
+                self._end_span(f"not taken: {error}")
             raise
         await self._stop()
+
+    def _end_span(self, error: str | None) -> None:
+        span, self.span = self.span, None
+        if span is None:
+            return
+        if error is not None:
+            from opentelemetry.trace import StatusCode
+
+            span.set_status(StatusCode.ERROR, error[:500])
+        span.end()
 
     async def _stop(self) -> None:
         if self._finished.is_set():
@@ -159,7 +183,9 @@ class ClaimedAction:
             await asyncio.sleep(min(interval, max(left / 2, 0.0)))
             request = pb.HeartbeatActionRequest(claim_token=self._token)
             try:
-                response = await self._executor._call(self._executor._stub.HeartbeatAction, request)
+                response = await self._executor._call(
+                    self._executor._stub.HeartbeatAction, request, trace=self._trace
+                )
             except ExecutorError as error:
                 log.warning("heartbeat of action %s refused: %s", self.action_id, error)
                 self.stopped.set()
@@ -178,6 +204,8 @@ class Executor:
             ``ENGINE_ADDRESS``, ``ENGINE_TOKEN``, ``.engine/dev.env``).
         identity: Who claims, for the runs' histories (default: the host name).
         channel: An open channel to use instead of one made from ``settings``.
+        tracer_provider: Where the spans of the actions go (default: OpenTelemetry's global
+            provider, for actions that carry a trace; see :attr:`ClaimedAction.span`).
 
     Example::
 
@@ -193,8 +221,10 @@ class Executor:
         *,
         identity: str | None = None,
         channel: grpc.aio.Channel | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings or ClientSettings.resolve()
+        self.tracer_provider = tracer_provider
         self.identity = identity or socket.gethostname()
         self._own_channel = channel is None
         self._channel = channel or client_channel(self.settings)
@@ -322,11 +352,19 @@ class Executor:
             await asyncio.gather(*running, return_exceptions=True)
 
     async def _call(
-        self, method: Callable[..., Awaitable[_T]], request: Any, *, timeout: float = 30.0
+        self,
+        method: Callable[..., Awaitable[_T]],
+        request: Any,
+        *,
+        timeout: float = 30.0,
+        trace: tuple[tuple[str, str], ...] = (),
     ) -> _T:
-        """One call with the token, retried while the control plane is unavailable."""
+        """One call with the token (and ``trace``: traceparent metadata), retried while the
+        control plane is unavailable."""
         token = self.settings.token
         metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        if trace:
+            metadata = (*metadata, *trace)
         delay = 0.2
         for attempt in range(_ATTEMPTS):
             try:
@@ -342,7 +380,15 @@ class Executor:
 async def _performed(
     perform: Callable[[ClaimedAction], Awaitable[None]], claimed: ClaimedAction
 ) -> None:
-    await perform(claimed)
+    if claimed.span is None:
+        await perform(claimed)
+        return
+    from opentelemetry import trace
+
+    # The action's span is current while it is performed: the performer's own spans (and
+    # its log lines' trace ids) belong to it. Ended by the report, not here.
+    with trace.use_span(claimed.span, end_on_exit=False):
+        await perform(claimed)
 
 
 async def report_or_log(claimed: ClaimedAction, report: Awaitable[None]) -> None:
@@ -398,3 +444,31 @@ def _action_json(action: resources_pb2.PendingAction) -> dict[str, Any]:
         data["state"] = from_struct(action.state)
     data["type"] = enum_name(resources_pb2.ActionType, action.type)
     return data
+
+
+def _start_span(
+    claimed: ClaimedAction, provider: TracerProvider | None
+) -> tuple[Span, tuple[tuple[str, str], ...]]:
+    """The executor's span of an action, child of the action's trace context (a trace of its
+    own when the action carries none), and the metadata that carries it to the control plane.
+    Imported here: an executor whose actions are not traced never loads OpenTelemetry."""
+    from opentelemetry import trace
+
+    from engine.telemetry.tracing import context_of, trace_metadata
+
+    action = claimed.action
+    tracer = trace.get_tracer("engine.executor", tracer_provider=provider)
+    span = tracer.start_span(
+        f"PerformAction:{claimed.type}",
+        context=context_of(action.get("trace")),
+        kind=trace.SpanKind.CONSUMER,
+        attributes={
+            "engine.action_id": claimed.action_id,
+            "engine.action_type": claimed.type,
+            "engine.step_id": str(action.get("step_id", "")),
+            "engine.workflow_id": str(action.get("workflow_id", "")),
+            "engine.run_id": str(action.get("run_id", "")),
+            "engine.delivery": claimed.delivery,
+        },
+    )
+    return span, trace_metadata(trace.set_span_in_context(span))

@@ -67,6 +67,7 @@ def gateway_app(channel: Callable[[], grpc.aio.Channel]) -> Starlette:
             verbs = ", ".join(sorted({route.verb for route, _ in matched}))
             return json_error(405, "METHOD_NOT_ALLOWED", f"{request.method} {path}: use {verbs}")
         route, match = next((r, m) for r, m in matched if r.verb == request.method)
+        request.scope["engine.route"] = route.template  # the route label of its metrics
         try:
             message = await _request(route, request, match.groupdict())
         except _BadRequestError as bad:
@@ -227,8 +228,14 @@ def _field_of(message: str) -> str:
 
 
 def _forwarded(request: Request) -> tuple[tuple[str, str], ...]:
-    authorization = request.headers.get("authorization")
-    return (("authorization", authorization),) if authorization else ()
+    """The caller's headers the gRPC call carries: its token, and its W3C trace context (the
+    control plane's span then continues the caller's trace, when tracing is on)."""
+    headers = request.headers
+    return tuple(
+        (name, value)
+        for name in ("authorization", "traceparent", "tracestate")
+        if (value := headers.get(name))
+    )
 
 
 def _json(message: Message) -> dict[str, Any]:
@@ -278,8 +285,18 @@ class HttpApiServer(PlaneFace):
     """Serves the HTTP/JSON API (with ``/openapi.json``, the answer page and the web console) at
     ``http://HOST:PORT``, on a thread of its own (see :class:`~engine.gateway._serve.PlaneFace`)."""
 
-    def __init__(self, plane_address: str | None, *, host: str, port: int) -> None:
+    def __init__(
+        self,
+        plane_address: str | None,
+        *,
+        host: str,
+        port: int,
+        middleware: Callable[[Any], Any] | None = None,
+    ) -> None:
         super().__init__(plane_address, host=host, port=port, name="engine-http-api")
+        self.middleware = middleware
+        """Wraps the app (the metrics' request counting), if given."""
 
     def app(self) -> Any:
-        return gateway_app(self.channel)
+        app = gateway_app(self.channel)
+        return self.middleware(app) if self.middleware is not None else app

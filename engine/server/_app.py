@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -33,7 +34,11 @@ from engine.server._interceptors import ControlPlaneInterceptor
 from engine.server._links import PUBLIC_LINK_METHODS, LinkServicer
 from engine.server._schedules import ScheduleServicer
 from engine.server._servicers import DefinitionServicer, OrganizationServicer, WorkflowServicer
+from engine.server._tracing import TracingInterceptor
 from engine.tenancy import NamespaceResolver, OrgDirectory, Provisioner
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["SERVICE_NAMES", "ControlPlane", "build_server"]
 
@@ -100,18 +105,27 @@ def build_server(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     links: LinkSigner | None = None,
+    tracer_provider: TracerProvider | None = None,
+    outer_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> ControlPlane:
     """Build the control plane's gRPC server (``engine.stack.Stack.control_plane`` calls it
     with the parts of a stack).
 
     One interceptor authenticates (the token becomes ``context.org``; health and reflection are
     public, OrganizationService needs ``platform``) and sends every exception as a gRPC status.
+    ``outer_interceptors`` (the metrics') wrap it, in order, inside tracing's.
     """
+    # Tracing (only when on: ``tracer_provider``) outermost of all, so that its span is the
+    # current one of everything a call does; off, it is not in the chain at all.
+    tracing = [TracingInterceptor(tracer_provider)] if tracer_provider is not None else []
     server = grpc.aio.server(
         interceptors=[
+            *tracing,
+            # Then the metrics' (outer_interceptors): each call as it leaves, its status mapped.
+            *outer_interceptors,
             ControlPlaneInterceptor(
                 verifier, resolver, public=_PUBLIC, platform_only=_PLATFORM_ONLY
-            )
+            ),
         ],
         # Past gRPC's 4 MiB default, so that a request over one of the engine's own limits
         # (a result, a definition) reaches the code that names that limit.

@@ -81,6 +81,9 @@ def action_to_proto(action: PendingAction) -> resources_pb2.PendingAction:
     if action.get("truncated"):
         message.truncated = True
     message.answers.extend(answers_to_proto(action.get("answers") or []))
+    trace = action.get("trace")
+    if trace:
+        message.trace.update({str(k): str(v) for k, v in trace.items()})
     return message
 
 

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import grpc
 from grpc_status import rpc_status
 
-from engine.context import CALL_DEADLINE, OrgContext
+from engine.context import CALL_DEADLINE, CALL_ORG, OrgContext
 from engine.errors import InvalidFieldError
 from engine.identity import PermissionDeniedError, TokenVerifier
 from engine.server._errors import status_of
+from engine.telemetry.logs import bind_log_fields
 from engine.tenancy import NamespaceResolver
 
-__all__ = ["ControlPlaneInterceptor", "OrgServicerContext"]
+__all__ = ["ControlPlaneInterceptor", "OrgServicerContext", "rewrap"]
 
 if TYPE_CHECKING:
     # Generic only in the type stubs: subscripting it at run time raises TypeError.
@@ -68,18 +69,24 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return tolerant
 
 
-def _rewrap(handler: _Handler, wrap: Callable[[Any, bool], Any]) -> _Handler:
-    """The same handler with its behaviour wrapped (unary-unary and unary-stream)."""
+def rewrap(
+    handler: _Handler, wrap: Callable[[Any, bool], Any], *, tolerant: bool = True
+) -> _Handler:
+    """The same handler with its behaviour wrapped (unary-unary and unary-stream); with
+    ``tolerant``, a request that cannot be decoded reaches the behaviour (see _Undecodable)."""
+    deserialize = (
+        _tolerant(handler.request_deserializer) if tolerant else handler.request_deserializer
+    )
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             wrap(handler.unary_unary, False),
-            request_deserializer=_tolerant(handler.request_deserializer),
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
             wrap(handler.unary_stream, True),
-            request_deserializer=_tolerant(handler.request_deserializer),
+            request_deserializer=deserialize,
             response_serializer=handler.response_serializer,
         )
     return handler  # the engine's services have no client-streaming rpcs
@@ -127,9 +134,7 @@ class ControlPlaneInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         if method.startswith(self.public):
-            return _rewrap(
-                handler, lambda behavior, streaming: _mapped(behavior, streaming, method)
-            )
+            return rewrap(handler, lambda behavior, streaming: _mapped(behavior, streaming, method))
         metadata = dict(handler_call_details.invocation_metadata or ())
         needs_platform = method.startswith(self.platform_only)
         name = method.rsplit("/", 1)[-1]
@@ -138,6 +143,8 @@ class ControlPlaneInterceptor(grpc.aio.ServerInterceptor):
         def authenticated(context: Any) -> OrgServicerContext:
             authorization = metadata.get("authorization")
             claims = self.verifier.verify(authorization if isinstance(authorization, str) else None)
+            bind_log_fields(org=claims.org_id)  # on the call's log lines (and its span)
+            CALL_ORG.set(claims.org_id)  # the org label of the call's metrics
             if needs_platform and not claims.is_platform:
                 raise PermissionDeniedError(
                     f"{name} needs the platform role (an org's admin administers only its "
@@ -160,7 +167,7 @@ class ControlPlaneInterceptor(grpc.aio.ServerInterceptor):
                 method,
             )
 
-        return _rewrap(handler, wrap)
+        return rewrap(handler, wrap)
 
 
 def _mapped(behavior: Any, streaming: bool, method: str) -> Any:

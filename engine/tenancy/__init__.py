@@ -10,7 +10,7 @@ namespaces, a :class:`Provisioner` registers engine-tagged namespaces idempotent
 
 from __future__ import annotations
 
-from engine.tenancy._clients import ClientPool
+from engine.tenancy._clients import ClientPool, tracing_interceptors
 from engine.tenancy._directory import ENGINE_TAG, Organization, OrgDirectory
 from engine.tenancy._errors import (
     NamespaceNotOwnedError,
@@ -56,4 +56,5 @@ __all__ = [
     "resolver_from_settings",
     "temporal_error",
     "temporal_refusal",
+    "tracing_interceptors",
 ]

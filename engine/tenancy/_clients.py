@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowHandle
+from temporalio.client import Client, Interceptor, RPCTimeoutOrCancelledError, WorkflowHandle
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode, TLSConfig
 
 from engine.tenancy._errors import TemporalUnavailableError
 from engine.tenancy._resolve import Endpoint, NamespaceTarget, TlsSettings
 
-__all__ = ["ClientPool"]
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+__all__ = ["ClientPool", "tracing_interceptors"]
 
 _CONNECT_TIMEOUT: Final = timedelta(seconds=5)
 _QUERY_COOLDOWN: Final = 10.0
@@ -42,6 +46,12 @@ class ClientPool:
         on_org_call: Told the org id of every caller's call routed to an org (see
             ``OrgRouter``): the worker pool's wake-up, so that an org someone uses has a
             worker.
+        tracer_provider: Trace Temporal calls, and the runs of the workers built from these
+            clients, with Temporal's ``TracingInterceptor`` (see ``engine.telemetry.tracing``);
+            None (tracing off) installs no interceptor.
+        runtime: The Temporal SDK runtime of every connection (and so of the workers built
+            from them): one that records metrics (``engine.telemetry.metrics``); None: the
+            SDK's default.
     """
 
     def __init__(
@@ -49,8 +59,12 @@ class ClientPool:
         *,
         queries_per_namespace: int = 8,
         on_org_call: Callable[[str], None] | None = None,
+        tracer_provider: TracerProvider | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.on_org_call = on_org_call
+        self.runtime = runtime
+        self.interceptors = tracing_interceptors(tracer_provider)
         self._connections: dict[Endpoint, Client] = {}
         self._clients: dict[tuple[Endpoint, str], Client] = {}
         self._lock = asyncio.Lock()
@@ -185,9 +199,23 @@ class ClientPool:
             base.service_client,
             namespace=target.namespace,
             data_converter=base.data_converter,
+            interceptors=self.interceptors,
         )
         self._clients[key] = client
         return client
+
+    async def untraced_client(self, target: NamespaceTarget) -> Client:
+        """A client of a namespace without the tracing interceptor (the same as
+        :meth:`client` when tracing is off), for the engine's own housekeeping: the membership
+        heartbeats, every 2 s, would fill the traces with nothing anyone asked for."""
+        client = await self.client(target)
+        if not self.interceptors:
+            return client
+        return Client(
+            client.service_client,
+            namespace=target.namespace,
+            data_converter=client.data_converter,
+        )
 
     async def connection(self, endpoint: Endpoint) -> Client:
         """The shared connection to an endpoint (a client of its first namespace)."""
@@ -197,7 +225,7 @@ class ClientPool:
         async with self._lock:
             connection = self._connections.get(endpoint)
             if connection is None:
-                connection = await _connect(endpoint)
+                connection = await _connect(endpoint, self.interceptors, self.runtime)
                 self._connections[endpoint] = connection
         return connection
 
@@ -212,15 +240,29 @@ class ClientPool:
         self._connections.clear()
 
 
-async def _connect(endpoint: Endpoint) -> Client:
+def tracing_interceptors(provider: TracerProvider | None) -> list[Interceptor]:
+    """Temporal's tracing interceptor on ``provider`` (none without one). As a client
+    interceptor it is also the worker interceptor of every worker built from the client."""
+    if provider is None:
+        return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return [TracingInterceptor(provider.get_tracer("temporalio.contrib.opentelemetry"))]
+
+
+async def _connect(
+    endpoint: Endpoint, interceptors: Sequence[Interceptor] = (), runtime: Runtime | None = None
+) -> Client:
     try:
         return await Client.connect(
             endpoint.address,
             namespace="default",
+            interceptors=interceptors,
             api_key=endpoint.api_key,
             tls=_tls(endpoint.tls),
             retry_config=_RETRY,
             connect_timeout=_CONNECT_TIMEOUT,
+            runtime=runtime,
         )
     except RuntimeError as error:
         raise TemporalUnavailableError(

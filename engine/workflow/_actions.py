@@ -63,6 +63,8 @@ class Action:
         answers: Who answered it and when (``subject``, ``at``; a counted approval also its
             ``answer``), in order.
         deadline_changed: Set by ``update_timeout``, so the waiting step looks again.
+        trace: The run's trace context (``RunInput.trace``), shown with the action so that
+            its executor continues the run's trace; None when the run has none.
     """
 
     action_id: str
@@ -81,6 +83,7 @@ class Action:
     retries_left: bool = True
     answers: list[dict[str, Any]] = field(default_factory=list)
     deadline_changed: bool = field(default=False, repr=False)
+    trace: dict[str, str] | None = None
 
     def to_json(self, now: datetime) -> PendingAction:
         """The action as clients see it (``timeout`` is the seconds left, if any)."""
@@ -103,6 +106,8 @@ class Action:
             out["state"] = self.state
         if self.answers:
             out["answers"] = self.answers
+        if self.trace:  # only then: the actions of untraced runs look as they always did
+            out["trace"] = self.trace
         return out
 
     def check_answerer(self, actor: Any, starter: str) -> None:

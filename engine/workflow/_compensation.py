@@ -68,7 +68,9 @@ class Compensations:
             try:
                 await run_block(step.compensate, scope)
             except (RunFailedError, StepFailedError, RunCancelledError) as failure:
-                workflow.logger.warning("compensation of step %s failed: %s", step.id, failure)
+                workflow.logger.warning(
+                    "compensation of step %s failed: %s", step.id, failure, extra={"step": step.id}
+                )
 
     def handed_over(
         self,

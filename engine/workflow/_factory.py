@@ -83,12 +83,14 @@ class WorkflowFactory:
         *,
         called: dict[str, Called] | None = None,
         notify: bool = False,
+        trace: dict[str, str] | None = None,
     ) -> RunStart:
         """Validate the inputs (filling defaults) and build the start of a run.
 
         Args:
             called: The definitions its call steps run (:func:`resolve_calls`).
             notify: Send each action that starts waiting to the org's webhook.
+            trace: The trace context of the call starting the run (its actions carry it).
 
         Raises:
             engine.definition.InputError: The inputs do not match the definition's schema.
@@ -102,6 +104,7 @@ class WorkflowFactory:
             lease=self.lease,
             called=called or None,
             notify=notify,
+            trace=trace or None,
         )
         return RunStart(
             workflow_type=definition.workflow_type,

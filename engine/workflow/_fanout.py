@@ -114,6 +114,7 @@ class ItemRuns:
             lease=parent.lease,
             called=called,
             notify=parent.notify,
+            trace=parent.trace,
         )
         info = workflow.info()
         return await self._start(
@@ -157,6 +158,7 @@ class ItemRuns:
             lease=parent.lease,
             called=called["called"],
             notify=parent.notify,
+            trace=parent.trace,
         )
         suffix = f"/attempt-{attempt}" if attempt > 1 else ""
         org_id = str(parent.org.get("org_id", ""))

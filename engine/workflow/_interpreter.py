@@ -136,6 +136,7 @@ from engine.workflow._flow import (
     Scope,
     StepFailedError,
 )
+from engine.workflow._metrics import run_ended, run_started
 from engine.workflow._notify import (
     ATTEMPT_TIMEOUT,
     DELIVERY_RETRY,
@@ -225,6 +226,7 @@ class EngineWorkflow:
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> Any:
         """Run the definition (or, for a foreach item, its foreach's steps)."""
+        run_started(self.org_id, self.definition.name)
         block = self.definition.steps
         if self.input.scope:
             foreach = self.definition.step(self.input.scope["foreach"])
@@ -278,6 +280,13 @@ class EngineWorkflow:
         # An inline foreach item's steps are the item's: recorded in its frame, not the run's
         # history (as an item's own run would keep them in its own).
         entry = self.record.begin(step, resumed) if scope.frame is None else new_entry(step)
+        workflow.logger.debug(
+            "step %s (%s) %s",
+            step.id,
+            step.step_type,
+            "resumed" if resumed else "started",
+            extra=self.log_extra(step.id),
+        )
         try:
             runs = resumed or step.evaluate_when(self.context(step, scope))
         except ExpressionError as error:
@@ -421,6 +430,12 @@ class EngineWorkflow:
     ) -> None:
         """Record a failure; with ``on_error: continue`` the run goes on, else it fails."""
         self.finish(step, entry, "failed", failure.output, scope, error=failure.message)
+        workflow.logger.info(
+            "step %s failed: %s",
+            step.id,
+            clipped(failure.message, 500),
+            extra=self.log_extra(step.id),
+        )
         if step.on_error == "continue" and not self.cancel_reason:
             # What a failed step produced (a shell step's exit code and output) is what the
             # steps after it need to react to, so it lands in `output_to` as a success would.
@@ -437,6 +452,14 @@ class EngineWorkflow:
         raise RunFailedError(f"step '{step.id}' failed: {failure.message}", error)
 
     # -- what step units use (the Run protocol of _steps) -----------------------------------
+
+    def log_extra(self, step_id: str | None = None) -> dict[str, str]:
+        """The ``extra`` of the run's log calls: its org and the step (``engine.telemetry.logs``
+        reads them, and the run ids Temporal's ``workflow.logger`` adds)."""
+        extra = {"org": self.org_id}
+        if step_id:
+            extra["step"] = step_id
+        return extra
 
     def context(self, step: StepBase, scope: Scope) -> dict[str, Any]:
         """What the step's expressions see: inputs, state, steps, workflow, org, variables."""
@@ -551,7 +574,10 @@ class EngineWorkflow:
                 )
             except ActivityError as error:
                 workflow.logger.warning(
-                    "webhook delivery %s given up: %s", event["delivery_id"], error.cause or error
+                    "webhook delivery %s given up: %s",
+                    event["delivery_id"],
+                    error.cause or error,
+                    extra=self.log_extra(action["step_id"]),
                 )
 
         task = asyncio.create_task(deliver())
@@ -631,6 +657,7 @@ class EngineWorkflow:
             lease=self.input.lease,
             called=self.input.called,
             notify=self.input.notify,
+            trace=self.input.trace,
         )
         # Only when in progress, so that the runs recorded before these step types carry what
         # they always did.
@@ -649,6 +676,7 @@ class EngineWorkflow:
     # -- endings ----------------------------------------------------------------------------
 
     async def finish_completed(self, value: Any) -> Any:
+        run_ended(self.org_id, self.definition.name, "completed")
         fail_if_too_large("the run's result", value)
         self.record.result = value
         await self.settle("completed")
@@ -657,12 +685,14 @@ class EngineWorkflow:
         return value
 
     async def finish_failed(self, message: str) -> Any:
+        run_ended(self.org_id, self.definition.name, "failed")
         message = clipped(message)
         self.record.error = message
         await self.settle("failed")
         raise ApplicationError(message, type="StepFailedError", non_retryable=True)
 
     async def finish_cancelled(self, reason: str | None) -> Any:
+        run_ended(self.org_id, self.definition.name, "cancelled")
         shown = reason if reason is not None else workflow.cancellation_reason()
         self.record.error = f"cancelled: {shown}" if shown else "cancelled"
         await self.settle("cancelled")
@@ -792,7 +822,9 @@ class EngineWorkflow:
             action.check_answerer(submission.get("actor"), self.starter)
             self.actions.accept(action, submission, workflow.now())
         except ResultRejectedError as rejected:
-            workflow.logger.warning("submit_result signal rejected: %s", rejected)
+            workflow.logger.warning(
+                "submit_result signal rejected: %s", rejected, extra=self.log_extra()
+            )
 
     @workflow.signal(name=CANCEL_WORKFLOW)
     def cancel_workflow(self, reason: str | None = None) -> None:

@@ -198,6 +198,10 @@ class RunInput:
             started (see :class:`Called`): the run needs no registry.
         notify: The org had a webhook when the run started: each action that starts waiting
             is sent to it (see :mod:`engine.workflow._notify`). Its child runs inherit it.
+        trace: The W3C trace context (``traceparent``, ``tracestate``) of the call that
+            started the run, when it was traced (see :mod:`engine.telemetry.tracing`): each of
+            its pending actions carries it, so an executor continues the trace. Its child runs
+            and continued runs inherit it. None for runs a schedule starts.
     """
 
     definition: str
@@ -209,3 +213,4 @@ class RunInput:
     lease: float | None = None
     called: dict[str, Called] | None = None
     notify: bool = False
+    trace: dict[str, str] | None = None

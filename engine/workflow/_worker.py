@@ -37,6 +37,10 @@ _PURE_MODULES: Final = (
     "pydantic_core",
     "annotated_types",
     "typing_extensions",
+    # Temporal's TracingInterceptor (on when tracing is) keeps its span context in
+    # OpenTelemetry's context inside the run: the sandbox must share the one module instance
+    # with the interceptor and the exporter outside it, as the SDK's documentation advises.
+    "opentelemetry",
 )
 
 PASSTHROUGH_MODULES: Final = (*_PURE_MODULES, "engine.workflow")

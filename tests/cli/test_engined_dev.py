@@ -131,8 +131,16 @@ def test_engined_dev_runs_an_example_and_stops_everything_on_ctrl_c(tmp_path: Pa
         assert got.returncode == 0, got.stderr
         got_json = json.loads(got.stdout)
         workflow = got_json.get("workflow", got_json)
-        assert workflow["status"] == "RUN_STATUS_COMPLETED", workflow
+        assert workflow["status"] == "completed", workflow
         assert workflow["result"] == {"greeting": "Hello, newcomer", "run": workflow_id}
+        # Its Prometheus endpoint (dev.env says where) counted the run, in the dev org.
+        scraped = urllib.request.urlopen(settings["ENGINE_METRICS_URL"], timeout=30).read()
+        lines = scraped.decode().splitlines()
+        assert any(
+            line.startswith("engine_runs_completed_total{") and 'org="default"' in line
+            for line in lines
+        ), [line for line in lines if line.startswith("engine_runs")]
+        assert any(line.startswith("temporal_workflow_task_queue_poll") for line in lines)
     finally:
         _interrupt(process)
     assert process.returncode == 0, (tmp_path / "engined.log").read_text()[-3000:]
@@ -159,6 +167,8 @@ def _start_dev(
             "--mcp-listen",
             f"127.0.0.1:{free_port()}",
             "--http-listen",
+            f"127.0.0.1:{free_port()}",
+            "--metrics-listen",
             f"127.0.0.1:{free_port()}",
             *extra,
         ],

@@ -130,6 +130,26 @@ class PendingAction(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class TraceEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ACTION_ID_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
     STEP_ID_FIELD_NUMBER: _builtins.int
@@ -143,6 +163,7 @@ class PendingAction(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
     ANSWERS_FIELD_NUMBER: _builtins.int
+    TRACE_FIELD_NUMBER: _builtins.int
     action_id: _builtins.str
     """Unique id of this attempt of the step; name it when submitting the result."""
     type: Global___ActionType.ValueType
@@ -185,6 +206,13 @@ class PendingAction(_message.Message):
         Who may answer is in parameters.answer_rules (roles, subjects, approvals, allow_starter).
         """
 
+    @_builtins.property
+    def trace(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The W3C trace context to continue when performing it: "traceparent" (and "tracestate"
+        when there is one). Send traceparent as gRPC metadata with the heartbeats and the result,
+        and start the executor's span as its child. Empty when the run is not traced.
+        """
+
     def __init__(
         self,
         *,
@@ -201,10 +229,11 @@ class PendingAction(_message.Message):
         state: _struct_pb2.Struct | None = ...,
         truncated: _builtins.bool = ...,
         answers: _abc.Iterable[Global___Answer] | None = ...,
+        trace: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deadline", b"deadline", "parameters", b"parameters", "state", b"state", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "answers", b"answers", "attempt", b"attempt", "create_time", b"create_time", "deadline", b"deadline", "parameters", b"parameters", "run_id", b"run_id", "state", b"state", "step_id", b"step_id", "timeout", b"timeout", "truncated", b"truncated", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_id", b"action_id", "answers", b"answers", "attempt", b"attempt", "create_time", b"create_time", "deadline", b"deadline", "parameters", b"parameters", "run_id", b"run_id", "state", b"state", "step_id", b"step_id", "timeout", b"timeout", "trace", b"trace", "truncated", b"truncated", "type", b"type", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,6 +27,7 @@ class Run(Protocol):
         definition: The definition it executes.
         workflow_id: Its workflow id.
         run_id: Its run id.
+        org_id: The org it serves (the label of its metrics).
         state: Its state (step units read it through :meth:`context`; a foreach hands it on).
         record: Where it is, its history and step records.
         actions: The external actions it waits for.
@@ -46,6 +47,7 @@ class Run(Protocol):
     definition: WorkflowDefinition
     workflow_id: str
     run_id: str
+    org_id: str
     state: dict[str, Any]
     record: RunRecord
     actions: OpenActions
@@ -79,6 +81,10 @@ class Run(Protocol):
 
     def notify_waiting(self, action: PendingAction) -> None:
         """Send an action that starts waiting to the org's webhook, if the run notifies."""
+        ...
+
+    def log_extra(self, step_id: str | None = None) -> dict[str, str]:
+        """The ``extra`` of the run's log calls: its org and the step."""
         ...
 
     async def run_block(self, block: Sequence[StepBase], scope: Scope) -> Returned | None:

@@ -39,6 +39,7 @@ from engine.protocol import (
 )
 from engine.workflow._actions import Action, ResultRejectedError, check_result
 from engine.workflow._flow import Scope, StepFailedError, seconds_until
+from engine.workflow._metrics import action_answered
 from engine.workflow._steps._run import Run
 
 __all__ = ["ON_TASK_QUEUES", "run_action"]
@@ -83,6 +84,7 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
         state=context["state"] if step.needs_state is not None else None,
         workflow_id=run.workflow_id,
         run_id=run.run_id,
+        trace=run.input.trace,
     )
     run.actions.add(action)
     try:
@@ -97,6 +99,8 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
         await _delivered(run, step, action, timeout)
     else:
         await _asked(run, step, action)
+    if action.resolved:
+        action_answered(run.org_id, action.type, workflow.now() - action.created_at)
     # A timed-out action leaves the status too: during a retry's backoff nothing waits.
     await run.publish_actions()
     if action.answers:

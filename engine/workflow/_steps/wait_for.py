@@ -36,7 +36,12 @@ async def run_wait_for(run: Run, step: WaitForStep, scope: Scope, attempt: int) 
         try:
             return step.evaluate_correlate({**context, "event": payload})
         except ExpressionError as error:
-            workflow.logger.info("event for step '%s' does not correlate: %s", step.id, error)
+            workflow.logger.info(
+                "event for step '%s' does not correlate: %s",
+                step.id,
+                error,
+                extra=run.log_extra(step.id),
+            )
             return False
 
     timeout = step.timeout or run.definition.defaults.timeout

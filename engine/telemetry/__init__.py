@@ -1,0 +1,1 @@
+"""Telemetry of the engine: traces, structured logs and metrics."""
