@@ -586,7 +586,7 @@ def test_bash_completion_registers_and_completes_commands_flags_and_choices(
         "enginectl config ": "set-context use-context get-contexts current-context delete-context",
         "enginectl config set-context prod --token": "--token --token-file --token-env",
         "enginectl --address 127.0.0.1:50051 -o ": "table json",
-        "enginectl -o json --context prod l": "ls",
+        "enginectl -o json --context prod l": "ls link",
         "enginectl ls --status w": "waiting",
         "enginectl ls --output=j": "json",
         "enginectl completion ": "bash zsh fish",

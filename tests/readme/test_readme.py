@@ -16,6 +16,7 @@ that program would (the same gRPC method found by reflection; the same MCP endpo
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -87,7 +88,7 @@ HOW: dict[str, How] = {
     "grpcurl": How(emulate="grpcurl"),
     "claude mcp add": How(emulate="claude"),
     "curl": How(output="{"),
-    "curl -s http://127.0.0.1:9464/metrics": How(output='engine_runs_started_total{'),
+    "curl -s http://127.0.0.1:9464/metrics": How(output="engine_runs_started_total{"),
     ".venv/bin/enginectl ls --watch": How(service="WORKFLOW"),
 }
 """By the start of the command's text (the longest matching key wins)."""
@@ -456,7 +457,10 @@ def _claude(engine: Engine, text: str, command: Command) -> None:
         async with Client(server) as client:
             return await listed(client)
 
-    found = asyncio.run(asyncio.wait_for(tools(), 60))
+    # In a thread of its own: asyncio.run would leave this thread with no event loop, which
+    # the async fixtures of the tests after this one still need.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        found = thread.submit(asyncio.run, asyncio.wait_for(tools(), 60)).result()
     assert {"start_run", "take_action", "submit_result"} <= found, f"{command.where}: {found}"
 
 
