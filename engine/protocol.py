@@ -322,6 +322,7 @@ class RunStatus(TypedDict):
         result: What it returned, once completed.
         error: Why it failed or was cancelled.
         started_at: When its first run started (ISO-8601).
+        finished_at: When it ended (ISO-8601, the run's own clock); absent while it runs.
         continued: How many times it continued as new.
         version: How many times the status changed in this run (see :data:`GET_CHANGES`).
     """
@@ -342,6 +343,7 @@ class RunStatus(TypedDict):
     result: Any
     error: str | None
     started_at: str
+    finished_at: NotRequired[str]
     continued: int
     version: NotRequired[int]
 

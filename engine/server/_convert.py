@@ -122,6 +122,8 @@ def workflow_to_proto(status: RunStatus) -> resources_pb2.Workflow:
     )
     if status.get("started_at"):
         message.start_time.CopyFrom(timestamp(status["started_at"]))
+    if status.get("finished_at"):
+        message.close_time.CopyFrom(timestamp(status["finished_at"]))
     waiting = status.get("waiting")
     if waiting:
         message.waiting.CopyFrom(

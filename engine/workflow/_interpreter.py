@@ -723,7 +723,7 @@ class EngineWorkflow:
     def get_status(self) -> RunStatus:
         """Status, current step, pending actions (whole tree), step history and state."""
         record = self.record
-        return {
+        status: RunStatus = {
             "workflow_id": self.workflow_id,
             "run_id": self.run_id,
             "workflow_type": workflow.info().workflow_type,
@@ -747,6 +747,9 @@ class EngineWorkflow:
             "continued": record.continued,
             "version": self.version,
         }
+        if record.finished_at:
+            status["finished_at"] = record.finished_at
+        return status
 
     @workflow.query(name=GET_CHANGES)
     def get_changes(self, after: int) -> Changes:

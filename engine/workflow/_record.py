@@ -71,6 +71,7 @@ class RunRecord:
         self.result: Any = None
         self.error: str | None = None
         self.started_at: str = progress.get("started_at") or workflow.now().isoformat()
+        self.finished_at: str | None = None
         self.continued = int(progress.get("continued", 0))
         # What the search attributes say now: an upsert that changes nothing is not sent.
         self._searchable: dict[SearchAttributeKey[str], str | None] = {
@@ -102,6 +103,7 @@ class RunRecord:
     def end(self, status: RunState) -> None:
         """The run ended: completed, failed or cancelled."""
         self.status = status
+        self.finished_at = workflow.now().isoformat()
         self.current_step = None
         self.waits.clear()
         self.upsert_search()

@@ -26,6 +26,7 @@ from opentelemetry.trace import SpanKind
 
 from engine.api.v1 import workflow_service_pb2 as workflows_pb
 from engine.api.v1 import workflow_service_pb2_grpc
+from engine.cli import enginectl_main
 from engine.config import ClientSettings
 from engine.executor import Executor
 from engine.gateway import HttpApiServer
@@ -188,6 +189,54 @@ async def test_one_trace_from_the_grpc_call_through_the_run_to_the_executors_res
     }
     assert (perform.attributes or {})["engine.step_id"] == "build"
     assert (complete.attributes or {})["org"] == ORG
+
+
+async def test_an_answer_by_id_from_enginectl_joins_the_runs_trace(traced: Traced) -> None:
+    """A person's answer (``enginectl submit``, by run and step) carries the trace context the
+    action shows, so the control plane's span of SubmitResult is in the run's trace."""
+    name = unique("asked")
+    org = traced.stack.org(ORG)
+
+    async def register() -> Any:
+        return await traced.stack.registry.register(
+            org,
+            f"name: {name}\nversion: 1\nsteps:\n"
+            "  - {id: approve, type: prompt, prompt_type: confirm, message: Ship it?}\n",
+        )
+
+    await eventually(register, lambda _: True, what="registering a definition")
+    caller = traced.provider.get_tracer("test").start_span("person's tool")
+    carrier = current_trace(trace.set_span_in_context(caller))
+    assert carrier is not None
+    async with grpc.aio.insecure_channel(traced.stack.address) as channel:
+        stub = workflow_service_pb2_grpc.WorkflowServiceStub(channel)
+        started = await stub.StartWorkflow(
+            workflows_pb.StartWorkflowRequest(definition_name=name, wait_for_suspension=True),
+            metadata=(("authorization", f"Bearer {traced.token()}"), *carrier.items()),
+        )
+    caller.end()
+    [action] = started.pending_actions
+    assert action.trace["traceparent"].split("-")[1] == format(
+        caller.get_span_context().trace_id, "032x"
+    )
+    argv = ["submit", started.workflow_id, "approve", "true"]
+    argv += ["--address", traced.stack.address, "--token", traced.token()]
+    assert await asyncio.to_thread(enginectl_main, argv) == 0
+    await eventually(
+        lambda: traced.stack.dispatcher.status(org, started.workflow_id),
+        lambda status: status["status"] == "completed",
+        what="the run's completion",
+    )
+    spans = traced.spans()
+    start = _one(
+        [s for s in spans if s.context.trace_id == caller.get_span_context().trace_id],
+        "/engine.api.v1.WorkflowService/StartWorkflow",
+    )
+    answer = _one(
+        [s for s in spans if s.context.trace_id == caller.get_span_context().trace_id],
+        "/engine.api.v1.WorkflowService/SubmitResult",
+    )
+    assert _parent_id(answer) == start.context.span_id
 
 
 async def test_a_refused_call_has_a_span_with_its_status(traced: Traced) -> None:

@@ -385,6 +385,7 @@ class Workflow(_message.Message):
     ORG_ID_FIELD_NUMBER: _builtins.int
     STATUS_VERSION_FIELD_NUMBER: _builtins.int
     STARTED_BY_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     """The run's workflow id."""
     run_id: _builtins.str
@@ -436,6 +437,12 @@ class Workflow(_message.Message):
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """When the run (its first execution) started."""
 
+    @_builtins.property
+    def close_time(self) -> _timestamp_pb2.Timestamp:
+        """When the run ended (completed, failed or cancelled); unset while it runs, and for a run
+        that ended on a worker that did not record it.
+        """
+
     def __init__(
         self,
         *,
@@ -457,10 +464,11 @@ class Workflow(_message.Message):
         org_id: _builtins.str = ...,
         status_version: _builtins.int = ...,
         started_by: _builtins.str = ...,
+        close_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "start_time", b"start_time", "state", b"state", "waiting", b"waiting"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "result", b"result", "start_time", b"start_time", "state", b"state", "waiting", b"waiting"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_step", b"current_step", "definition_hash", b"definition_hash", "definition_name", b"definition_name", "definition_version", b"definition_version", "error", b"error", "history", b"history", "org_id", b"org_id", "pending_actions", b"pending_actions", "result", b"result", "run_id", b"run_id", "start_time", b"start_time", "started_by", b"started_by", "state", b"state", "status", b"status", "status_version", b"status_version", "waiting", b"waiting", "workflow_id", b"workflow_id", "workflow_type", b"workflow_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "current_step", b"current_step", "definition_hash", b"definition_hash", "definition_name", b"definition_name", "definition_version", b"definition_version", "error", b"error", "history", b"history", "org_id", b"org_id", "pending_actions", b"pending_actions", "result", b"result", "run_id", b"run_id", "start_time", b"start_time", "started_by", b"started_by", "state", b"state", "status", b"status", "status_version", b"status_version", "waiting", b"waiting", "workflow_id", b"workflow_id", "workflow_type", b"workflow_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -111,9 +112,8 @@ def submit_result(args: argparse.Namespace, client: EngineClient) -> int:
     """``enginectl submit ID STEP VALUE``: the result of an action, and where the run went."""
     if args.value is None and args.error is None:
         raise CliError("give the result VALUE, or --error MSG to report that the action failed")
-    workflow_id, action_id = _submission_target(
-        client, args.workflow_id, args.step_id, args.action_id
-    )
+    target = submission_target(client, args.workflow_id, args.step_id, args.action_id)
+    workflow_id, action_id = target.workflow_id, target.action_id
     request = workflow_service_pb2.SubmitResultRequest(workflow_id=workflow_id)
     if action_id:
         request.action_id = action_id
@@ -123,7 +123,7 @@ def submit_result(args: argparse.Namespace, client: EngineClient) -> int:
         request.result.CopyFrom(to_value(json_or_string(args.value)))
     if args.error is not None:
         request.error = args.error
-    response = client.call(client.workflows.SubmitResult, request)
+    response = client.call(client.workflows.SubmitResult, request, metadata=target.trace)
     if json_output(args):
         print_json(response, sys.stdout)
     else:
@@ -139,9 +139,24 @@ def submit_result(args: argparse.Namespace, client: EngineClient) -> int:
     return EXIT_OK
 
 
-def _submission_target(
+@dataclass(frozen=True)
+class Target:
+    """Where an answer goes: the run that owns the action, the action (when found), and the
+    trace context the action carries (sent with the answer, so it joins the run's trace)."""
+
+    workflow_id: str
+    action_id: str | None
+    trace: tuple[tuple[str, str], ...] = ()
+
+
+def trace_of(action: resources_pb2.PendingAction) -> tuple[tuple[str, str], ...]:
+    """The action's trace context as gRPC metadata (``traceparent``, ``tracestate``)."""
+    return tuple((key, value) for key, value in sorted(action.trace.items()) if value)
+
+
+def submission_target(
     client: EngineClient, workflow_id: str, step_id: str, action_id: str | None
-) -> tuple[str, str | None]:
+) -> Target:
     """The run an action waits in (a foreach item's run for a step inside a foreach).
 
     Results go to the run that owns the action; a person naturally names the top-level run,
@@ -151,14 +166,14 @@ def _submission_target(
     try:
         workflow = client.call(client.workflows.GetWorkflow, request).workflow
     except CallFailedError:
-        return workflow_id, action_id  # the submission itself reports what is wrong
+        return Target(workflow_id, action_id)  # the submission itself reports what is wrong
     matches = [
         a
         for a in workflow.pending_actions
         if (a.action_id == action_id if action_id else a.step_id == step_id)
     ]
     if not matches:
-        return workflow_id, action_id
+        return Target(workflow_id, action_id)
     owners = {a.workflow_id or workflow_id for a in matches}
     if len(matches) > 1 and len(owners) > 1:
         listed = ", ".join(f"{a.action_id} (in {a.workflow_id})" for a in matches)
@@ -167,7 +182,7 @@ def _submission_target(
             f"name one with --action ({listed})"
         )
     match = matches[0]
-    return match.workflow_id or workflow_id, match.action_id
+    return Target(match.workflow_id or workflow_id, match.action_id, trace_of(match))
 
 
 # -- answering prompts ----------------------------------------------------------------------
@@ -260,7 +275,9 @@ def answer_prompts(args: argparse.Namespace, client: EngineClient) -> int:
             workflow_id=action.workflow_id, action_id=action.action_id, result=to_value(result)
         )
         try:
-            response = client.call(client.workflows.SubmitResult, request)
+            response = client.call(
+                client.workflows.SubmitResult, request, metadata=trace_of(action)
+            )
         except CallFailedError as failure:
             if failure.code in (
                 grpc.StatusCode.UNAUTHENTICATED,

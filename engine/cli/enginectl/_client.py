@@ -8,7 +8,7 @@ message for a person (never a traceback).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -140,9 +140,15 @@ class EngineClient:
         self._connected = True
 
     def call(
-        self, method: Callable[..., _Response], request: Message, *, timeout: float | None = None
+        self,
+        method: Callable[..., _Response],
+        request: Message,
+        *,
+        timeout: float | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
     ) -> _Response:
-        """Make a unary call with the token and the deadline (``timeout``, else the client's).
+        """Make a unary call with the token and the deadline (``timeout``, else the client's),
+        and ``metadata`` besides (an action's ``traceparent``, so the call joins its trace).
 
         Raises:
             CliError: The channel did not connect.
@@ -150,7 +156,9 @@ class EngineClient:
         """
         self.connect()
         try:
-            return method(request, metadata=self._metadata(), timeout=timeout or self.timeout)
+            return method(
+                request, metadata=[*self._metadata(), *metadata], timeout=timeout or self.timeout
+            )
         except grpc.RpcError as error:
             raise self.failure(error) from None
 

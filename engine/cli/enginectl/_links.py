@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine.api.v1 import link_service_pb2, workflow_service_pb2
-from engine.cli.enginectl._actions import _submission_target
+from engine.cli.enginectl._actions import submission_target
 from engine.cli.enginectl._client import CliError, EngineClient
 from engine.cli.enginectl._common import (
     EXIT_OK,
@@ -119,9 +119,8 @@ def _ttl(text: str) -> timedelta:
 
 def create_link(args: argparse.Namespace, client: EngineClient) -> int:
     """``enginectl link create RUN_ID STEP_ID``: a link, and the URL of its page."""
-    workflow_id, action_id = _submission_target(
-        client, args.workflow_id, args.step_id, args.action_id
-    )
+    target = submission_target(client, args.workflow_id, args.step_id, args.action_id)
+    workflow_id, action_id = target.workflow_id, target.action_id
     if not action_id:
         # Not waiting at that step, or no such run: GetWorkflow's own error says the latter.
         lookup = workflow_service_pb2.GetWorkflowRequest(workflow_id=args.workflow_id)

@@ -271,6 +271,8 @@ def _workflow_lines(workflow: resources_pb2.Workflow) -> list[str]:
         ("step", workflow.current_step),
         ("started", local_time(workflow, "start_time")),
     ]
+    if workflow.HasField("close_time"):
+        fields.append(("ended", local_time(workflow, "close_time")))
     if workflow.HasField("waiting"):
         wait = workflow.waiting
         text = f"{wait.step_id} until {local_time(wait, 'until')}"
