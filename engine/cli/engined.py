@@ -46,6 +46,7 @@ from engine.config import (
 )
 from engine.context import OrgContext
 from engine.definition import DefinitionError
+from engine.dispatcher import stop_checking
 from engine.errors import EngineError
 from engine.identity import LinkSigner, TokenVerifier, issue_token
 from engine.server import ControlPlane
@@ -194,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"engined: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
+        stop_checking()
         if tracing is not None:
             tracing.shutdown()
 

@@ -31,7 +31,12 @@ from engine.dispatcher._errors import (
     WorkflowAlreadyStartedError,
     WorkflowNotFoundError,
 )
-from engine.dispatcher._parsing import CheckedDefinition, check_off_loop, load_off_loop
+from engine.dispatcher._parsing import (
+    CheckedDefinition,
+    check_off_loop,
+    load_off_loop,
+    stop_checking,
+)
 from engine.dispatcher._registry import (
     DefinitionRegistry,
     DefinitionVersionConflictError,
@@ -65,4 +70,5 @@ __all__ = [
     "WorkflowNotFoundError",
     "check_off_loop",
     "load_off_loop",
+    "stop_checking",
 ]

@@ -81,8 +81,22 @@ class _Checker:
                     raise
         raise AssertionError("unreachable")
 
+    def stop(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
 
 _CHECKER: Final = _Checker()
+
+
+def stop_checking() -> None:
+    """Stop the checking process, if it runs (it starts again when next needed).
+
+    ``engined`` calls it as it stops: it leaves without the interpreter's finalization, which
+    would otherwise stop the process (a spawned child that outlives its parent waits forever).
+    """
+    _CHECKER.stop()
 
 
 async def check_off_loop(text: str, source: str) -> CheckedDefinition:
