@@ -256,7 +256,5 @@ class Stack:
             tls_key=tls_key,
             links=links,
             tracer_provider=self.tracer_provider,
-            outer_interceptors=(
-                [self.metrics.grpc_interceptor()] if self.metrics is not None else ()
-            ),
+            record_call=self.metrics.record_grpc if self.metrics is not None else None,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -32,6 +31,7 @@ from engine.scheduler import Scheduler
 from engine.server._executors import ExecutorServicer
 from engine.server._interceptors import ControlPlaneInterceptor
 from engine.server._links import PUBLIC_LINK_METHODS, LinkServicer
+from engine.server._metering import MeteringInterceptor, RecordCall
 from engine.server._schedules import ScheduleServicer
 from engine.server._servicers import DefinitionServicer, OrganizationServicer, WorkflowServicer
 from engine.server._tracing import TracingInterceptor
@@ -106,14 +106,14 @@ def build_server(
     tls_key: str | None = None,
     links: LinkSigner | None = None,
     tracer_provider: TracerProvider | None = None,
-    outer_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    record_call: RecordCall | None = None,
 ) -> ControlPlane:
     """Build the control plane's gRPC server (``engine.stack.Stack.control_plane`` calls it
     with the parts of a stack).
 
     One interceptor authenticates (the token becomes ``context.org``; health and reflection are
     public, OrganizationService needs ``platform``) and sends every exception as a gRPC status.
-    ``outer_interceptors`` (the metrics') wrap it, in order, inside tracing's.
+    With ``record_call`` (the process's metrics), every call is handed to it as it ends.
     """
     # Tracing (only when on: ``tracer_provider``) outermost of all, so that its span is the
     # current one of everything a call does; off, it is not in the chain at all.
@@ -121,8 +121,8 @@ def build_server(
     server = grpc.aio.server(
         interceptors=[
             *tracing,
-            # Then the metrics' (outer_interceptors): each call as it leaves, its status mapped.
-            *outer_interceptors,
+            # Then the metrics' (only when on): each call as it leaves, its status mapped.
+            *([MeteringInterceptor(record_call)] if record_call is not None else []),
             ControlPlaneInterceptor(
                 verifier, resolver, public=_PUBLIC, platform_only=_PLATFORM_ONLY
             ),

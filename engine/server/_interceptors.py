@@ -25,7 +25,7 @@ from engine.server._errors import status_of
 from engine.telemetry.logs import bind_log_fields
 from engine.tenancy import NamespaceResolver
 
-__all__ = ["ControlPlaneInterceptor", "OrgServicerContext", "rewrap"]
+__all__ = ["ControlPlaneInterceptor", "OrgServicerContext", "call_code", "rewrap"]
 
 if TYPE_CHECKING:
     # Generic only in the type stubs: subscripting it at run time raises TypeError.
@@ -90,6 +90,18 @@ def rewrap(
             response_serializer=handler.response_serializer,
         )
     return handler  # the engine's services have no client-streaming rpcs
+
+
+def call_code(context: Any, otherwise: grpc.StatusCode) -> grpc.StatusCode:
+    """The status code a call ended with (set by an abort or by the servicer), else
+    ``otherwise`` (a call that returned normally leaves none: OK)."""
+    try:
+        code = context.code()
+    except Exception:  # not every context of grpc.aio answers it
+        return otherwise
+    if isinstance(code, grpc.StatusCode):
+        return code
+    return next((known for known in grpc.StatusCode if known.value[0] == code), otherwise)
 
 
 def _decoded(request: Any) -> Any:

@@ -15,7 +15,7 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from engine.server._interceptors import rewrap
+from engine.server._interceptors import call_code, rewrap
 from engine.telemetry.logs import bound_log_fields
 from engine.telemetry.tracing import TRACE_KEYS, context_of
 
@@ -94,7 +94,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
 def _finish(span: trace.Span, context: Any) -> None:
     """End the span with the call's status code and the caller's org (bound by the control
     plane's interceptor once it authenticated the call)."""
-    code = _code(context)
+    code = call_code(context, grpc.StatusCode.OK)
     span.set_attribute("rpc.grpc.status_code", code.value[0])
     org = bound_log_fields().get("org")
     if org:
@@ -103,16 +103,6 @@ def _finish(span: trace.Span, context: Any) -> None:
         details = _details(context)
         span.set_status(trace.StatusCode.ERROR, f"{code.name}: {details}" if details else code.name)
     span.end()
-
-
-def _code(context: Any) -> grpc.StatusCode:
-    try:
-        code = context.code()
-    except Exception:  # not every grpc.aio version answers it
-        return grpc.StatusCode.OK
-    if isinstance(code, grpc.StatusCode):
-        return code
-    return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.OK)
 
 
 def _details(context: Any) -> str:

@@ -66,9 +66,6 @@ from engine.context import CALL_ORG
 if TYPE_CHECKING:
     from temporalio.runtime import BufferedMetricUpdate
 
-    _Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
-    _Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]
-
 __all__ = [
     "HTTP_ROUTE_KEY",
     "ActionGauges",
@@ -345,96 +342,6 @@ def _instant(value: object) -> datetime | None:
 # -- gRPC and HTTP ------------------------------------------------------------------------
 
 
-class _GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every call by method and status code, and org once the control
-    plane's interceptor has authenticated it (``engine.context.CALL_ORG``). It must be the
-    outermost interceptor: it sees the status the inner one aborted with."""
-
-    def __init__(self, requests: Counter, latency: Histogram) -> None:
-        self.requests = requests
-        self.latency = latency
-
-    async def intercept_service(
-        self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> _Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        record = self._record
-        if handler.unary_unary is not None:
-            behavior = handler.unary_unary
-
-            async def unary(request: Any, context: Any) -> Any:
-                start = time.perf_counter()
-                code = "UNKNOWN"
-                try:
-                    response = await behavior(request, context)
-                    code = _code(context, "OK")
-                    return response
-                except asyncio.CancelledError:
-                    code = "CANCELLED"
-                    raise
-                except Exception:
-                    code = _code(context, "UNKNOWN")
-                    raise
-                finally:
-                    record(method, code, start)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            streaming: Any = handler.unary_stream  # async in grpc.aio, whatever the stubs say
-
-            async def stream(request: Any, context: Any) -> Any:
-                start = time.perf_counter()
-                code = "UNKNOWN"
-                try:
-                    async for response in streaming(request, context):
-                        yield response
-                    code = _code(context, "OK")
-                except (asyncio.CancelledError, GeneratorExit):
-                    code = "CANCELLED"
-                    raise
-                except Exception:
-                    code = _code(context, "UNKNOWN")
-                    raise
-                finally:
-                    record(method, code, start)
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # no client-streaming rpcs in the engine's services
-
-    def _record(self, method: str, code: str, start: float) -> None:
-        org = CALL_ORG.get() or ""
-        self.requests.labels(method, code, org).inc()
-        self.latency.labels(method, code, org).observe(time.perf_counter() - start)
-
-
-def _code(context: Any, otherwise: str) -> str:
-    """The status code the call ended with (set by an abort, or by the servicer)."""
-    try:
-        code = context.code()
-    except Exception:  # not every context tells
-        return otherwise
-    if code is None:
-        return otherwise
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    if isinstance(code, int):
-        for known in grpc.StatusCode:
-            if known.value[0] == code:
-                return known.name
-    return otherwise
-
-
 ASGIApp: TypeAlias = Callable[[Any, Any, Any], Awaitable[None]]
 
 
@@ -526,9 +433,12 @@ class EngineMetrics:
             registry=self.registry,
         )
 
-    def grpc_interceptor(self) -> grpc.aio.ServerInterceptor:
-        """The control plane's metrics interceptor (the outermost of its chain)."""
-        return _GrpcMetricsInterceptor(self.grpc_requests, self.grpc_latency)
+    def record_grpc(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        """Count and time a call of the control plane (its server's metering interceptor
+        calls it as each call ends), with the org its token named (``CALL_ORG``)."""
+        labels = (method, code.name, CALL_ORG.get() or "")
+        self.grpc_requests.labels(*labels).inc()
+        self.grpc_latency.labels(*labels).observe(seconds)
 
     def http_middleware(self, app: Any) -> ASGIApp:
         """``app`` (the gateway's ASGI app) with its requests counted and timed."""
