@@ -121,6 +121,9 @@ class ScheduleView:
     next_fire_times: list[datetime]
     recent_runs: list[ScheduledRun]
     run_count: int
+    running: list[str] = field(default_factory=list)
+    """The workflow ids of its runs still running, as the schedule knows them (what its
+    overlap policy decides by)."""
 
 
 class Scheduler:
@@ -398,6 +401,7 @@ class Scheduler:
                 for recent in info.recent_actions
             ],
             run_count=info.num_actions,
+            running=[getattr(action, "workflow_id", "") for action in info.running_actions],
         )
 
 

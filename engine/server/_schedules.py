@@ -110,6 +110,7 @@ def _schedule(view: ScheduleView) -> pb.Schedule:
             for r in view.recent_runs
         ],
         run_count=view.run_count,
+        running_workflow_ids=view.running,
     )
     if view.catchup_window is not None:
         message.catchup_window.CopyFrom(duration(view.catchup_window))

@@ -490,6 +490,10 @@ async def test_trigger_says_when_the_skip_policy_would_drop_the_run(
         lambda s: bool(s.get("pending_actions")),
         what="the first run waits",
     )
+    # What the schedule itself knows to be running, which its overlap policy decides by.
+    assert _json(await ctl("schedule", "get", sid, "-o", "json"))["running_workflow_ids"] == [
+        run["workflow_id"]
+    ]
 
     skipped = await ctl("schedule", "trigger", sid)
 

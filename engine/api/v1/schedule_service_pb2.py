@@ -29,7 +29,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$engine/api/v1/schedule_service.proto\x12\rengine.api.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\x0cIntervalSpec\x12(\n\x05\x65very\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x87\x01\n\x0c\x43\x61lendarSpec\x12\x0e\n\x06second\x18\x01 \x01(\t\x12\x0e\n\x06minute\x18\x02 \x01(\t\x12\x0c\n\x04hour\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x61y_of_month\x18\x04 \x01(\t\x12\r\n\x05month\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x61y_of_week\x18\x06 \x01(\t\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\"\x98\x02\n\x0cScheduleSpec\x12\x0c\n\x04\x63ron\x18\x01 \x03(\t\x12.\n\tintervals\x18\x02 \x03(\x0b\x32\x1b.engine.api.v1.IntervalSpec\x12.\n\tcalendars\x18\x03 \x03(\x0b\x32\x1b.engine.api.v1.CalendarSpec\x12\x11\n\ttime_zone\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06jitter\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa9\x03\n\x08Schedule\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x66inition_version\x18\x03 \x01(\x03\x12\'\n\x06inputs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x04spec\x18\x05 \x01(\x0b\x32\x1b.engine.api.v1.ScheduleSpec\x12\x34\n\x0eoverlap_policy\x18\x06 \x01(\x0e\x32\x1c.engine.api.v1.OverlapPolicy\x12\x31\n\x0e\x63\x61tchup_window\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x0c\n\x04note\x18\t \x01(\t\x12\x33\n\x0fnext_fire_times\x18\n \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0brecent_runs\x18\x0b \x03(\x0b\x32\x1b.engine.api.v1.ScheduledRun\x12\x11\n\trun_count\x18\x0c \x01(\x03\"\x98\x01\n\x0cScheduledRun\x12\x32\n\x0escheduled_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61\x63tual_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\"\xbc\x02\n\x15\x43reateScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x66inition_version\x18\x03 \x01(\x03\x12\'\n\x06inputs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x04spec\x18\x05 \x01(\x0b\x32\x1b.engine.api.v1.ScheduleSpec\x12\x34\n\x0eoverlap_policy\x18\x06 \x01(\x0e\x32\x1c.engine.api.v1.OverlapPolicy\x12\x31\n\x0e\x63\x61tchup_window\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x0c\n\x04note\x18\t \x01(\t\"C\n\x16\x43reateScheduleResponse\x12)\n\x08schedule\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Schedule\")\n\x12GetScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\"@\n\x13GetScheduleResponse\x12)\n\x08schedule\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Schedule\"=\n\x14ListSchedulesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x15ListSchedulesResponse\x12*\n\tschedules\x18\x01 \x03(\x0b\x32\x17.engine.api.v1.Schedule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x15UpdateScheduleRequest\x12)\n\x08schedule\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Schedule\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"C\n\x16UpdateScheduleResponse\x12)\n\x08schedule\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Schedule\"9\n\x14PauseScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"\x17\n\x15PauseScheduleResponse\";\n\x16UnpauseScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"\x19\n\x17UnpauseScheduleResponse\"c\n\x16TriggerScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x34\n\x0eoverlap_policy\x18\x02 \x01(\x0e\x32\x1c.engine.api.v1.OverlapPolicy\"\x19\n\x17TriggerScheduleResponse\"\xc2\x01\n\x17\x42\x61\x63kfillScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x0eoverlap_policy\x18\x04 \x01(\x0e\x32\x1c.engine.api.v1.OverlapPolicy\"\x1a\n\x18\x42\x61\x63kfillScheduleResponse\",\n\x15\x44\x65leteScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse*\xe9\x01\n\rOverlapPolicy\x12\x1e\n\x1aOVERLAP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13OVERLAP_POLICY_SKIP\x10\x01\x12\x1d\n\x19OVERLAP_POLICY_BUFFER_ONE\x10\x02\x12\x1d\n\x19OVERLAP_POLICY_BUFFER_ALL\x10\x03\x12\x1f\n\x1bOVERLAP_POLICY_CANCEL_OTHER\x10\x04\x12\"\n\x1eOVERLAP_POLICY_TERMINATE_OTHER\x10\x05\x12\x1c\n\x18OVERLAP_POLICY_ALLOW_ALL\x10\x06\x32\xd6\t\n\x0fScheduleService\x12w\n\x0e\x43reateSchedule\x12$.engine.api.v1.CreateScheduleRequest\x1a%.engine.api.v1.CreateScheduleResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/v1/schedules:\x01*\x12y\n\x0bGetSchedule\x12!.engine.api.v1.GetScheduleRequest\x1a\".engine.api.v1.GetScheduleResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/schedules/{schedule_id}\x12q\n\rListSchedules\x12#.engine.api.v1.ListSchedulesRequest\x1a$.engine.api.v1.ListSchedulesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/schedules\x12\x8e\x01\n\x0eUpdateSchedule\x12$.engine.api.v1.UpdateScheduleRequest\x1a%.engine.api.v1.UpdateScheduleResponse\"/\x82\xd3\xe4\x93\x02)2$/v1/schedules/{schedule.schedule_id}:\x01*\x12\x88\x01\n\rPauseSchedule\x12#.engine.api.v1.PauseScheduleRequest\x1a$.engine.api.v1.PauseScheduleResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/schedules/{schedule_id}:pause:\x01*\x12\x90\x01\n\x0fUnpauseSchedule\x12%.engine.api.v1.UnpauseScheduleRequest\x1a&.engine.api.v1.UnpauseScheduleResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/schedules/{schedule_id}:unpause:\x01*\x12\x90\x01\n\x0fTriggerSchedule\x12%.engine.api.v1.TriggerScheduleRequest\x1a&.engine.api.v1.TriggerScheduleResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/schedules/{schedule_id}:trigger:\x01*\x12\x94\x01\n\x10\x42\x61\x63kfillSchedule\x12&.engine.api.v1.BackfillScheduleRequest\x1a\'.engine.api.v1.BackfillScheduleResponse\"/\x82\xd3\xe4\x93\x02)\"$/v1/schedules/{schedule_id}:backfill:\x01*\x12\x82\x01\n\x0e\x44\x65leteSchedule\x12$.engine.api.v1.DeleteScheduleRequest\x1a%.engine.api.v1.DeleteScheduleResponse\"#\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/schedules/{schedule_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$engine/api/v1/schedule_service.proto\x12\rengine.api.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\x0cIntervalSpec\x12(\n\x05\x65very\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x87\x01\n\x0c\x43\x61lendarSpec\x12\x0e\n\x06second\x18\x01 \x01(\t\x12\x0e\n\x06minute\x18\x02 \x01(\t\x12\x0c\n\x04hour\x18\x03 \x01(\t\x12\x14\n\x0c\x64\x61y_of_month\x18\x04 \x01(\t\x12\r\n\x05month\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x61y_of_week\x18\x06 \x01(\t\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\"\x98\x02\n\x0cScheduleSpec\x12\x0c\n\x04\x63ron\x18\x01 \x03(\t\x12.\n\tintervals\x18\x02 \x03(\x0b\x32\x1b.engine.api.v1.IntervalSpec\x12.\n\tcalendars\x18\x03 \x03(\x0b\x32\x1b.engine.api.v1.CalendarSpec\x12\x11\n\ttime_zone\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x06jitter\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xc7\x03\n\x08Schedule\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x66inition_version\x18\x03 \x01(\x03\x12\'\n\x06inputs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x04spec\x18\x05 \x01(\x0b\x32\x1b.engine.api.v1.ScheduleSpec\x12\x34\n\x0eoverlap_policy\x18\x06 \x01(\x0e\x32\x1c.engine.api.v1.OverlapPolicy\x12\x31\n\x0e\x63\x61tchup_window\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x0c\n\x04note\x18\t \x01(\t\x12\x33\n\x0fnext_fire_times\x18\n \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0brecent_runs\x18\x0b \x03(\x0b\x32\x1b.engine.api.v1.ScheduledRun\x12\x11\n\trun_count\x18\x0c \x01(\x03\x12\x1c\n\x14running_workflow_ids\x18\r \x03(\t\"\x98\x01\n\x0cScheduledRun\x12\x32\n\x0escheduled_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61\x63tual_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bworkflow_id\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\"\xbc\x02\n\x15\x43reateScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_name\x18\x02 \x01(\t\x12\x1a\n\x12\x64\x65\x66inition_version\x18\x03 \x01(\x03\x12\'\n\x06inputs\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x04spec\x18\x05 \x01(\x0b\x32\x1b.engine.api.v1.ScheduleSpec\x12\x34\n\x0eoverlap_policy\x18\x06 \x01(\x0e\x32\x1c.engine.api.v1.OverlapPolicy\x12\x31\n\x0e\x63\x61tchup_window\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x0c\n\x04note\x18\t \x01(\t\"C\n\x16\x43reateScheduleResponse\x12)\n\x08schedule\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Schedule\")\n\x12GetScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\"@\n\x13GetScheduleResponse\x12)\n\x08schedule\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Schedule\"=\n\x14ListSchedulesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x15ListSchedulesResponse\x12*\n\tschedules\x18\x01 \x03(\x0b\x32\x17.engine.api.v1.Schedule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x15UpdateScheduleRequest\x12)\n\x08schedule\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Schedule\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"C\n\x16UpdateScheduleResponse\x12)\n\x08schedule\x18\x01 \x01(\x0b\x32\x17.engine.api.v1.Schedule\"9\n\x14PauseScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"\x17\n\x15PauseScheduleResponse\";\n\x16UnpauseScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"\x19\n\x17UnpauseScheduleResponse\"c\n\x16TriggerScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12\x34\n\x0eoverlap_policy\x18\x02 \x01(\x0e\x32\x1c.engine.api.v1.OverlapPolicy\"\x19\n\x17TriggerScheduleResponse\"\xc2\x01\n\x17\x42\x61\x63kfillScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x0eoverlap_policy\x18\x04 \x01(\x0e\x32\x1c.engine.api.v1.OverlapPolicy\"\x1a\n\x18\x42\x61\x63kfillScheduleResponse\",\n\x15\x44\x65leteScheduleRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse*\xe9\x01\n\rOverlapPolicy\x12\x1e\n\x1aOVERLAP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13OVERLAP_POLICY_SKIP\x10\x01\x12\x1d\n\x19OVERLAP_POLICY_BUFFER_ONE\x10\x02\x12\x1d\n\x19OVERLAP_POLICY_BUFFER_ALL\x10\x03\x12\x1f\n\x1bOVERLAP_POLICY_CANCEL_OTHER\x10\x04\x12\"\n\x1eOVERLAP_POLICY_TERMINATE_OTHER\x10\x05\x12\x1c\n\x18OVERLAP_POLICY_ALLOW_ALL\x10\x06\x32\xd6\t\n\x0fScheduleService\x12w\n\x0e\x43reateSchedule\x12$.engine.api.v1.CreateScheduleRequest\x1a%.engine.api.v1.CreateScheduleResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/v1/schedules:\x01*\x12y\n\x0bGetSchedule\x12!.engine.api.v1.GetScheduleRequest\x1a\".engine.api.v1.GetScheduleResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/schedules/{schedule_id}\x12q\n\rListSchedules\x12#.engine.api.v1.ListSchedulesRequest\x1a$.engine.api.v1.ListSchedulesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/schedules\x12\x8e\x01\n\x0eUpdateSchedule\x12$.engine.api.v1.UpdateScheduleRequest\x1a%.engine.api.v1.UpdateScheduleResponse\"/\x82\xd3\xe4\x93\x02)2$/v1/schedules/{schedule.schedule_id}:\x01*\x12\x88\x01\n\rPauseSchedule\x12#.engine.api.v1.PauseScheduleRequest\x1a$.engine.api.v1.PauseScheduleResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/schedules/{schedule_id}:pause:\x01*\x12\x90\x01\n\x0fUnpauseSchedule\x12%.engine.api.v1.UnpauseScheduleRequest\x1a&.engine.api.v1.UnpauseScheduleResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/schedules/{schedule_id}:unpause:\x01*\x12\x90\x01\n\x0fTriggerSchedule\x12%.engine.api.v1.TriggerScheduleRequest\x1a&.engine.api.v1.TriggerScheduleResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/schedules/{schedule_id}:trigger:\x01*\x12\x94\x01\n\x10\x42\x61\x63kfillSchedule\x12&.engine.api.v1.BackfillScheduleRequest\x1a\'.engine.api.v1.BackfillScheduleResponse\"/\x82\xd3\xe4\x93\x02)\"$/v1/schedules/{schedule_id}:backfill:\x01*\x12\x82\x01\n\x0e\x44\x65leteSchedule\x12$.engine.api.v1.DeleteScheduleRequest\x1a%.engine.api.v1.DeleteScheduleResponse\"#\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/schedules/{schedule_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,8 +54,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCHEDULESERVICE'].methods_by_name['BackfillSchedule']._serialized_options = b'\202\323\344\223\002)\"$/v1/schedules/{schedule_id}:backfill:\001*'
   _globals['_SCHEDULESERVICE'].methods_by_name['DeleteSchedule']._loaded_options = None
   _globals['_SCHEDULESERVICE'].methods_by_name['DeleteSchedule']._serialized_options = b'\202\323\344\223\002\035*\033/v1/schedules/{schedule_id}'
-  _globals['_OVERLAPPOLICY']._serialized_start=2757
-  _globals['_OVERLAPPOLICY']._serialized_end=2990
+  _globals['_OVERLAPPOLICY']._serialized_start=2787
+  _globals['_OVERLAPPOLICY']._serialized_end=3020
   _globals['_INTERVALSPEC']._serialized_start=214
   _globals['_INTERVALSPEC']._serialized_end=313
   _globals['_CALENDARSPEC']._serialized_start=316
@@ -63,45 +63,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCHEDULESPEC']._serialized_start=454
   _globals['_SCHEDULESPEC']._serialized_end=734
   _globals['_SCHEDULE']._serialized_start=737
-  _globals['_SCHEDULE']._serialized_end=1162
-  _globals['_SCHEDULEDRUN']._serialized_start=1165
-  _globals['_SCHEDULEDRUN']._serialized_end=1317
-  _globals['_CREATESCHEDULEREQUEST']._serialized_start=1320
-  _globals['_CREATESCHEDULEREQUEST']._serialized_end=1636
-  _globals['_CREATESCHEDULERESPONSE']._serialized_start=1638
-  _globals['_CREATESCHEDULERESPONSE']._serialized_end=1705
-  _globals['_GETSCHEDULEREQUEST']._serialized_start=1707
-  _globals['_GETSCHEDULEREQUEST']._serialized_end=1748
-  _globals['_GETSCHEDULERESPONSE']._serialized_start=1750
-  _globals['_GETSCHEDULERESPONSE']._serialized_end=1814
-  _globals['_LISTSCHEDULESREQUEST']._serialized_start=1816
-  _globals['_LISTSCHEDULESREQUEST']._serialized_end=1877
-  _globals['_LISTSCHEDULESRESPONSE']._serialized_start=1879
-  _globals['_LISTSCHEDULESRESPONSE']._serialized_end=1971
-  _globals['_UPDATESCHEDULEREQUEST']._serialized_start=1973
-  _globals['_UPDATESCHEDULEREQUEST']._serialized_end=2088
-  _globals['_UPDATESCHEDULERESPONSE']._serialized_start=2090
-  _globals['_UPDATESCHEDULERESPONSE']._serialized_end=2157
-  _globals['_PAUSESCHEDULEREQUEST']._serialized_start=2159
-  _globals['_PAUSESCHEDULEREQUEST']._serialized_end=2216
-  _globals['_PAUSESCHEDULERESPONSE']._serialized_start=2218
-  _globals['_PAUSESCHEDULERESPONSE']._serialized_end=2241
-  _globals['_UNPAUSESCHEDULEREQUEST']._serialized_start=2243
-  _globals['_UNPAUSESCHEDULEREQUEST']._serialized_end=2302
-  _globals['_UNPAUSESCHEDULERESPONSE']._serialized_start=2304
-  _globals['_UNPAUSESCHEDULERESPONSE']._serialized_end=2329
-  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_start=2331
-  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_end=2430
-  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_start=2432
-  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_end=2457
-  _globals['_BACKFILLSCHEDULEREQUEST']._serialized_start=2460
-  _globals['_BACKFILLSCHEDULEREQUEST']._serialized_end=2654
-  _globals['_BACKFILLSCHEDULERESPONSE']._serialized_start=2656
-  _globals['_BACKFILLSCHEDULERESPONSE']._serialized_end=2682
-  _globals['_DELETESCHEDULEREQUEST']._serialized_start=2684
-  _globals['_DELETESCHEDULEREQUEST']._serialized_end=2728
-  _globals['_DELETESCHEDULERESPONSE']._serialized_start=2730
-  _globals['_DELETESCHEDULERESPONSE']._serialized_end=2754
-  _globals['_SCHEDULESERVICE']._serialized_start=2993
-  _globals['_SCHEDULESERVICE']._serialized_end=4231
+  _globals['_SCHEDULE']._serialized_end=1192
+  _globals['_SCHEDULEDRUN']._serialized_start=1195
+  _globals['_SCHEDULEDRUN']._serialized_end=1347
+  _globals['_CREATESCHEDULEREQUEST']._serialized_start=1350
+  _globals['_CREATESCHEDULEREQUEST']._serialized_end=1666
+  _globals['_CREATESCHEDULERESPONSE']._serialized_start=1668
+  _globals['_CREATESCHEDULERESPONSE']._serialized_end=1735
+  _globals['_GETSCHEDULEREQUEST']._serialized_start=1737
+  _globals['_GETSCHEDULEREQUEST']._serialized_end=1778
+  _globals['_GETSCHEDULERESPONSE']._serialized_start=1780
+  _globals['_GETSCHEDULERESPONSE']._serialized_end=1844
+  _globals['_LISTSCHEDULESREQUEST']._serialized_start=1846
+  _globals['_LISTSCHEDULESREQUEST']._serialized_end=1907
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_start=1909
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_end=2001
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_start=2003
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_end=2118
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_start=2120
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_end=2187
+  _globals['_PAUSESCHEDULEREQUEST']._serialized_start=2189
+  _globals['_PAUSESCHEDULEREQUEST']._serialized_end=2246
+  _globals['_PAUSESCHEDULERESPONSE']._serialized_start=2248
+  _globals['_PAUSESCHEDULERESPONSE']._serialized_end=2271
+  _globals['_UNPAUSESCHEDULEREQUEST']._serialized_start=2273
+  _globals['_UNPAUSESCHEDULEREQUEST']._serialized_end=2332
+  _globals['_UNPAUSESCHEDULERESPONSE']._serialized_start=2334
+  _globals['_UNPAUSESCHEDULERESPONSE']._serialized_end=2359
+  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_start=2361
+  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_end=2460
+  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_start=2462
+  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_end=2487
+  _globals['_BACKFILLSCHEDULEREQUEST']._serialized_start=2490
+  _globals['_BACKFILLSCHEDULEREQUEST']._serialized_end=2684
+  _globals['_BACKFILLSCHEDULERESPONSE']._serialized_start=2686
+  _globals['_BACKFILLSCHEDULERESPONSE']._serialized_end=2712
+  _globals['_DELETESCHEDULEREQUEST']._serialized_start=2714
+  _globals['_DELETESCHEDULEREQUEST']._serialized_end=2758
+  _globals['_DELETESCHEDULERESPONSE']._serialized_start=2760
+  _globals['_DELETESCHEDULERESPONSE']._serialized_end=2784
+  _globals['_SCHEDULESERVICE']._serialized_start=3023
+  _globals['_SCHEDULESERVICE']._serialized_end=4261
 # @@protoc_insertion_point(module_scope)

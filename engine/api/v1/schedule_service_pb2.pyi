@@ -221,6 +221,7 @@ class Schedule(_message.Message):
     NEXT_FIRE_TIMES_FIELD_NUMBER: _builtins.int
     RECENT_RUNS_FIELD_NUMBER: _builtins.int
     RUN_COUNT_FIELD_NUMBER: _builtins.int
+    RUNNING_WORKFLOW_IDS_FIELD_NUMBER: _builtins.int
     schedule_id: _builtins.str
     """The schedule's id."""
     definition_name: _builtins.str
@@ -255,6 +256,12 @@ class Schedule(_message.Message):
     def recent_runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScheduledRun]:
         """Its recent runs."""
 
+    @_builtins.property
+    def running_workflow_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The workflow ids of its runs still running, as the schedule knows them: what its overlap
+        policy decides by (a trigger with skip starts nothing while one is listed here).
+        """
+
     def __init__(
         self,
         *,
@@ -270,10 +277,11 @@ class Schedule(_message.Message):
         next_fire_times: _abc.Iterable[_timestamp_pb2.Timestamp] | None = ...,
         recent_runs: _abc.Iterable[Global___ScheduledRun] | None = ...,
         run_count: _builtins.int = ...,
+        running_workflow_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["catchup_window", b"catchup_window", "inputs", b"inputs", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["catchup_window", b"catchup_window", "definition_name", b"definition_name", "definition_version", b"definition_version", "inputs", b"inputs", "next_fire_times", b"next_fire_times", "note", b"note", "overlap_policy", b"overlap_policy", "paused", b"paused", "recent_runs", b"recent_runs", "run_count", b"run_count", "schedule_id", b"schedule_id", "spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catchup_window", b"catchup_window", "definition_name", b"definition_name", "definition_version", b"definition_version", "inputs", b"inputs", "next_fire_times", b"next_fire_times", "note", b"note", "overlap_policy", b"overlap_policy", "paused", b"paused", "recent_runs", b"recent_runs", "run_count", b"run_count", "running_workflow_ids", b"running_workflow_ids", "schedule_id", b"schedule_id", "spec", b"spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,11 +8,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import grpc
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
-from engine.api.v1 import schedule_service_pb2, workflow_service_pb2
-from engine.cli.enginectl._client import CallFailedError, CliError, EngineClient
+from engine.api.v1 import schedule_service_pb2
+from engine.cli.enginectl._client import CliError, EngineClient
 from engine.cli.enginectl._common import (
     EXIT_OK,
     RemoteHandler,
@@ -30,7 +29,7 @@ from engine.cli.enginectl._common import (
     print_lines,
     strict_json,
 )
-from engine.cli.enginectl._output import TERMINAL, emit, print_json, shorten, table
+from engine.cli.enginectl._output import emit, print_json, shorten, table
 from engine.wire import enum_names, from_struct, to_struct
 
 __all__ = ["register"]
@@ -606,8 +605,9 @@ def _schedule_trigger(args: argparse.Namespace, client: EngineClient) -> int:
     """``schedule trigger ID``: start a run now, unless the overlap policy would skip it.
 
     TriggerSchedule answers the same whether Temporal starts the run or its overlap policy
-    skips it, so the schedule's runs are looked at first: with skip, a run of the schedule
-    still running means nothing would start, and that is said (exit 1) instead.
+    skips it, so the schedule is read first: with skip, a run it knows to be still running
+    (``running_workflow_ids``, what the policy decides by) means nothing would start, and that
+    is said (exit 1) instead.
     """
     got = client.call(
         client.schedules.GetSchedule,
@@ -617,7 +617,7 @@ def _schedule_trigger(args: argparse.Namespace, client: EngineClient) -> int:
         _overlap(args.overlap) or got.overlap_policy or schedule_service_pb2.OVERLAP_POLICY_SKIP
     )
     whose = "the" if args.overlap else "the schedule's"
-    running, unknown = _running_run(client, got)
+    running = got.running_workflow_ids[-1] if got.running_workflow_ids else ""
     policy_name = _OVERLAP_NAMES[policy]
     if running and policy == schedule_service_pb2.OVERLAP_POLICY_SKIP:
         raise CliError(
@@ -629,13 +629,6 @@ def _schedule_trigger(args: argparse.Namespace, client: EngineClient) -> int:
         schedule_id=args.schedule_id, overlap_policy=_overlap(args.overlap)
     )
     response = client.call(client.schedules.TriggerSchedule, request)
-    if unknown and policy != schedule_service_pb2.OVERLAP_POLICY_ALLOW_ALL:
-        print(
-            f"enginectl: could not tell whether run {unknown} of the schedule still runs "
-            f"(overlap policy {policy_name}): the run may not start; see enginectl schedule "
-            f"get {args.schedule_id}",
-            file=sys.stderr,
-        )
     line = f"triggered schedule {args.schedule_id}"
     if running and policy in _WAITS_FOR_THE_RUNNING:
         line += f": it starts once run {running} ends"
@@ -643,29 +636,6 @@ def _schedule_trigger(args: argparse.Namespace, client: EngineClient) -> int:
         line += f": run {running} is ended first ({policy_name})"
     line += f" (its runs: enginectl schedule get {args.schedule_id})"
     return _schedule_done(args, response, line)
-
-
-def _running_run(client: EngineClient, schedule: schedule_service_pb2.Schedule) -> tuple[str, str]:
-    """A run of the schedule that still runs, and one whose state could not be read ("" when
-    there is none); the newest first.
-
-    The schedule's recent runs (Temporal keeps the last ten) are each read by their run id:
-    GetWorkflow is consistent at once, where a listing by visibility lags.
-    """
-    unknown = ""
-    for recent in reversed(schedule.recent_runs):
-        request = workflow_service_pb2.GetWorkflowRequest(
-            workflow_id=recent.workflow_id, run_id=recent.run_id
-        )
-        try:
-            workflow = client.call(client.workflows.GetWorkflow, request).workflow
-        except CallFailedError as failure:
-            if failure.code != grpc.StatusCode.NOT_FOUND:  # gone: past its retention
-                unknown = unknown or recent.workflow_id
-            continue
-        if workflow.status not in TERMINAL:
-            return workflow.workflow_id, unknown
-    return "", unknown
 
 
 def _schedule_backfill(args: argparse.Namespace, client: EngineClient) -> int:
