@@ -92,7 +92,8 @@ async def run_action(run: Run, step: StepBase, scope: Scope, attempt: int) -> An
     except StepFailedError:
         run.actions.remove(action)
         raise
-    run.notify_waiting(action.to_json(now))
+    if run.input.notify:  # else no need to render the action for the webhook
+        run.notify_waiting(action.to_json(now))
     if not workflow.patched(ON_TASK_QUEUES):
         await _answered(run, step, action)
     elif action.type in CLAIMED_ACTION_TYPES:
