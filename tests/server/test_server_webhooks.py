@@ -202,6 +202,18 @@ async def test_runs_notify_only_while_the_org_has_a_webhook_and_410_stops_retryi
         sent = {d.event["workflow_id"] for d in receiver.got}
         assert sent == {gone.workflow_id}
         assert before.workflow_id not in sent and theirs.workflow_id not in sent
+        # Not merely unsent: neither run asked for a delivery at all (the one sent did).
+        for org_id, run, asked in (("acme", gone, True), ("acme", before, False)) + (
+            ("globex", theirs, False),
+        ):
+            client = await kit.dispatcher.client(kit.org(org_id))
+            history = await client.get_workflow_handle(run.workflow_id).fetch_history()
+            scheduled = [
+                event.activity_task_scheduled_event_attributes.activity_type.name
+                for event in history.events
+                if event.HasField("activity_task_scheduled_event_attributes")
+            ]
+            assert ("engine.notify" in scheduled) is asked, (org_id, scheduled)
         # The run is unharmed by a refused delivery: it still waits and can be answered.
         advance = await acme.workflows.SubmitResult(
             workflows_pb.SubmitResultRequest(
