@@ -8,6 +8,7 @@ interceptor makes its client spans under it). With tracing off it is not in the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -68,33 +69,40 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
             if streaming:
 
                 async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                    span = start()
+                    span, cancelled = start(), False
                     try:
                         with trace.use_span(span, end_on_exit=False):
                             async for response in behavior(request, context):
                                 yield response
+                    except (asyncio.CancelledError, GeneratorExit):
+                        cancelled = True
+                        raise
                     finally:
-                        _finish(span, context)
+                        _finish(span, context, cancelled)
 
                 return stream
 
             async def unary(request: Any, context: Any) -> Any:
-                span = start()
+                span, cancelled = start(), False
                 try:
                     with trace.use_span(span, end_on_exit=False):
                         return await behavior(request, context)
+                except asyncio.CancelledError:
+                    cancelled = True
+                    raise
                 finally:
-                    _finish(span, context)
+                    _finish(span, context, cancelled)
 
             return unary
 
         return rewrap(handler, wrap, tolerant=False)
 
 
-def _finish(span: trace.Span, context: Any) -> None:
-    """End the span with the call's status code and the caller's org (bound by the control
-    plane's interceptor once it authenticated the call)."""
-    code = call_code(context, grpc.StatusCode.OK)
+def _finish(span: trace.Span, context: Any, cancelled: bool) -> None:
+    """End the span with the call's status code (CANCELLED when the caller went away, as the
+    metrics count it) and the caller's org (bound by the control plane's interceptor once it
+    authenticated the call)."""
+    code = grpc.StatusCode.CANCELLED if cancelled else call_code(context, grpc.StatusCode.OK)
     span.set_attribute("rpc.grpc.status_code", code.value[0])
     org = bound_log_fields().get("org")
     if org:

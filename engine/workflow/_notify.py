@@ -68,6 +68,8 @@ DELIVERY_WINDOW: Final = timedelta(days=1)
 """How long an event is retried before it is given up (logged by the run)."""
 ATTEMPT_TIMEOUT: Final = timedelta(seconds=30)
 _REQUEST_TIMEOUT: Final = 10.0
+_LOOKUP_TIMEOUT: Final = timedelta(seconds=10)
+"""Bound on reading a namespace's webhook (every start may ask, when not remembered)."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,10 @@ class Webhook:
     secret: str
 
 
-async def read_webhook(client: Client) -> Webhook | None:
-    """The webhook of the client's namespace, if it has one."""
+async def read_webhook(client: Client, *, timeout: timedelta = _LOOKUP_TIMEOUT) -> Webhook | None:
+    """The webhook of the client's namespace, if it has one (asked within ``timeout``)."""
     described = await client.workflow_service.describe_namespace(
-        DescribeNamespaceRequest(namespace=client.namespace)
+        DescribeNamespaceRequest(namespace=client.namespace), timeout=timeout
     )
     data = described.namespace_info.data
     url, secret = data.get(URL_KEY, ""), data.get(SECRET_KEY, "")

@@ -203,9 +203,8 @@ async def test_runs_notify_only_while_the_org_has_a_webhook_and_410_stops_retryi
         assert sent == {gone.workflow_id}
         assert before.workflow_id not in sent and theirs.workflow_id not in sent
         # Not merely unsent: neither run asked for a delivery at all (the one sent did).
-        for org_id, run, asked in (("acme", gone, True), ("acme", before, False)) + (
-            ("globex", theirs, False),
-        ):
+        runs = [("acme", gone, True), ("acme", before, False), ("globex", theirs, False)]
+        for org_id, run, asked in runs:
             client = await kit.dispatcher.client(kit.org(org_id))
             history = await client.get_workflow_handle(run.workflow_id).fetch_history()
             scheduled = [
