@@ -362,7 +362,7 @@ class _NoRpcClient:
         self.namespace = namespace
         self.workflow_service = self
 
-    async def describe_namespace(self, request: Any) -> Any:
+    async def describe_namespace(self, request: Any, **options: Any) -> Any:
         return DescribeNamespaceResponse()
 
     async def start_workflow(self, workflow_type: str, run_input: Any, **options: Any) -> Any:
