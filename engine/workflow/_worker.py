@@ -13,7 +13,12 @@ import temporalio.workflow
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
-from temporalio.converter import SerializationContext
+from temporalio.converter import (
+    DataConverter,
+    SerializationContext,
+    StorageDriverStoreContext,
+    WorkflowSerializationContext,
+)
 from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -69,6 +74,12 @@ class EngineRunner(SandboxedWorkflowRunner):
     It notes when each namespace last had a workflow task (:meth:`last_activation`): the
     worker pool lets an org whose runs have had nothing to do for a while go dormant.
 
+    It answers, outside the sandbox, what the SDK asks a run for each payload it encodes or
+    decodes (the payload's serialization context and external-storage context), when the
+    workers' data converters use neither (:meth:`note_converter`): the answer cannot change
+    what they do, and asking the sandboxed run costs an ``exec`` inside the sandbox per
+    payload sequence, twice, in every activation.
+
     It also hands every run a cache of loaded definitions, keyed by their canonical JSON,
     through the SDK's extern functions (``workflow.extern_functions()[LOAD_DEFINITION]``): a
     run's first task would otherwise parse and compile its definition again, though the same
@@ -81,6 +92,16 @@ class EngineRunner(SandboxedWorkflowRunner):
         self._validated: set[type] = set()
         self._load_definition = functools.lru_cache(maxsize=DEFINITIONS_CACHED)(load_definition)
         self._activations: dict[str, float] = {}
+        self._context_free: bool | None = None  # None: no worker's converter noted yet
+
+    def note_converter(self, converter: DataConverter) -> None:
+        """Note the data converter of a worker about to use this runner (:func:`build_worker`
+        does). Runs are answered outside the sandbox only while every converter noted is
+        context-free; one that is not makes every run created from then on ask its sandbox."""
+        if not _context_free(converter):
+            self._context_free = False
+        elif self._context_free is None:
+            self._context_free = True
 
     def last_activation(self, namespace: str) -> float:
         """When (``time.monotonic()``) a run of ``namespace`` last had a task here (0: never)."""
@@ -97,26 +118,53 @@ class EngineRunner(SandboxedWorkflowRunner):
             LOAD_DEFINITION: self._load_definition,
         }
         instance = super().create_instance(dataclasses.replace(det, extern_functions=functions))
-        return _Noted(instance, det.info.namespace, self._activations)
+        return _Noted(
+            instance, det.info.namespace, self._activations, context_free=self._context_free is True
+        )
+
+
+_NO_STORE: Final = StorageDriverStoreContext(target=None)
+
+
+def _context_free(converter: DataConverter) -> bool:
+    """Whether ``converter`` encodes and decodes the same in every context: no external
+    storage, and no component that takes a serialization context (the SDK's own test: given
+    one, the converter returns itself)."""
+    probe = WorkflowSerializationContext(namespace="", workflow_id="")
+    return converter.external_storage is None and converter.with_context(probe) is converter
 
 
 class _Noted(WorkflowInstance):
     """A run's instance that notes the time of each of its activations (outside the sandbox:
-    the clock read here is the worker's, never the workflow's)."""
+    the clock read here is the worker's, never the workflow's), and, when its worker's data
+    converter is context-free, answers the payload contexts itself (see :class:`EngineRunner`).
+    """
 
-    def __init__(self, inner: WorkflowInstance, namespace: str, seen: dict[str, float]) -> None:
+    def __init__(
+        self,
+        inner: WorkflowInstance,
+        namespace: str,
+        seen: dict[str, float],
+        *,
+        context_free: bool,
+    ) -> None:
         self._inner = inner
         self._namespace = namespace
         self._seen = seen
+        self._context_free = context_free
 
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
         self._seen[self._namespace] = time.monotonic()
         return self._inner.activate(act)
 
     def get_serialization_context(self, *args: Any, **kwargs: Any) -> SerializationContext | None:
+        if self._context_free:
+            return None  # the context-free converter, which every context gives anyway
         return self._inner.get_serialization_context(*args, **kwargs)
 
-    def get_external_store_context(self, *args: Any, **kwargs: Any) -> Any:
+    def get_external_store_context(self, *args: Any, **kwargs: Any) -> StorageDriverStoreContext:
+        if self._context_free:
+            return _NO_STORE  # no external storage to address
         return self._inner.get_external_store_context(*args, **kwargs)
 
     def get_info(self) -> temporalio.workflow.Info:
@@ -162,11 +210,14 @@ def build_worker(
         max_concurrent_workflow_tasks: Workflow tasks processed at once.
         **options: Any other :class:`temporalio.worker.Worker` option.
     """
+    runner = workflow_runner or sandbox_runner()
+    if isinstance(runner, EngineRunner):
+        runner.note_converter(client.data_converter)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[EngineWorkflow, DefinitionRegistryWorkflow],
-        workflow_runner=workflow_runner or sandbox_runner(),
+        workflow_runner=runner,
         workflow_task_executor=workflow_task_executor,
         max_cached_workflows=max_cached_workflows,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
