@@ -30,9 +30,10 @@ session's dev server, each in a namespace of its own.
    claimed once (0 executed twice), no INTERNAL anywhere; printed: runs/s, p50 and p99 of a
    run's duration, the errors executors saw.
 
-Targets (``targets.toml``, judged by ``scripts/bench_gate.py``): discovery at most 1.25x raw,
-a closed-loop run at most 1.25x raw's time (throughput at least 0.8x), an inbox page at most 2x
-the raw visibility page (the median; the worst page's ratio is printed).
+The aims: discovery at most 1.25x raw, a closed-loop run at most 1.25x raw's time (throughput
+at least 0.8x), an inbox page at most 2x the raw visibility page (the median; the worst page's
+ratio is printed). ``targets.toml`` (judged by ``scripts/bench_gate.py``) gates them, looser
+where an aim is not met on a 2-core machine, and says why.
 """
 
 from __future__ import annotations
