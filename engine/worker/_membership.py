@@ -149,11 +149,13 @@ class Member:
                 "ENGINE_MEMBERSHIP_NAMESPACE, or pin this process to orgs with --orgs"
             ) from None
         await self.pool.assign(lambda _: False)
+        runner = sandbox_runner()
+        runner.note_converter(self.client.data_converter)  # its heartbeats every 2 s, too
         self._worker = Worker(
             self.client,
             task_queue=self.options.task_queue,
             workflows=[MembershipWorkflow],
-            workflow_runner=sandbox_runner(),
+            workflow_runner=runner,
             max_cached_workflows=0,  # no sticky queue: a task never waits for a dead member
             max_concurrent_workflow_tasks=2,
         )
